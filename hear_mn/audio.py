@@ -1,0 +1,80 @@
+"""Audio tensors in, audio tensors out: input validation and padding helpers.
+
+Everything that touches raw audio before a model's frontend lives here, so that every
+model family checks its input the same way and pads short clips the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def as_audio_batch(audio: object, *, device: torch.device | None = None) -> torch.Tensor:
+    """Check a HEAR audio batch and return it as a float32 tensor of shape (n_sounds, n_samples).
+
+    Accepts a 2-D floating point ``torch.Tensor`` on any device, or a 2-D floating point
+    ``numpy.ndarray`` (converted to a tensor). Anything else raises a ``TypeError`` or
+    ``ValueError`` that says what was expected.
+    """
+    if isinstance(audio, np.ndarray):
+        if not np.issubdtype(audio.dtype, np.floating):
+            raise TypeError(
+                f"audio must hold floating point samples in [-1, 1], got a numpy array of "
+                f"dtype {audio.dtype}; convert integer PCM first, e.g. x.astype('float32') / 32768"
+            )
+        audio = torch.from_numpy(np.ascontiguousarray(audio))
+    if not isinstance(audio, torch.Tensor):
+        raise TypeError(
+            "audio must be a torch.Tensor (or numpy float array) of shape (n_sounds, n_samples), "
+            f"got {type(audio).__name__}"
+        )
+    if not torch.is_floating_point(audio):
+        raise TypeError(
+            f"audio must hold floating point samples in [-1, 1], got dtype {audio.dtype}; "
+            "convert integer PCM first, e.g. x.float() / 32768"
+        )
+    if audio.ndim != 2:
+        hint = " (add a batch dimension: audio[None])" if audio.ndim == 1 else ""
+        raise ValueError(
+            f"audio must have shape (n_sounds, n_samples), got {audio.ndim}-D shape "
+            f"{tuple(audio.shape)}{hint}"
+        )
+    n_sounds, n_samples = audio.shape
+    if n_sounds == 0:
+        raise ValueError("audio holds zero sounds (shape[0] == 0); pass at least one clip")
+    if n_samples == 0:
+        raise ValueError("audio clips have zero samples (shape[1] == 0); pass at least one sample")
+    if device is not None:
+        audio = audio.to(device, non_blocking=True)
+    audio = audio.float()
+    if not bool(torch.isfinite(audio).all()):
+        raise ValueError("audio contains NaN or Inf samples; clean or clip the signal first")
+    return audio
+
+
+def reflect_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """Reflect-pad the last dimension, also when the pad is longer than the signal.
+
+    Where ``torch.nn.functional.pad(mode="reflect")`` works (pad < length) the result is
+    identical to it. Longer pads keep reflecting back and forth (a mirror extension), and a
+    one-sample signal is repeated, so clips of any length can be windowed.
+    """
+    n = x.shape[-1]
+    if left < n and right < n:
+        return _pad_last(x, left, right, "reflect")
+    if n == 1:
+        return _pad_last(x, left, right, "replicate")
+    period = 2 * (n - 1)
+    index = torch.arange(-left, n + right, device=x.device) % period
+    index = torch.where(index < n, index, period - index)
+    return x.index_select(-1, index)
+
+
+def _pad_last(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
+    """F.pad on the last dimension of a tensor of any rank (reflect needs 2-D or 3-D input)."""
+    shape = x.shape
+    flat = x.reshape(-1, 1, shape[-1])
+    padded = F.pad(flat, (left, right), mode=mode)
+    return padded.reshape(*shape[:-1], padded.shape[-1])

@@ -1,0 +1,103 @@
+"""Log-mel frontend of the EfficientAT MobileNets (32 kHz audio -> normalised log-mel).
+
+Pre-emphasis, a Hann-windowed STFT, a Kaldi-style triangular mel matrix, log and a fixed
+affine normalisation. All constants (window, mel matrix) are buffers built once.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from hear_mn.audio import reflect_pad
+
+PREEMPHASIS = 0.97
+LOG_OFFSET = 1e-5
+NORM_SHIFT = 4.5
+NORM_SCALE = 5.0
+
+
+def kaldi_mel(freq: torch.Tensor | float) -> torch.Tensor | float:
+    """Kaldi's mel scale: 1127 ln(1 + f / 700)."""
+    if isinstance(freq, torch.Tensor):
+        return 1127.0 * torch.log(1.0 + freq / 700.0)
+    return 1127.0 * math.log(1.0 + freq / 700.0)
+
+
+def kaldi_mel_banks(
+    n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_max: float
+) -> torch.Tensor:
+    """Kaldi-style triangular mel filters, (n_mels, n_fft // 2): no column for the Nyquist bin.
+
+    Band b spans equal steps on the mel scale from ``f_min`` to ``f_max``; the weight of FFT
+    bin i is the triangle's height at that bin's mel value. Computed in float32 with the
+    same operation order as Kaldi so that the matrix matches it to the last bit.
+    """
+    mel_low, mel_high = kaldi_mel(f_min), kaldi_mel(f_max)
+    step = (mel_high - mel_low) / (n_mels + 1)
+    bands = torch.arange(n_mels, dtype=torch.float32)[:, None]
+    left = mel_low + bands * step
+    centre = mel_low + (bands + 1.0) * step
+    right = mel_low + (bands + 2.0) * step
+    bin_mel = kaldi_mel(torch.arange(n_fft // 2, dtype=torch.float32) * (sample_rate / n_fft))
+    rising = (bin_mel - left) / (centre - left)
+    falling = (right - bin_mel) / (right - centre)
+    return torch.clamp(torch.minimum(rising, falling), min=0.0)
+
+
+class LogMelFrontend(torch.nn.Module):
+    """(batch, samples) at 32 kHz -> (batch, n_mels, frames) normalised log-mel.
+
+    frames = floor((samples - 1) / hop) + 1. Signals too short for the STFT's reflect padding
+    are mirrored further (see :func:`hear_mn.audio.reflect_pad`) instead of failing.
+    """
+
+    def __init__(
+        self,
+        n_mels: int = 128,
+        sample_rate: int = 32000,
+        n_fft: int = 1024,
+        win_length: int = 800,
+        hop_length: int = 320,
+        f_min: float = 0.0,
+        f_max: float = 15000.0,
+    ) -> None:
+        super().__init__()
+        self.n_mels = n_mels
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        window = torch.hann_window(win_length, periodic=False)
+        offset = (n_fft - win_length) // 2
+        padded_window = torch.zeros(n_fft)
+        padded_window[offset : offset + win_length] = window
+        self.register_buffer("window", padded_window, persistent=False)
+        banks = kaldi_mel_banks(n_mels, n_fft, sample_rate, f_min, f_max)
+        mel_matrix = torch.nn.functional.pad(banks, (0, 1))
+        self.register_buffer("mel_matrix", mel_matrix, persistent=False)
+
+    def num_frames(self, num_samples: int) -> int:
+        """Number of output frames for a signal of ``num_samples`` samples."""
+        return (max(num_samples, 2) - 2) // self.hop_length + 1
+
+    def power_spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
+        """Pre-emphasised power STFT: (batch, samples) -> (batch, n_fft // 2 + 1, frames)."""
+        if audio.shape[-1] < 2:
+            audio = reflect_pad(audio, 0, 2 - audio.shape[-1])
+        emphasised = audio[:, 1:] - PREEMPHASIS * audio[:, :-1]
+        half = self.n_fft // 2
+        padded = reflect_pad(emphasised, half, half)
+        spectrum = torch.stft(
+            padded,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            window=self.window,
+            center=False,
+            return_complex=True,
+        )
+        return spectrum.real.square() + spectrum.imag.square()
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        power = self.power_spectrogram(audio)
+        mel = torch.matmul(self.mel_matrix, power)
+        return (torch.log(mel + LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE

@@ -1,0 +1,143 @@
+"""The HEAR wrapper shared by every model family: input checks, devices, precision, no-grad.
+
+A model family (MobileNets, Audio-MLP) subclasses :class:`EmbeddingModel` and implements
+two methods on a checked float32 batch that already sits on the model's device:
+``_timestamp_embeddings`` and ``_scene_embeddings``. Everything a HEAR caller relies on
+(shape and dtype checks, moving audio to the model, float32 output, inference mode,
+optional fp16 autocast on CUDA) is done here once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+
+from hear_mn.audio import as_audio_batch
+
+
+class EmbeddingModel(torch.nn.Module):
+    """A HEAR model: ``sample_rate``, ``scene_embedding_size``, ``timestamp_embedding_size``.
+
+    ``autocast`` runs the network under fp16 autocast on CUDA (as the EfficientAT reference
+    did); it is off by default so that CPU and CUDA give the same float32 numbers. Outputs
+    are float32 either way.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        sample_rate: int,
+        scene_embedding_size: int,
+        timestamp_embedding_size: int,
+        autocast: bool = False,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.sample_rate = sample_rate
+        self.scene_embedding_size = scene_embedding_size
+        self.timestamp_embedding_size = timestamp_embedding_size
+        self.autocast = autocast
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model's parameters live on."""
+        for tensor in self.parameters():
+            return tensor.device
+        for tensor in self.buffers():
+            return tensor.device
+        return torch.device("cpu")
+
+    def _precision(self) -> contextlib.AbstractContextManager:
+        if self.autocast and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    def timestamp_embeddings(self, audio: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings at regular timestamps: ((n_sounds, n_timestamps, D), (n_sounds, n_timestamps) ms)."""
+        batch = as_audio_batch(audio, device=self.device)
+        with torch.inference_mode(), self._precision():
+            embeddings, timestamps = self._timestamp_embeddings(batch)
+        return embeddings.float(), timestamps.float()
+
+    def scene_embeddings(self, audio: object) -> torch.Tensor:
+        """One embedding per clip: (n_sounds, scene_embedding_size), float32."""
+        batch = as_audio_batch(audio, device=self.device)
+        with torch.inference_mode(), self._precision():
+            embeddings = self._scene_embeddings(batch)
+        return embeddings.float()
+
+    def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _check_model(model: object) -> EmbeddingModel:
+    if not isinstance(model, EmbeddingModel):
+        raise TypeError(
+            f"model must come from this module's load_model(), got {type(model).__name__}"
+        )
+    return model
+
+
+def get_timestamp_embeddings(
+    audio: torch.Tensor, model: EmbeddingModel
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """HEAR API: embeddings and their centre times in milliseconds.
+
+    ``audio`` is (n_sounds, n_samples) float at ``model.sample_rate``, on any device; a numpy
+    float array is converted. Returns float32 tensors on the model's device.
+    """
+    return _check_model(model).timestamp_embeddings(audio)
+
+
+def get_scene_embeddings(audio: torch.Tensor, model: EmbeddingModel) -> torch.Tensor:
+    """HEAR API: one embedding per clip, (n_sounds, model.scene_embedding_size) float32."""
+    return _check_model(model).scene_embeddings(audio)
+
+
+def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
+    """The HEAR ``load_model`` of a per-configuration module (``hear_mn.<config_name>``)."""
+
+    def load_model(
+        model_file_path: str = "",
+        *,
+        features: str | None = None,
+        device: str | None = None,
+        autocast: bool = False,
+        pretrained: bool = True,
+        download: bool = True,
+        progress: bool | None = None,
+        **options: object,
+    ) -> EmbeddingModel:
+        from hear_mn.registry import create_model
+
+        return create_model(
+            config_name,
+            weights=model_file_path or None,
+            pretrained=pretrained,
+            features=features,
+            device=device,
+            download=download,
+            progress=progress,
+            autocast=autocast,
+            **options,
+        )
+
+    load_model.__doc__ = f"""HEAR API: load {config_name}.
+
+    model_file_path: a checkpoint file; empty means the released pretrained weights
+        (looked up in $HEAR_MN_WEIGHTS_DIR and the cache $HEAR_MN_HOME, else downloaded).
+    features: another embedding feature set for the same checkpoint, e.g. "e1_l_all_se"
+        (MobileNets only; heareval: --model-options '{{"features": "e1_l_all_se"}}').
+    device: "cpu" (default), "cuda" or "cuda:N"; audio on any device is moved to it.
+    autocast: fp16 autocast on CUDA (the EfficientAT reference's setting); outputs stay float32.
+    pretrained: False builds random weights without touching the network (tests, benchmarks).
+    Other options (window_batch_size) go to the model class.
+    """
+    load_model.__qualname__ = "load_model"
+    return load_model

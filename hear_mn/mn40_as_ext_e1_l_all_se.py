@@ -1,0 +1,6 @@
+"""HEAR module mn40_as_ext_e1_l_all_se: EfficientAT mn40_as_ext weights, features l + e1 + all_se, 8423-d embeddings."""
+
+from hear_mn.hear import get_scene_embeddings, get_timestamp_embeddings, make_load_model
+
+load_model = make_load_model("mn40_as_ext_e1_l_all_se")
+__all__ = ["load_model", "get_scene_embeddings", "get_timestamp_embeddings"]

@@ -1,0 +1,1 @@
+"""The paper's configurations under the import path of the original README."""

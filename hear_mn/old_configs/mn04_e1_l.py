@@ -1,0 +1,5 @@
+"""HEAR module mn04_e1_l under its original import path (same as hear_mn.mn04_e1_l)."""
+
+from hear_mn.mn04_e1_l import get_scene_embeddings, get_timestamp_embeddings, load_model
+
+__all__ = ["load_model", "get_scene_embeddings", "get_timestamp_embeddings"]

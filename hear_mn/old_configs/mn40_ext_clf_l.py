@@ -1,0 +1,5 @@
+"""HEAR module mn40_ext_clf_l under its original import path (same as hear_mn.mn40_ext_clf_l)."""
+
+from hear_mn.mn40_ext_clf_l import get_scene_embeddings, get_timestamp_embeddings, load_model
+
+__all__ = ["load_model", "get_scene_embeddings", "get_timestamp_embeddings"]

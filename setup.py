@@ -1,0 +1,23 @@
+"""Packaging for hear-mn."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="hear-mn",
+    version="0.1.0",
+    description="Low-complexity audio embedding extractors (EfficientAT MobileNets, Audio-MLP) behind the HEAR API",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    packages=find_packages(include=["hear_mn", "hear_mn.*"]),
+    python_requires=">=3.9",
+    install_requires=["torch>=2.1", "numpy"],
+    extras_require={"test": ["pytest>=7", "ruff"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Multimedia :: Sound/Audio :: Analysis",
+    ],
+)

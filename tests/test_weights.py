@@ -1,0 +1,539 @@
+"""Tests for hear_mn.weights: lookup order, atomic verified downloads, and safe loading."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import logging
+import os
+import pickle
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from hear_mn.weights import (
+    WeightsError,
+    WeightsSpec,
+    WeightsUnavailableError,
+    cache_dir,
+    download_file,
+    fetch_weights,
+    load_into,
+    load_state_dict_file,
+    offline_dirs,
+    resolve_weights,
+    sha256_of,
+)
+
+FILE_NAME = "tiny.pt"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``/ok/NAME`` fully, ``/truncated/NAME`` cut short, anything else as 404."""
+
+    server: _Server
+
+    def do_GET(self) -> None:
+        self.server.requests.append(self.path)
+        kind, _, name = self.path.lstrip("/").partition("/")
+        body = self.server.files.get(name)
+        if body is None or kind not in ("ok", "truncated"):
+            self.send_error(404, "Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if kind == "ok":
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.send_header("Content-Length", str(len(body) + 1000))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.requests: list[str] = []
+
+    def url(self, kind: str, name: str = FILE_NAME) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/{kind}/{name}"
+
+
+@pytest.fixture(scope="module")
+def _http_server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.daemon = True
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(_http_server: _Server) -> _Server:
+    """The module's local HTTP server, with no files and an empty request log."""
+    _http_server.files.clear()
+    _http_server.requests.clear()
+    return _http_server
+
+
+@pytest.fixture(autouse=True)
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Isolate every test: private cache, no offline dirs, downloads allowed, no TTY bar."""
+    home = tmp_path / "cache"
+    monkeypatch.setenv("HEAR_MN_HOME", str(home))
+    monkeypatch.delenv("HEAR_MN_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("HEAR_MN_OFFLINE", raising=False)
+    monkeypatch.delenv("HEAR_MN_QUIET", raising=False)
+    return home
+
+
+def _tiny_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    return torch.nn.Linear(3, 2).state_dict()
+
+
+def _save(obj: object, path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(obj, path)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def checkpoint(tmp_path: Path) -> tuple[bytes, str]:
+    """A real tiny checkpoint: (file bytes, sha256)."""
+    data = _save(_tiny_state(), tmp_path / "src" / FILE_NAME)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _closed_port_url() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/ok/{FILE_NAME}"
+
+
+def _files_in(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        assert torch.equal(value, b[key]), key
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def test_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert cache_dir() == tmp_path / "cache"
+    monkeypatch.delenv("HEAR_MN_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "hear_mn"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "hear_mn"
+
+
+def test_offline_dirs_parsing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert offline_dirs() == []
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", os.pathsep.join([str(tmp_path / "a"), "", "b"]))
+    assert offline_dirs() == [tmp_path / "a", Path("b")]
+
+
+def test_sha256_of(tmp_path: Path) -> None:
+    path = tmp_path / "blob"
+    data = bytes(range(256)) * 9000  # > 2 MiB, several blocks
+    path.write_bytes(data)
+    assert sha256_of(path) == hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- resolve / download
+
+
+def test_download_then_cache_hit(server: _Server, checkpoint: tuple[bytes, str], env: Path) -> None:
+    data, sha = checkpoint
+    server.files[FILE_NAME] = data
+    spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha, num_bytes=len(data))
+
+    path = resolve_weights(spec, progress=False)
+    assert path == env / FILE_NAME
+    assert path.read_bytes() == data
+    assert len(server.requests) == 1
+    assert _files_in(env) == [FILE_NAME]  # no temporary file left
+
+    again = resolve_weights(spec, progress=False)
+    assert again == path
+    assert len(server.requests) == 1  # served from the cache
+    _assert_same_state(load_state_dict_file(again, spec), _tiny_state())
+
+
+def test_wrong_sha256_leaves_nothing(
+    server: _Server, checkpoint: tuple[bytes, str], env: Path
+) -> None:
+    data, _ = checkpoint
+    server.files[FILE_NAME] = data
+    spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256="0" * 64)
+    with pytest.raises(WeightsError, match="sha256") as info:
+        resolve_weights(spec, progress=False)
+    assert not isinstance(info.value, WeightsUnavailableError)
+    assert server.url("ok") in str(info.value)
+    assert "0" * 64 in str(info.value)
+    assert hashlib.sha256(data).hexdigest() in str(info.value)
+    assert _files_in(env) == []
+
+
+def test_wrong_num_bytes_leaves_nothing(
+    server: _Server, checkpoint: tuple[bytes, str], env: Path
+) -> None:
+    data, _ = checkpoint
+    server.files[FILE_NAME] = data
+    spec = WeightsSpec(FILE_NAME, server.url("ok"), num_bytes=len(data) + 1)
+    with pytest.raises(WeightsError, match="wrong size"):
+        resolve_weights(spec, progress=False)
+    assert _files_in(env) == []
+
+
+def test_truncated_download(server: _Server, checkpoint: tuple[bytes, str], env: Path) -> None:
+    data, _ = checkpoint
+    server.files[FILE_NAME] = data
+    url = server.url("truncated")
+    with pytest.raises(WeightsError, match="truncated") as info:
+        download_file(url, env / FILE_NAME, progress=False)
+    message = str(info.value)
+    assert url in message
+    assert f"got {len(data) // 2} of {len(data) + 1000} bytes" in message
+    assert "run again" in message
+    assert _files_in(env) == []
+
+
+def test_truncated_download_via_resolve(
+    server: _Server, checkpoint: tuple[bytes, str], env: Path
+) -> None:
+    server.files[FILE_NAME] = checkpoint[0]
+    with pytest.raises(WeightsError, match="truncated"):
+        resolve_weights(WeightsSpec(FILE_NAME, server.url("truncated")), progress=False)
+    assert _files_in(env) == []
+
+
+def test_http_404_is_unavailable(server: _Server, env: Path) -> None:
+    url = server.url("ok", "missing.pt")
+    spec = WeightsSpec("missing.pt", url)
+    with pytest.raises(WeightsUnavailableError) as info:
+        resolve_weights(spec, progress=False)
+    message = str(info.value)
+    assert url in message
+    assert str(env) in message
+    assert "404" in message
+    assert "HEAR_MN_WEIGHTS_DIR" in message
+    assert server.requests == ["/ok/missing.pt"]
+    assert _files_in(env) == []
+
+
+def test_connection_refused_is_unavailable(env: Path) -> None:
+    url = _closed_port_url()
+    with pytest.raises(WeightsUnavailableError) as info:
+        resolve_weights(WeightsSpec(FILE_NAME, url), progress=False)
+    assert url in str(info.value)
+    assert str(env) in str(info.value)
+    assert _files_in(env) == []
+
+
+def test_offline_env_makes_no_request(
+    server: _Server, checkpoint: tuple[bytes, str], env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.files[FILE_NAME] = checkpoint[0]
+    spec = WeightsSpec(FILE_NAME, server.url("ok"))
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    with pytest.raises(WeightsUnavailableError, match="HEAR_MN_OFFLINE") as info:
+        resolve_weights(spec)
+    assert spec.url in str(info.value)
+    assert str(env) in str(info.value)
+    assert server.requests == []
+
+
+def test_download_false_makes_no_request(server: _Server, checkpoint: tuple[bytes, str]) -> None:
+    server.files[FILE_NAME] = checkpoint[0]
+    with pytest.raises(WeightsUnavailableError, match="download=False"):
+        resolve_weights(WeightsSpec(FILE_NAME, server.url("ok")), download=False)
+    assert server.requests == []
+
+
+def test_offline_dir_is_used_before_cache(
+    server: _Server,
+    checkpoint: tuple[bytes, str],
+    env: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data, sha = checkpoint
+    server.files[FILE_NAME] = data
+    empty, offline = tmp_path / "empty", tmp_path / "offline"
+    empty.mkdir()
+    (offline / FILE_NAME).parent.mkdir()
+    (offline / FILE_NAME).write_bytes(data)
+    (env).mkdir()
+    (env / FILE_NAME).write_bytes(data)
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", os.pathsep.join([str(empty), str(offline)]))
+    spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha)
+    assert resolve_weights(spec) == offline / FILE_NAME
+    assert server.requests == []
+
+
+def test_bad_file_in_offline_dir_is_refused_not_deleted(
+    server: _Server, checkpoint: tuple[bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, sha = checkpoint
+    server.files[FILE_NAME] = data
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    bad = offline / FILE_NAME
+    bad.write_bytes(b"not the release")
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
+    with pytest.raises(WeightsError) as info:
+        resolve_weights(WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha))
+    message = str(info.value)
+    assert not isinstance(info.value, WeightsUnavailableError)
+    assert str(bad) in message
+    assert sha in message
+    assert hashlib.sha256(b"not the release").hexdigest() in message
+    assert bad.read_bytes() == b"not the release"
+    assert server.requests == []
+
+
+def test_corrupt_cache_file_is_rejected_offline(
+    checkpoint: tuple[bytes, str], env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, sha = checkpoint
+    env.mkdir()
+    (env / FILE_NAME).write_bytes(b"garbage")
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    spec = WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha)
+    with pytest.raises(WeightsError, match="corrupt"):
+        resolve_weights(spec)
+    assert _files_in(env) == []
+
+
+def test_corrupt_cache_file_is_replaced_by_download(
+    server: _Server, checkpoint: tuple[bytes, str], env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data, sha = checkpoint
+    server.files[FILE_NAME] = data
+    env.mkdir()
+    (env / FILE_NAME).write_bytes(data[:-10])
+    spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha)
+    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+        path = resolve_weights(spec, progress=False)
+    assert path.read_bytes() == data
+    assert len(server.requests) == 1
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+
+
+def test_file_url_download(checkpoint: tuple[bytes, str], tmp_path: Path, env: Path) -> None:
+    data, sha = checkpoint
+    src = tmp_path / "src" / FILE_NAME
+    dest = tmp_path / "out" / "copy.pt"
+    assert download_file(src.as_uri(), dest, sha256=sha, num_bytes=len(data)) == dest
+    assert dest.read_bytes() == data
+    assert _files_in(dest.parent) == ["copy.pt"]
+
+    path = resolve_weights(WeightsSpec(FILE_NAME, src.as_uri(), sha256=sha), progress=False)
+    assert path == env / FILE_NAME
+    assert path.read_bytes() == data
+
+
+def test_missing_file_url_is_unavailable(tmp_path: Path) -> None:
+    url = (tmp_path / "nope.pt").as_uri()
+    with pytest.raises(WeightsUnavailableError, match="nope.pt"):
+        download_file(url, tmp_path / "out" / "nope.pt")
+    assert _files_in(tmp_path / "out") == []
+
+
+def test_progress_bar_only_when_asked(
+    server: _Server, checkpoint: tuple[bytes, str], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    data, _ = checkpoint
+    server.files[FILE_NAME] = data
+    download_file(server.url("ok"), tmp_path / "a.pt", progress=True)
+    err = capsys.readouterr().err
+    assert "\r" in err
+    assert "100%" in err
+    assert "a.pt" in err
+
+    download_file(server.url("ok"), tmp_path / "b.pt", progress=False)
+    download_file(server.url("ok"), tmp_path / "c.pt")  # None: stderr is not a TTY here
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out == ""
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_load_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="does not exist") as info:
+        load_state_dict_file(tmp_path / "absent.pt")
+    assert "absent.pt" in str(info.value)
+
+
+def test_load_text_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("this is not a checkpoint\n")
+    with pytest.raises(WeightsError) as info:
+        load_state_dict_file(path)
+    assert str(path) in str(info.value)
+    assert "delete it and download it again" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_load_truncated_checkpoint(checkpoint: tuple[bytes, str], tmp_path: Path) -> None:
+    path = tmp_path / "half.pt"
+    path.write_bytes(checkpoint[0][: len(checkpoint[0]) // 2])
+    with pytest.raises(WeightsError, match="not a readable torch checkpoint"):
+        load_state_dict_file(path)
+
+
+class Payload:
+    """A class a safe loader must refuse to instantiate."""
+
+    def __init__(self) -> None:
+        self.value = 1
+
+
+def test_custom_class_pickle_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    _save({"weight": torch.zeros(2), "extra": Payload()}, path)
+    with pytest.raises(WeightsError, match="Python objects") as info:
+        load_state_dict_file(path)
+    assert str(path) in str(info.value)
+    assert "Payload" in str(info.value)
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
+
+
+def test_non_tensor_values_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.pt"
+    _save({"weight": torch.zeros(2), "epoch": 3}, path)
+    with pytest.raises(WeightsError, match="'epoch': int"):
+        load_state_dict_file(path)
+    _save([torch.zeros(2)], path)
+    with pytest.raises(WeightsError, match="list"):
+        load_state_dict_file(path)
+
+
+def test_state_dict_key_unwrapping(tmp_path: Path) -> None:
+    state = _tiny_state()
+    path = tmp_path / "wrapped.pt"
+    _save({"weights": state, "epoch": 7}, path)
+    spec = WeightsSpec("wrapped.pt", "http://unused", state_dict_key="weights")
+    _assert_same_state(load_state_dict_file(path, spec), state)
+
+    with pytest.raises(WeightsError, match="no entry 'model'"):
+        load_state_dict_file(
+            path, WeightsSpec("wrapped.pt", "http://unused", state_dict_key="model")
+        )
+
+
+@pytest.mark.parametrize("key", ["model_state_dict", "state_dict"])
+def test_conventional_wrapper_is_unwrapped(tmp_path: Path, key: str) -> None:
+    state = _tiny_state()
+    path = tmp_path / "wrapped.pt"
+    _save({key: state, "epoch": torch.tensor(3)}, path)
+    _assert_same_state(load_state_dict_file(path), state)
+    _assert_same_state(load_state_dict_file(path, WeightsSpec("wrapped.pt", "x")), state)
+
+
+def test_load_into_fits() -> None:
+    model = torch.nn.Linear(3, 2)
+    state = _tiny_state()
+    load_into(model, state, source="tiny.pt")
+    _assert_same_state(model.state_dict(), state)
+
+
+def test_load_into_lists_mismatches() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 2))
+    state = {
+        "0.weight": torch.zeros(4, 3),  # wrong shape
+        "0.bias": torch.zeros(2),
+        "1.weight": torch.zeros(2, 2),
+        # "1.bias" missing
+        "head.weight": torch.zeros(1),  # unexpected
+    }
+    with pytest.raises(WeightsError) as info:
+        load_into(model, state, source="other.pt")
+    message = str(info.value)
+    assert message.startswith("other.pt")
+    assert "different model or width" in message
+    assert "1 missing keys" in message and "1.bias" in message
+    assert "1 unexpected keys" in message and "head.weight" in message
+    assert "0.weight: checkpoint (4, 3) vs model (2, 3)" in message
+    assert "0.bias" not in message
+    assert not torch.equal(model[0].weight[:, :1], torch.zeros(2, 1))  # model left untouched
+
+
+def test_load_into_truncates_long_lists() -> None:
+    model = torch.nn.Linear(3, 2)
+    state = {f"extra.{i}": torch.zeros(1) for i in range(20)} | _tiny_state()
+    with pytest.raises(WeightsError) as info:
+        load_into(model, state, source="big.pt")
+    message = str(info.value)
+    assert "20 unexpected keys" in message
+    assert "extra.7" in message
+    assert "extra.8" not in message
+    assert "and 12 more" in message
+
+
+# --------------------------------------------------------------------------- fetch_weights
+
+
+def test_fetch_weights_from_path_warns_on_hash(
+    checkpoint: tuple[bytes, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data, sha = checkpoint
+    user = tmp_path / "user" / FILE_NAME
+    user.parent.mkdir()
+    user.write_bytes(data)
+    spec = WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256="f" * 64)
+    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+        state = fetch_weights(spec, str(user))
+    _assert_same_state(state, _tiny_state())
+    assert any("sha256" in r.getMessage() for r in caplog.records)
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+        fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha), user)
+    assert caplog.records == []
+
+
+def test_fetch_weights_resolves_release(
+    server: _Server, checkpoint: tuple[bytes, str], env: Path
+) -> None:
+    data, sha = checkpoint
+    server.files[FILE_NAME] = data
+    spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha)
+    _assert_same_state(fetch_weights(spec, "", progress=False), _tiny_state())
+    _assert_same_state(fetch_weights(spec, None), _tiny_state())
+    assert len(server.requests) == 1
