@@ -78,7 +78,7 @@ class LogMelFrontend(torch.nn.Module):
 
     def num_frames(self, num_samples: int) -> int:
         """Number of output frames for a signal of ``num_samples`` samples."""
-        return (max(num_samples, 2) - 2) // self.hop_length + 1
+        return (max(num_samples, 2) - 1) // self.hop_length + 1
 
     def power_spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
         """Pre-emphasised power STFT: (batch, samples) -> (batch, n_fft // 2 + 1, frames)."""

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import logging
 import os
 import pickle
 import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from local_http import FILE_NAME, LocalServer
 
 from hear_mn.weights import (
     WeightsError,
@@ -29,75 +27,7 @@ from hear_mn.weights import (
     sha256_of,
 )
 
-FILE_NAME = "tiny.pt"
-
-
 # --------------------------------------------------------------------------- fixtures
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves ``/ok/NAME`` fully, ``/truncated/NAME`` cut short, anything else as 404."""
-
-    server: _Server
-
-    def do_GET(self) -> None:
-        self.server.requests.append(self.path)
-        kind, _, name = self.path.lstrip("/").partition("/")
-        body = self.server.files.get(name)
-        if body is None or kind not in ("ok", "truncated"):
-            self.send_error(404, "Not Found")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        if kind == "ok":
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        else:
-            self.send_header("Content-Length", str(len(body) + 1000))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.files: dict[str, bytes] = {}
-        self.requests: list[str] = []
-
-    def url(self, kind: str, name: str = FILE_NAME) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}/{kind}/{name}"
-
-
-@pytest.fixture(scope="module")
-def _http_server() -> Iterator[_Server]:
-    srv = _Server()
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.daemon = True
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=5)
-
-
-@pytest.fixture
-def server(_http_server: _Server) -> _Server:
-    """The module's local HTTP server, with no files and an empty request log."""
-    _http_server.files.clear()
-    _http_server.requests.clear()
-    return _http_server
 
 
 @pytest.fixture(autouse=True)
@@ -175,7 +105,9 @@ def test_sha256_of(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- resolve / download
 
 
-def test_download_then_cache_hit(server: _Server, checkpoint: tuple[bytes, str], env: Path) -> None:
+def test_download_then_cache_hit(
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path
+) -> None:
     data, sha = checkpoint
     server.files[FILE_NAME] = data
     spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha, num_bytes=len(data))
@@ -193,7 +125,7 @@ def test_download_then_cache_hit(server: _Server, checkpoint: tuple[bytes, str],
 
 
 def test_wrong_sha256_leaves_nothing(
-    server: _Server, checkpoint: tuple[bytes, str], env: Path
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path
 ) -> None:
     data, _ = checkpoint
     server.files[FILE_NAME] = data
@@ -208,7 +140,7 @@ def test_wrong_sha256_leaves_nothing(
 
 
 def test_wrong_num_bytes_leaves_nothing(
-    server: _Server, checkpoint: tuple[bytes, str], env: Path
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path
 ) -> None:
     data, _ = checkpoint
     server.files[FILE_NAME] = data
@@ -218,7 +150,7 @@ def test_wrong_num_bytes_leaves_nothing(
     assert _files_in(env) == []
 
 
-def test_truncated_download(server: _Server, checkpoint: tuple[bytes, str], env: Path) -> None:
+def test_truncated_download(server: LocalServer, checkpoint: tuple[bytes, str], env: Path) -> None:
     data, _ = checkpoint
     server.files[FILE_NAME] = data
     url = server.url("truncated")
@@ -232,7 +164,7 @@ def test_truncated_download(server: _Server, checkpoint: tuple[bytes, str], env:
 
 
 def test_truncated_download_via_resolve(
-    server: _Server, checkpoint: tuple[bytes, str], env: Path
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path
 ) -> None:
     server.files[FILE_NAME] = checkpoint[0]
     with pytest.raises(WeightsError, match="truncated"):
@@ -240,7 +172,7 @@ def test_truncated_download_via_resolve(
     assert _files_in(env) == []
 
 
-def test_http_404_is_unavailable(server: _Server, env: Path) -> None:
+def test_http_404_is_unavailable(server: LocalServer, env: Path) -> None:
     url = server.url("ok", "missing.pt")
     spec = WeightsSpec("missing.pt", url)
     with pytest.raises(WeightsUnavailableError) as info:
@@ -264,7 +196,7 @@ def test_connection_refused_is_unavailable(env: Path) -> None:
 
 
 def test_offline_env_makes_no_request(
-    server: _Server, checkpoint: tuple[bytes, str], env: Path, monkeypatch: pytest.MonkeyPatch
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server.files[FILE_NAME] = checkpoint[0]
     spec = WeightsSpec(FILE_NAME, server.url("ok"))
@@ -276,7 +208,9 @@ def test_offline_env_makes_no_request(
     assert server.requests == []
 
 
-def test_download_false_makes_no_request(server: _Server, checkpoint: tuple[bytes, str]) -> None:
+def test_download_false_makes_no_request(
+    server: LocalServer, checkpoint: tuple[bytes, str]
+) -> None:
     server.files[FILE_NAME] = checkpoint[0]
     with pytest.raises(WeightsUnavailableError, match="download=False"):
         resolve_weights(WeightsSpec(FILE_NAME, server.url("ok")), download=False)
@@ -284,7 +218,7 @@ def test_download_false_makes_no_request(server: _Server, checkpoint: tuple[byte
 
 
 def test_offline_dir_is_used_before_cache(
-    server: _Server,
+    server: LocalServer,
     checkpoint: tuple[bytes, str],
     env: Path,
     tmp_path: Path,
@@ -305,7 +239,10 @@ def test_offline_dir_is_used_before_cache(
 
 
 def test_bad_file_in_offline_dir_is_refused_not_deleted(
-    server: _Server, checkpoint: tuple[bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: LocalServer,
+    checkpoint: tuple[bytes, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data, sha = checkpoint
     server.files[FILE_NAME] = data
@@ -339,7 +276,7 @@ def test_corrupt_cache_file_is_rejected_offline(
 
 
 def test_corrupt_cache_file_is_replaced_by_download(
-    server: _Server, checkpoint: tuple[bytes, str], env: Path, caplog: pytest.LogCaptureFixture
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data, sha = checkpoint
     server.files[FILE_NAME] = data
@@ -374,7 +311,10 @@ def test_missing_file_url_is_unavailable(tmp_path: Path) -> None:
 
 
 def test_progress_bar_only_when_asked(
-    server: _Server, checkpoint: tuple[bytes, str], tmp_path: Path, capsys: pytest.CaptureFixture
+    server: LocalServer,
+    checkpoint: tuple[bytes, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     data, _ = checkpoint
     server.files[FILE_NAME] = data
@@ -529,7 +469,7 @@ def test_fetch_weights_from_path_warns_on_hash(
 
 
 def test_fetch_weights_resolves_release(
-    server: _Server, checkpoint: tuple[bytes, str], env: Path
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path
 ) -> None:
     data, sha = checkpoint
     server.files[FILE_NAME] = data

@@ -1,0 +1,44 @@
+"""The log-mel frontend against the reference arrays, and its frame count rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import REFERENCE, relative_error, require_shared
+
+from hear_mn.frontend import LogMelFrontend, kaldi_mel_banks
+
+
+def test_mel_matrix_matches_kaldi_reference() -> None:
+    reference = np.load(require_shared() / "frontend.npz")["mel_banks_128"]
+    ours = kaldi_mel_banks(128, 1024, 32000, 0.0, 15000.0).numpy()
+    assert ours.shape == (128, 512)
+    assert np.abs(ours - reference).max() <= 1e-6
+
+
+def test_frontend_matches_reference_log_mel() -> None:
+    data = np.load(require_shared() / "frontend.npz")
+    ours = LogMelFrontend()(torch.from_numpy(data["input"]))
+    assert relative_error(ours, data["mel"]) <= 1e-5
+
+
+def test_mel_matrix_has_zero_nyquist_column_and_is_a_buffer() -> None:
+    frontend = LogMelFrontend(n_mels=256)
+    assert frontend.mel_matrix.shape == (256, 513)
+    assert torch.all(frontend.mel_matrix[:, -1] == 0)
+    assert "mel_matrix" not in frontend.state_dict()  # constant, never loaded from checkpoints
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 320, 321, 513, 514, 5120, 34240])
+def test_frame_count(n: int) -> None:
+    frontend = LogMelFrontend()
+    mels = frontend(torch.randn(2, n))
+    assert mels.shape == (2, 128, frontend.num_frames(n))
+    assert torch.isfinite(mels).all()
+    if n >= 2:
+        assert frontend.num_frames(n) == (n - 1) // 320 + 1
+
+
+def test_reference_file_is_where_conftest_says() -> None:
+    assert REFERENCE.name == "reference"
