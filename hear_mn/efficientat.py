@@ -58,7 +58,9 @@ class MobileNetEmbedder(EmbeddingModel):
         self.features = features
         self.window_batch_size = window_batch_size
         self.frontend = LogMelFrontend(n_mels=n_mels, sample_rate=SAMPLE_RATE)
-        self.backbone = MobileNet(width)
+        # channels_last makes this depthwise-separable network several times faster on CPU;
+        # loading a checkpoint copies into these tensors and keeps their layout.
+        self.backbone = MobileNet(width).to(memory_format=torch.channels_last)
         self.eval()
 
     def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -70,7 +72,7 @@ class MobileNetEmbedder(EmbeddingModel):
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """Frontend + backbone + taps for a batch of equal-length signals: (batch, samples) -> (batch, D)."""
         mels = self.frontend(audio)
-        outputs = self.backbone(mels[:, None])
+        outputs = self.backbone(mels[:, None].contiguous(memory_format=torch.channels_last))
         return concatenate_taps(self.features, outputs, mels)
 
     def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
