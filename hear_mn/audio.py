@@ -54,27 +54,47 @@ def as_audio_batch(audio: object, *, device: torch.device | None = None) -> torc
     return audio
 
 
+def reflect_index(positions: torch.Tensor, n: int) -> torch.Tensor:
+    """Map sample positions, possibly outside ``[0, n)``, into it by mirror reflection.
+
+    Inside the signal positions are unchanged; ``-1`` maps to ``1``, ``n`` to ``n - 2`` (the
+    edge sample is not repeated, as in ``F.pad(mode="reflect")``), and positions further out
+    keep reflecting back and forth. A one-sample signal maps everything to 0.
+    """
+    if n == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (n - 1)
+    folded = positions % period
+    return torch.where(folded < n, folded, period - folded)
+
+
 def reflect_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     """Reflect-pad the last dimension, also when the pad is longer than the signal.
 
     Where ``torch.nn.functional.pad(mode="reflect")`` works (pad < length) the result is
-    identical to it. Longer pads keep reflecting back and forth (a mirror extension), and a
-    one-sample signal is repeated, so clips of any length can be windowed.
+    identical to it; longer pads follow :func:`reflect_index`.
     """
     n = x.shape[-1]
     if left < n and right < n:
-        return _pad_last(x, left, right, "reflect")
-    if n == 1:
-        return _pad_last(x, left, right, "replicate")
-    period = 2 * (n - 1)
-    index = torch.arange(-left, n + right, device=x.device) % period
-    index = torch.where(index < n, index, period - index)
-    return x.index_select(-1, index)
+        shape = x.shape
+        padded = F.pad(x.reshape(-1, 1, n), (left, right), mode="reflect")
+        return padded.reshape(*shape[:-1], padded.shape[-1])
+    positions = torch.arange(-left, n + right, device=x.device)
+    return x.index_select(-1, reflect_index(positions, n))
 
 
-def _pad_last(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
-    """F.pad on the last dimension of a tensor of any rank (reflect needs 2-D or 3-D input)."""
-    shape = x.shape
-    flat = x.reshape(-1, 1, shape[-1])
-    padded = F.pad(flat, (left, right), mode=mode)
-    return padded.reshape(*shape[:-1], padded.shape[-1])
+def gather_windows(
+    audio: torch.Tensor,
+    sounds: torch.Tensor,
+    starts: torch.Tensor,
+    size: int,
+) -> torch.Tensor:
+    """Windows ``audio[sounds[k], starts[k] : starts[k] + size]`` of the reflect-extended clips.
+
+    Starts may be negative and windows may run past the end: those samples are mirrored
+    (:func:`reflect_index`). Only the requested windows are materialised, so a long clip is
+    never padded or unfolded as a whole.
+    """
+    offsets = torch.arange(size, device=audio.device)
+    positions = reflect_index(starts[:, None] + offsets, audio.shape[-1])
+    return audio[sounds[:, None], positions]

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from hear_mn.audio import reflect_pad
+from hear_mn.audio import gather_windows
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
 from hear_mn.mobilenet import MobileNet
@@ -77,44 +77,42 @@ class MobileNetEmbedder(EmbeddingModel):
 
     def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n_sounds, n_samples = audio.shape
-        half = TIMESTAMP_WINDOW // 2
-        windows = reflect_pad(audio, half, half).unfold(-1, TIMESTAMP_WINDOW, TIMESTAMP_HOP)
-        n_windows = windows.shape[1]
-        flat = windows[0] if n_sounds == 1 else None
-        embeddings = torch.empty(
-            n_sounds * n_windows, self.timestamp_embedding_size, device=audio.device
+        n_windows = n_samples // TIMESTAMP_HOP + 1
+        embeddings = self._embed_windows(
+            audio, n_windows, TIMESTAMP_WINDOW, TIMESTAMP_HOP, self.window_batch_size
         )
-        for start, stop in _chunks(n_sounds * n_windows, self.window_batch_size):
-            if flat is not None:
-                batch = flat[start:stop]
-            else:
-                index = torch.arange(start, stop, device=audio.device)
-                batch = windows[index // n_windows, index % n_windows]
-            embeddings[start:stop] = self.embed_audio(batch)
         timestamps = torch.arange(n_windows, device=audio.device) * (
             1000.0 * TIMESTAMP_HOP / SAMPLE_RATE
         )
-        return (
-            embeddings.reshape(n_sounds, n_windows, -1),
-            timestamps.float().expand(n_sounds, n_windows),
-        )
+        return embeddings, timestamps.float().expand(n_sounds, n_windows)
 
     def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
         n_sounds, n_samples = audio.shape
         if n_samples <= SCENE_WINDOW:
             per_pass = max(1, SCENE_SAMPLES_PER_PASS // n_samples)
             return torch.cat([self.embed_audio(audio[a:b]) for a, b in _chunks(n_sounds, per_pass)])
-        half = SCENE_WINDOW // 2
-        windows = reflect_pad(audio, half, half).unfold(-1, SCENE_WINDOW, SCENE_HOP)
-        per_pass = max(1, SCENE_SAMPLES_PER_PASS // SCENE_WINDOW)
-        means = []
-        for clip_windows in windows:
-            total = sum(
-                self.embed_audio(clip_windows[a:b]).sum(0)
-                for a, b in _chunks(clip_windows.shape[0], per_pass)
-            )
-            means.append(total / clip_windows.shape[0])
-        return torch.stack(means)
+        n_windows = n_samples // SCENE_HOP + 1
+        per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
+        return self._embed_windows(audio, n_windows, SCENE_WINDOW, SCENE_HOP, per_pass).mean(1)
+
+    def _embed_windows(
+        self, audio: torch.Tensor, n_windows: int, size: int, hop: int, per_pass: int
+    ) -> torch.Tensor:
+        """Embeddings of ``size``-sample windows every ``hop`` centred on 0, hop, 2 hop, ...
+
+        (n_sounds, n_windows, D). Windows of all sounds are batched together, ``per_pass``
+        at a time, and gathered from the clip only when their pass comes.
+        """
+        n_sounds = audio.shape[0]
+        embeddings = torch.empty(
+            n_sounds * n_windows, self.timestamp_embedding_size, device=audio.device
+        )
+        for start, stop in _chunks(n_sounds * n_windows, per_pass):
+            index = torch.arange(start, stop, device=audio.device)
+            starts = (index % n_windows) * hop - size // 2
+            windows = gather_windows(audio, index // n_windows, starts, size)
+            embeddings[start:stop] = self.embed_audio(windows)
+        return embeddings.reshape(n_sounds, n_windows, -1)
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -1,0 +1,36 @@
+"""Padding and window gathering helpers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hear_mn.audio import gather_windows, reflect_index, reflect_pad
+
+
+@pytest.mark.parametrize(("n", "pad"), [(10, 3), (10, 9), (5120, 2560), (2561, 2560)])
+def test_reflect_pad_equals_torch_where_torch_works(n: int, pad: int) -> None:
+    x = torch.randn(2, n)
+    expected = F.pad(x[:, None], (pad, pad), mode="reflect")[:, 0]
+    assert torch.equal(reflect_pad(x, pad, pad), expected)
+
+
+def test_reflect_pad_keeps_mirroring_past_the_signal() -> None:
+    x = torch.tensor([[0.0, 1.0, 2.0]])
+    assert reflect_pad(x, 5, 5).tolist() == [[1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1]]
+    assert reflect_pad(torch.tensor([[7.0]]), 2, 1).tolist() == [[7, 7, 7, 7]]
+
+
+def test_reflect_index_inside_is_identity() -> None:
+    positions = torch.arange(50)
+    assert torch.equal(reflect_index(positions, 50), positions)
+
+
+def test_gather_windows_equals_unfold_of_padded_signal() -> None:
+    audio = torch.randn(3, 9000)
+    padded = reflect_pad(audio, 2560, 2560).unfold(-1, 5120, 1600)
+    sounds = torch.tensor([0, 2, 1, 1])
+    windows = torch.tensor([0, 5, 3, 1])
+    gathered = gather_windows(audio, sounds, windows * 1600 - 2560, 5120)
+    assert torch.equal(gathered, padded[sounds, windows])
