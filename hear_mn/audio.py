@@ -18,23 +18,7 @@ def as_audio_batch(audio: object, *, device: torch.device | None = None) -> torc
     ``numpy.ndarray`` (converted to a tensor). Anything else raises a ``TypeError`` or
     ``ValueError`` that says what was expected.
     """
-    if isinstance(audio, np.ndarray):
-        if not np.issubdtype(audio.dtype, np.floating):
-            raise TypeError(
-                f"audio must hold floating point samples in [-1, 1], got a numpy array of "
-                f"dtype {audio.dtype}; convert integer PCM first, e.g. x.astype('float32') / 32768"
-            )
-        audio = torch.from_numpy(np.ascontiguousarray(audio))
-    if not isinstance(audio, torch.Tensor):
-        raise TypeError(
-            "audio must be a torch.Tensor (or numpy float array) of shape (n_sounds, n_samples), "
-            f"got {type(audio).__name__}"
-        )
-    if not torch.is_floating_point(audio):
-        raise TypeError(
-            f"audio must hold floating point samples in [-1, 1], got dtype {audio.dtype}; "
-            "convert integer PCM first, e.g. x.float() / 32768"
-        )
+    audio = _float_tensor(audio, "audio", "(n_sounds, n_samples)")
     if audio.ndim != 2:
         hint = " (add a batch dimension: audio[None])" if audio.ndim == 1 else ""
         raise ValueError(
@@ -46,6 +30,42 @@ def as_audio_batch(audio: object, *, device: torch.device | None = None) -> torc
         raise ValueError("audio holds zero sounds (shape[0] == 0); pass at least one clip")
     if n_samples == 0:
         raise ValueError("audio clips have zero samples (shape[1] == 0); pass at least one sample")
+    return _finite_float32(audio, device)
+
+
+def as_audio_chunk(chunk: object, *, device: torch.device | None = None) -> torch.Tensor:
+    """Check a piece of a stream: a 1-D float tensor or numpy array, possibly empty."""
+    chunk = _float_tensor(chunk, "a stream chunk", "(n_samples,)")
+    if chunk.ndim != 1:
+        raise ValueError(
+            f"a stream chunk must be 1-D, (n_samples,), got shape {tuple(chunk.shape)}; "
+            "stream one signal at a time"
+        )
+    return _finite_float32(chunk, device)
+
+
+def _float_tensor(audio: object, what: str, shape: str) -> torch.Tensor:
+    if isinstance(audio, np.ndarray):
+        if not np.issubdtype(audio.dtype, np.floating):
+            raise TypeError(
+                f"{what} must hold floating point samples in [-1, 1], got a numpy array of "
+                f"dtype {audio.dtype}; convert integer PCM first, e.g. x.astype('float32') / 32768"
+            )
+        audio = torch.from_numpy(np.ascontiguousarray(audio))
+    if not isinstance(audio, torch.Tensor):
+        raise TypeError(
+            f"{what} must be a torch.Tensor (or numpy float array) of shape {shape}, "
+            f"got {type(audio).__name__}"
+        )
+    if not torch.is_floating_point(audio):
+        raise TypeError(
+            f"{what} must hold floating point samples in [-1, 1], got dtype {audio.dtype}; "
+            "convert integer PCM first, e.g. x.float() / 32768"
+        )
+    return audio
+
+
+def _finite_float32(audio: torch.Tensor, device: torch.device | None) -> torch.Tensor:
     if device is not None:
         audio = audio.to(device, non_blocking=True)
     audio = audio.float()

@@ -16,6 +16,7 @@ from hear_mn.audio import gather_windows
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
 from hear_mn.mobilenet import MobileNet
+from hear_mn.streaming import EmbeddingStream
 from hear_mn.taps import concatenate_taps, embedding_size
 
 SAMPLE_RATE = 32000
@@ -95,6 +96,17 @@ class MobileNetEmbedder(EmbeddingModel):
         per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
         return self._embed_windows(audio, n_windows, SCENE_WINDOW, SCENE_HOP, per_pass).mean(1)
 
+    def stream(self) -> MobileNetStream:
+        """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""
+        return MobileNetStream(self)
+
+    def embed_window_views(self, windows: torch.Tensor) -> torch.Tensor:
+        """(n, window) signals -> (n, D), ``window_batch_size`` at a time."""
+        parts = [
+            self.embed_audio(windows[a:b]) for a, b in _chunks(len(windows), self.window_batch_size)
+        ]
+        return torch.cat(parts) if parts else windows.new_empty(0, self.timestamp_embedding_size)
+
     def _embed_windows(
         self, audio: torch.Tensor, n_windows: int, size: int, hop: int, per_pass: int
     ) -> torch.Tensor:
@@ -113,6 +125,61 @@ class MobileNetEmbedder(EmbeddingModel):
             windows = gather_windows(audio, index // n_windows, starts, size)
             embeddings[start:stop] = self.embed_audio(windows)
         return embeddings.reshape(n_sounds, n_windows, -1)
+
+
+class MobileNetStream(EmbeddingStream):
+    """Timestamp windows of a growing signal, emitted as soon as their samples are in.
+
+    Window i covers samples [i * hop - 2560, i * hop + 2560) of the reflect-padded signal, so
+    it is complete 80 ms after its centre; the left padding needs the first 2561 samples and
+    the right padding the end of the signal (:meth:`close`). The buffer keeps only what
+    pending windows and the right padding need: at most one window plus the pushed chunk.
+    """
+
+    def __init__(self, model: MobileNetEmbedder) -> None:
+        super().__init__(model)
+        self._head = torch.empty(0, device=model.device)
+        self._buffer: torch.Tensor | None = None
+        self._buffer_start = 0  # position of self._buffer[0] in the padded signal
+
+    def _push(self, samples: torch.Tensor) -> torch.Tensor:
+        half = TIMESTAMP_WINDOW // 2
+        if self._buffer is None:
+            self._head = torch.cat([self._head, samples])
+            if self._head.shape[0] <= half:
+                return self._empty()
+            self._buffer = torch.cat([self._head[1 : half + 1].flip(0), self._head])
+            self._head = self._head[:0]
+        else:
+            self._buffer = torch.cat([self._buffer, samples])
+        available = self._buffer_start + self._buffer.shape[0]
+        complete = (available - TIMESTAMP_WINDOW) // TIMESTAMP_HOP + 1
+        embeddings = self._windows(complete - self.num_emitted)
+        done = self.num_emitted + embeddings.shape[0]
+        keep_from = min(done * TIMESTAMP_HOP, self.num_samples - 1)
+        self._buffer = self._buffer[keep_from - self._buffer_start :]
+        self._buffer_start = keep_from
+        return embeddings
+
+    def _close(self) -> torch.Tensor:
+        if self._buffer is None:
+            if self.num_samples == 0:
+                return self._empty()
+            return self.model._timestamp_embeddings(self._head[None])[0][0]
+        half = TIMESTAMP_WINDOW // 2
+        self._buffer = torch.cat([self._buffer, self._buffer[-(half + 1) : -1].flip(0)])
+        total = self.num_samples // TIMESTAMP_HOP + 1
+        return self._windows(total - self.num_emitted)
+
+    def _windows(self, count: int) -> torch.Tensor:
+        if count <= 0:
+            return self._empty()
+        start = self.num_emitted * TIMESTAMP_HOP - self._buffer_start
+        views = self._buffer[start:].unfold(0, TIMESTAMP_WINDOW, TIMESTAMP_HOP)[:count]
+        return self.model.embed_window_views(views)
+
+    def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
+        return indices * (1000.0 * TIMESTAMP_HOP / SAMPLE_RATE)
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
 from hear_mn.audio import as_audio_batch
+
+if TYPE_CHECKING:
+    from hear_mn.streaming import EmbeddingStream
 
 
 class EmbeddingModel(torch.nn.Module):
@@ -68,6 +72,10 @@ class EmbeddingModel(torch.nn.Module):
         with torch.inference_mode(), self._precision():
             embeddings = self._scene_embeddings(batch)
         return embeddings.float()
+
+    def stream(self) -> EmbeddingStream:
+        """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""
+        raise NotImplementedError(f"{self.name} does not support streaming")
 
     def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
