@@ -15,7 +15,7 @@ import torch
 from hear_mn.audio import gather_windows
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
-from hear_mn.mobilenet import MobileNet
+from hear_mn.mobilenet import MobileNet, fold_batchnorm
 from hear_mn.streaming import EmbeddingStream
 from hear_mn.taps import concatenate_taps, embedding_size
 
@@ -73,7 +73,8 @@ class MobileNetEmbedder(EmbeddingModel):
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """Frontend + backbone + taps for a batch of equal-length signals: (batch, samples) -> (batch, D)."""
         mels = self.frontend(audio)
-        outputs = self.backbone(mels[:, None].contiguous(memory_format=torch.channels_last))
+        backbone = self._inference_backbone()
+        outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last))
         return concatenate_taps(self.features, outputs, mels)
 
     def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,6 +96,22 @@ class MobileNetEmbedder(EmbeddingModel):
         n_windows = n_samples // SCENE_HOP + 1
         per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
         return self._embed_windows(audio, n_windows, SCENE_WINDOW, SCENE_HOP, per_pass).mean(1)
+
+    def _inference_backbone(self) -> MobileNet:
+        """The backbone with BatchNorm folded in, rebuilt whenever a weight changes.
+
+        Kept outside the module tree (not in ``state_dict``, not moved by ``.to``): the key
+        holds each tensor's storage and version, so loading weights, editing them in place or
+        moving the model invalidates it. In training mode the plain backbone runs.
+        """
+        if self.backbone.training or torch.is_grad_enabled():
+            return self.backbone
+        key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
+        cached = self.__dict__.get("_folded")
+        if cached is None or cached[0] != key:
+            cached = (key, fold_batchnorm(self.backbone))
+            self.__dict__["_folded"] = cached
+        return cached[1]
 
     def stream(self) -> MobileNetStream:
         """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""

@@ -153,3 +153,25 @@ def test_cuda_model_and_audio_on_any_device(model: MobileNetEmbedder) -> None:
     assert (
         get_scene_embeddings(clips, half).cpu() - cpu_scene
     ).abs().max() <= 1e-2 * cpu_scene.abs().max()
+
+
+def test_folded_inference_backbone_follows_weight_changes() -> None:
+    clips = _audio(1, 6000, seed=7)
+    torch.manual_seed(1)
+    first = hear_module.load_model(pretrained=False)
+    torch.manual_seed(2)
+    second = hear_module.load_model(pretrained=False)
+    before = get_scene_embeddings(clips, first)
+    first.load_state_dict(second.state_dict())  # in place, after the folded copy was built
+    after = get_scene_embeddings(clips, first)
+    expected = get_scene_embeddings(clips, second)
+    assert not torch.allclose(before, after)
+    assert (after - expected).abs().max() <= 1e-6 * expected.abs().max()
+
+
+def test_folded_backbone_matches_the_plain_one(model: MobileNetEmbedder) -> None:
+    clips = _audio(2, 9000, seed=8)
+    folded = get_scene_embeddings(clips, model)
+    assert torch.is_grad_enabled()  # so the plain BatchNorm backbone runs here
+    plain = model.embed_audio(clips).detach()
+    assert (folded - plain).abs().max() <= 1e-5 * plain.abs().max()
