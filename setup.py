@@ -13,7 +13,8 @@ setup(
     license="MIT",
     packages=find_packages(include=["hear_mn", "hear_mn.*"]),
     python_requires=">=3.9",
-    install_requires=["torch>=2.1", "numpy"],
+    install_requires=["torch>=2.1", "numpy", "soundfile>=0.12", "soxr>=0.3"],
+    entry_points={"console_scripts": ["hear-mn=hear_mn.cli:main"]},
     extras_require={"test": ["pytest>=7", "ruff"]},
     classifiers=[
         "Programming Language :: Python :: 3",

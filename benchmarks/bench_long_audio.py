@@ -76,7 +76,9 @@ def main() -> None:
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"{args.minutes:g} min of 32 kHz audio, {args.model}, {args.threads} threads")
-    print(f"{'kind':<10} {'seconds':>8} {'input MiB':>10} {'output MiB':>11} {'peak MiB':>9} {'working set MiB':>16}")
+    print(
+        f"{'kind':<10} {'seconds':>8} {'input MiB':>10} {'output MiB':>11} {'peak MiB':>9} {'working set MiB':>16}"
+    )
     for r in results:
         print(
             f"{r['kind']:<10} {r['seconds']:8.1f} {r['input_mib']:10.0f} {r['output_mib']:11.1f} "
