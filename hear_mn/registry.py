@@ -92,13 +92,13 @@ CHECKPOINTS: dict[str, Checkpoint] = {
             "kwmlp",
             "bfb3c2b1da7f723bba8fd1ad96f5be9b25fa79de48af80ce0235e4871613c016",
             1_743_045,
-            424_000,
+            422_408,
         ),
         _audiomlp(
             "audiomae",
             "7bb9f183f41f9d388da5d68380a3dc1579a2c251af01fcfc636b6310e9a9ab5e",
             874_213,
-            213_000,
+            213_036,
         ),
     )
 }
@@ -128,7 +128,9 @@ class ModelConfig:
                 self.features, WIDTHS[self.checkpoint.arch], self.checkpoint.n_mels
             )
             return size, size
-        arch = _audiomlp_arch(self.checkpoint.arch)
+        from hear_mn.audiomlp import ARCHS
+
+        arch = ARCHS[self.checkpoint.arch]
         return arch.scene_dim, arch.timestamp_dim
 
     def with_features(self, features: str | tuple[str, ...] | list[str] | None) -> ModelConfig:
@@ -151,15 +153,9 @@ class ModelConfig:
                 features=self.features,
                 **options,
             )
-        from hear_mn.audiomlp import AudioMLPModel
+        from hear_mn.audiomlp import ARCHS, AudioMLPModel
 
-        return AudioMLPModel(_audiomlp_arch(self.checkpoint.arch), name=self.name, **options)
-
-
-def _audiomlp_arch(name: str) -> object:
-    from hear_mn.audiomlp import AUDIOMAE, KWMLP
-
-    return {arch.name: arch for arch in (KWMLP, AUDIOMAE)}[name]
+        return AudioMLPModel(ARCHS[self.checkpoint.arch], name=self.name, **options)
 
 
 # The configurations of the paper "Low-complexity Audio Embedding Extractors".

@@ -43,9 +43,9 @@ def test_parameter_counts(arch: str) -> None:
 
 
 def test_registry_parameter_counts_are_the_built_models() -> None:
-    for checkpoint in CHECKPOINTS.values():
-        if checkpoint.family == "mobilenet":
-            assert MobileNet(WIDTHS[checkpoint.arch]).num_parameters() == checkpoint.num_params
+    for name, checkpoint in CHECKPOINTS.items():
+        model = get_config(name if checkpoint.family == "audiomlp" else f"{name}_e1").build()
+        assert sum(p.numel() for p in model.parameters()) == checkpoint.num_params, name
 
 
 @pytest.mark.parametrize(
