@@ -1,0 +1,432 @@
+"""Audio-MLP (HEAR 2021): the kwmlp and audiomae gMLP encoders under the HEAR API.
+
+Both models cut 16 kHz audio into 1 s chunks, turn each chunk into 98 frames of 40 mel
+features (kwmlp: 40 MFCCs), run a gMLP encoder over the 98 frame tokens, and stitch the
+chunks back together into one embedding every 10 ms. The numbers reproduce the released
+checkpoints and the original submission (see ``shared/notes/REFERENCE.md``, section 2):
+
+- audio is padded with 80 zero samples in front and 240 behind, then with zeros to whole
+  seconds;
+- each chunk's 98 output frames get their edge frame repeated on both sides (100 a chunk),
+  the chunks are concatenated and the very first and last frame dropped;
+- timestamp embeddings keep the first ``n = len // 160`` frames (at least one), centred at
+  10, 20, ... ms;
+- scene embeddings resample all frames to a fixed number of time steps and flatten them
+  feature-major.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hear_mn.hear import EmbeddingModel
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+CHUNK_SAMPLES = SAMPLE_RATE  # the encoders see exactly one second at a time
+N_FFT = 480
+HOP = 160
+N_MELS = 40
+FRAMES_PER_CHUNK = (CHUNK_SAMPLES - N_FFT) // HOP + 1  # 98 tokens
+PAD_START = 80  # zero samples in front of the clip (half a window minus a hop)
+PAD_END = 240  # zero samples behind the clip (half a window)
+HOP_MS = 10
+
+
+@dataclass(frozen=True)
+class AudioMLPArch:
+    """One Audio-MLP variant, described as data.
+
+    ``head`` is ``"layernorm"`` (kwmlp: the classifier is replaced by a parameter-free
+    LayerNorm) or ``"bottleneck"`` (audiomae: Linear to ``timestamp_dim`` + GELU).
+    ``frontend`` is ``"mfcc"`` or ``"mel"``. ``unused_checkpoint_keys`` are the released
+    checkpoint's entries the HEAR model deliberately does not use; they are dropped before
+    the strict load, and nothing else is.
+    """
+
+    name: str
+    depth: int
+    frontend: str
+    head: str
+    timestamp_dim: int
+    scene_dim: int
+    scene_time_steps: int
+    dim: int = 64
+    ff_mult: int = 4
+    n_mels: int = N_MELS
+    n_tokens: int = FRAMES_PER_CHUNK
+    unused_checkpoint_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.frontend not in ("mfcc", "mel"):
+            raise ValueError(f"frontend must be 'mfcc' or 'mel', got {self.frontend!r}")
+        if self.head not in ("layernorm", "bottleneck"):
+            raise ValueError(f"head must be 'layernorm' or 'bottleneck', got {self.head!r}")
+        if self.head == "layernorm" and self.timestamp_dim != self.dim:
+            raise ValueError("a layernorm head keeps the width: timestamp size must equal dim")
+        if self.scene_dim != self.scene_time_steps * self.timestamp_dim:
+            raise ValueError("scene_dim must be scene_time_steps * timestamp_dim")
+
+
+KWMLP = AudioMLPArch(
+    name="kwmlp",
+    depth=12,
+    frontend="mfcc",
+    head="layernorm",
+    timestamp_dim=64,
+    scene_dim=1024,
+    scene_time_steps=16,
+    # The keyword classifier (LayerNorm, mean over tokens, Linear 64 -> 35 classes).
+    unused_checkpoint_keys=(
+        "to_logits.0.weight",
+        "to_logits.0.bias",
+        "to_logits.2.weight",
+        "to_logits.2.bias",
+    ),
+)
+
+AUDIOMAE = AudioMLPArch(
+    name="audiomae",
+    depth=6,
+    frontend="mel",
+    head="bottleneck",
+    timestamp_dim=8,
+    scene_dim=1584,
+    scene_time_steps=198,
+)
+
+ARCHS: dict[str, AudioMLPArch] = {arch.name: arch for arch in (KWMLP, AUDIOMAE)}
+
+
+# ---------------------------------------------------------------------------------------
+# Frontend
+# ---------------------------------------------------------------------------------------
+
+
+def _hz_to_slaney_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz (200/3 Hz a mel), logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    brk_hz, brk_mel = 1000.0, 1000.0 / f_sp
+    log_step = math.log(6.4) / 27.0
+    safe = np.maximum(hz, brk_hz)
+    return np.where(hz >= brk_hz, brk_mel + np.log(safe / brk_hz) / log_step, hz / f_sp)
+
+
+def _slaney_mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_hz_to_slaney_mel`."""
+    mel = np.asarray(mel, dtype=np.float64)
+    f_sp = 200.0 / 3.0
+    brk_hz, brk_mel = 1000.0, 1000.0 / f_sp
+    log_step = math.log(6.4) / 27.0
+    return np.where(mel >= brk_mel, brk_hz * np.exp(log_step * (mel - brk_mel)), f_sp * mel)
+
+
+def slaney_mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
+) -> np.ndarray:
+    """Triangular mel filters on Slaney's scale with area normalisation, (n_mels, n_fft//2+1).
+
+    Band ``i`` rises from edge ``i`` to ``i+1`` and falls to ``i+2`` of ``n_mels + 2`` edges
+    equally spaced in mel, and is scaled by ``2 / (edge[i+2] - edge[i])`` (in Hz) so that
+    every band has the same area. Computed in float64.
+    """
+    f_max = sample_rate / 2 if f_max is None else f_max
+    bin_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
+    edges_mel = np.linspace(_hz_to_slaney_mel(f_min), _hz_to_slaney_mel(f_max), n_mels + 2)
+    edges = _slaney_mel_to_hz(edges_mel)
+    widths = np.diff(edges)
+    dist = edges[:, None] - bin_hz[None, :]
+    rising = -dist[:-2] / widths[:-1, None]
+    falling = dist[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    return weights * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+def dct_ii_orthonormal(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix ``D`` (n, n): ``coeffs = D @ x``. Float64."""
+    k = np.arange(n)[:, None]
+    m = np.arange(n)[None, :]
+    basis = np.cos(np.pi * k * (2 * m + 1) / (2 * n)) * math.sqrt(2.0 / n)
+    basis[0] /= math.sqrt(2.0)
+    return basis
+
+
+class AudioMLPFrontend(nn.Module):
+    """Power mel spectrogram (``"mel"``) or MFCCs (``"mfcc"``) of 1 s chunks.
+
+    Input (n_chunks, 16000) float32; output (n_chunks, 40, 98): 40 features for each of
+    98 frames (periodic Hann 480, n_fft 480, hop 160, no centring, power 2, 40 Slaney mel
+    bands 0-8 kHz with area norm). ``"mfcc"`` converts to dB (floor 1e-10, clipped at each
+    chunk's maximum minus 80 dB) and takes the orthonormal DCT-II over the mel axis.
+    The returned tensor is a transposed view of a (n_chunks, 98, 40) contiguous tensor.
+    """
+
+    def __init__(self, kind: str, n_mels: int = N_MELS) -> None:
+        super().__init__()
+        if kind not in ("mfcc", "mel"):
+            raise ValueError(f"kind must be 'mfcc' or 'mel', got {kind!r}")
+        self.kind = kind
+        n = np.arange(N_FFT)
+        window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)  # periodic Hann
+        self.register_buffer("window", torch.tensor(window, dtype=torch.float32))
+        mel = slaney_mel_filterbank(SAMPLE_RATE, N_FFT, n_mels, 0.0, SAMPLE_RATE / 2)
+        self.register_buffer("mel_basis", torch.tensor(mel.T, dtype=torch.float32))  # (241, 40)
+        if kind == "mfcc":
+            dct = dct_ii_orthonormal(n_mels)
+            self.register_buffer("dct_basis", torch.tensor(dct.T, dtype=torch.float32))
+
+    def forward(self, chunks: torch.Tensor) -> torch.Tensor:
+        """(n_chunks, 16000) -> (n_chunks, n_mels, 98), always computed in float32."""
+        with torch.autocast(chunks.device.type, enabled=False):
+            return self._features(chunks.float())
+
+    def _features(self, chunks: torch.Tensor) -> torch.Tensor:
+        frames = chunks.unfold(-1, N_FFT, HOP) * self.window  # (N, 98, 480)
+        spec = torch.fft.rfft(frames)  # (N, 98, 241) complex
+        power = spec.real.square() + spec.imag.square()
+        feats = torch.matmul(power, self.mel_basis)  # (N, 98, 40)
+        if self.kind == "mfcc":
+            db = 10.0 * torch.log10(torch.clamp(feats, min=1e-10))
+            floor = db.amax(dim=(1, 2), keepdim=True) - 80.0
+            feats = torch.matmul(torch.maximum(db, floor), self.dct_basis)
+        return feats.transpose(1, 2)
+
+
+# ---------------------------------------------------------------------------------------
+# Encoder (module and parameter names follow the released checkpoints)
+# ---------------------------------------------------------------------------------------
+
+
+class _FramesToTokens(nn.Module):
+    """(N, features, frames) -> (frames, N, features): one token per frame, token-major.
+
+    Inside the encoder activations are kept as (tokens, chunks, channels), so that the
+    spatial gating's token mixing is a single matrix product over all chunks at once.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(2, 0, 1)
+
+
+class SpatialGatingUnit(nn.Module):
+    """Split channels in half; gate = LayerNorm(2nd half) mixed across tokens; out = gate * 1st half.
+
+    The token mixing is a 1x1 Conv1d with the token axis as channels (``proj``), i.e.
+    ``gate'[t] = sum_s W[t, s] gate[s] + b[t]``. Input and output are (tokens, N, channels).
+    """
+
+    def __init__(self, dim_ff: int, n_tokens: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim_ff // 2)
+        self.proj = nn.Conv1d(n_tokens, n_tokens, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        res, gate = x.chunk(2, dim=-1)
+        return self.gated(res, gate)
+
+    def gated(self, res: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        """The unit on the two halves given separately (each (tokens, N, channels // 2))."""
+        gate = self.norm(gate)  # contiguous (T, N, C)
+        n_tokens = gate.shape[0]
+        mixed = torch.addmm(
+            self.proj.bias.unsqueeze(1),
+            self.proj.weight.squeeze(-1),
+            gate.reshape(n_tokens, -1),
+        )
+        return mixed.view_as(gate) * res
+
+
+class _GatedMLP(nn.Module):
+    """Linear + GELU up to ``dim_ff``, spatial gating, Linear back to ``dim``."""
+
+    def __init__(self, dim: int, dim_ff: int, n_tokens: int) -> None:
+        super().__init__()
+        self.proj_in = nn.Sequential(nn.Linear(dim, dim_ff), nn.GELU())
+        self.sgu = SpatialGatingUnit(dim_ff, n_tokens)
+        self.proj_out = nn.Linear(dim_ff // 2, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # proj_in computed as two half-width products (same numbers as one product split
+        # afterwards), so that both halves are contiguous and the gate's LayerNorm needs no copy.
+        linear, act = self.proj_in
+        half = linear.out_features // 2
+        res = act(F.linear(x, linear.weight[:half], linear.bias[:half]))
+        gate = act(F.linear(x, linear.weight[half:], linear.bias[half:]))
+        return self.proj_out(self.sgu.gated(res, gate))
+
+
+class _PostNormBranch(nn.Module):
+    """LayerNorm applied to the output of the gated MLP."""
+
+    def __init__(self, dim: int, dim_ff: int, n_tokens: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fn = _GatedMLP(dim, dim_ff, n_tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.fn(x))
+
+
+class GMLPBlock(nn.Module):
+    """Post-norm residual gMLP block: ``x + LayerNorm(gated_mlp(x))``."""
+
+    def __init__(self, dim: int, dim_ff: int, n_tokens: int) -> None:
+        super().__init__()
+        self.fn = _PostNormBranch(dim, dim_ff, n_tokens)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x).add_(x)  # in place on the fresh LayerNorm output
+
+
+class AudioMLPEncoder(nn.Module):
+    """Frame tokens -> gMLP blocks -> head. (N, 40, 98) -> (N, 98, timestamp_dim) (a view).
+
+    Its state dict is exactly the released checkpoint's, less ``arch.unused_checkpoint_keys``.
+    """
+
+    def __init__(self, arch: AudioMLPArch) -> None:
+        super().__init__()
+        self.to_patch_embed = nn.Sequential(_FramesToTokens(), nn.Linear(arch.n_mels, arch.dim))
+        dim_ff = arch.dim * arch.ff_mult
+        self.layers = nn.ModuleList(
+            GMLPBlock(arch.dim, dim_ff, arch.n_tokens) for _ in range(arch.depth)
+        )
+        if arch.head == "bottleneck":
+            self.bottleneck = nn.Sequential(nn.Linear(arch.dim, arch.timestamp_dim), nn.GELU())
+        else:
+            # kwmlp's classifier is replaced by a fresh LayerNorm (weight 1, bias 0), which
+            # is the same as a LayerNorm without affine parameters.
+            self.out_norm = nn.LayerNorm(arch.dim, elementwise_affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.to_patch_embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        x = self.bottleneck(x) if hasattr(self, "bottleneck") else self.out_norm(x)
+        return x.transpose(0, 1)
+
+
+# ---------------------------------------------------------------------------------------
+# HEAR model
+# ---------------------------------------------------------------------------------------
+
+
+def n_timestamps(n_samples: int) -> int:
+    """Number of timestamp embeddings for a clip of ``n_samples`` at 16 kHz.
+
+    The original gives ``int((t_ms - 30) / 10 + 1)`` with ``t_ms`` the length after the
+    80 + 240 sample padding, which is ``n_samples // 160``; it gives none below 160 samples,
+    where this returns one (centred at 10 ms).
+    """
+    return max(1, n_samples // HOP)
+
+
+def resample_time(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B, T, D) -> (B, steps, D) as the original scene embedding does.
+
+    Zero-pads at the end when ``T < steps``; otherwise halves the length (``T // 2``, linear
+    interpolation with aligned corners) as long as the result stays ``>= steps``, then
+    interpolates once more to ``steps`` unless already there.
+    """
+    t = x.shape[1]
+    if t < steps:
+        return F.pad(x, (0, 0, 0, steps - t))
+    if t == steps:
+        return x
+    y = x.transpose(1, 2)
+    reps = 0
+    while steps << (reps + 1) <= t:
+        reps += 1
+    for _ in range(reps):
+        y = F.interpolate(y, size=y.shape[-1] // 2, mode="linear", align_corners=True)
+    if t != steps << reps:
+        y = F.interpolate(y, size=steps, mode="linear", align_corners=True)
+    return y.transpose(1, 2)
+
+
+class AudioMLPModel(EmbeddingModel):
+    """kwmlp or audiomae under the HEAR API (16 kHz).
+
+    Built with random weights; call :meth:`load_checkpoint` with the released state dict.
+    ``max_chunks_per_pass`` bounds how many 1 s chunks go through the network at once
+    (memory stays bounded for long audio; results do not depend on it).
+    """
+
+    def __init__(
+        self, arch: AudioMLPArch, *, name: str | None = None, autocast: bool = False
+    ) -> None:
+        super().__init__(
+            name=name or arch.name,
+            sample_rate=SAMPLE_RATE,
+            scene_embedding_size=arch.scene_dim,
+            timestamp_embedding_size=arch.timestamp_dim,
+            autocast=autocast,
+        )
+        self.arch = arch
+        self.frontend = AudioMLPFrontend(arch.frontend, arch.n_mels)
+        self.encoder = AudioMLPEncoder(arch)
+        self.max_chunks_per_pass = 32
+        self.eval()
+
+    def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
+        """Load a released checkpoint's state dict (the ``model_state_dict`` entry), strictly.
+
+        Only the keys listed in ``arch.unused_checkpoint_keys`` are dropped; any other
+        missing, unexpected or mis-shaped key raises an error naming ``source``.
+        """
+        unused = set(self.arch.unused_checkpoint_keys)
+        kept = {k: v for k, v in state_dict.items() if k not in unused}
+        dropped = sorted(unused & set(state_dict))
+        if dropped:
+            logger.debug("%s: not using checkpoint keys %s", source, dropped)
+        from hear_mn.weights import load_into
+
+        load_into(self.encoder, kept, source=f"{source} ({self.arch.name})")
+
+    def frame_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
+        """All frames of the chunked pass, (B, 100 * n_chunks - 2, D), from checked audio."""
+        batch, n_samples = audio.shape
+        padded = n_samples + PAD_START + PAD_END
+        n_chunks = max(1, -(-padded // CHUNK_SAMPLES))
+        total = n_chunks * CHUNK_SAMPLES
+        x = F.pad(audio, (PAD_START, total - n_samples - PAD_START))
+        chunks = x.reshape(batch * n_chunks, CHUNK_SAMPLES)
+        outs = []
+        step = max(1, int(self.max_chunks_per_pass))
+        for start in range(0, chunks.shape[0], step):
+            outs.append(self.encoder(self.frontend(chunks[start : start + step])))
+        emb = outs[0] if len(outs) == 1 else torch.cat(outs)
+        # Repeat each chunk's edge frames (98 -> 100), stitch, drop the outermost two.
+        emb = torch.cat([emb[:, :1], emb, emb[:, -1:]], dim=1)
+        emb = emb.reshape(batch, n_chunks * (FRAMES_PER_CHUNK + 2), emb.shape[-1])
+        return emb[:, 1:-1]
+
+    def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = n_timestamps(audio.shape[1])
+        emb = self.frame_embeddings(audio)[:, :n].contiguous()
+        times = torch.arange(1, n + 1, device=audio.device, dtype=torch.float32) * HOP_MS
+        return emb, times.repeat(audio.shape[0], 1)
+
+    def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
+        emb = resample_time(self.frame_embeddings(audio), self.arch.scene_time_steps)
+        return emb.transpose(1, 2).reshape(emb.shape[0], -1)
+
+
+def build_model(arch: AudioMLPArch | str, *, autocast: bool = False) -> AudioMLPModel:
+    """A randomly initialised :class:`AudioMLPModel` for ``arch`` (or its name)."""
+    if isinstance(arch, str):
+        try:
+            arch = ARCHS[arch]
+        except KeyError:
+            raise ValueError(f"unknown Audio-MLP model {arch!r}; known: {sorted(ARCHS)}") from None
+    return AudioMLPModel(arch, autocast=autocast)
