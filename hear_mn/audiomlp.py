@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.hear import EmbeddingModel
+from hear_mn.streaming import EmbeddingStream
 
 logger = logging.getLogger(__name__)
 
@@ -400,16 +401,22 @@ class AudioMLPModel(EmbeddingModel):
         n_chunks = max(1, -(-padded // CHUNK_SAMPLES))
         total = n_chunks * CHUNK_SAMPLES
         x = F.pad(audio, (PAD_START, total - n_samples - PAD_START))
-        chunks = x.reshape(batch * n_chunks, CHUNK_SAMPLES)
+        emb = self.chunk_frames(x.reshape(batch * n_chunks, CHUNK_SAMPLES))
+        return emb.reshape(batch, n_chunks * (FRAMES_PER_CHUNK + 2), emb.shape[-1])[:, 1:-1]
+
+    def chunk_frames(self, chunks: torch.Tensor) -> torch.Tensor:
+        """(n, 16000) one-second chunks -> (n, 100, D): each chunk's 98 frames with its edge
+        frames repeated, ``max_chunks_per_pass`` chunks at a time."""
         outs = []
         step = max(1, int(self.max_chunks_per_pass))
         for start in range(0, chunks.shape[0], step):
             outs.append(self.encoder(self.frontend(chunks[start : start + step])))
         emb = outs[0] if len(outs) == 1 else torch.cat(outs)
-        # Repeat each chunk's edge frames (98 -> 100), stitch, drop the outermost two.
-        emb = torch.cat([emb[:, :1], emb, emb[:, -1:]], dim=1)
-        emb = emb.reshape(batch, n_chunks * (FRAMES_PER_CHUNK + 2), emb.shape[-1])
-        return emb[:, 1:-1]
+        return torch.cat([emb[:, :1], emb, emb[:, -1:]], dim=1)
+
+    def stream(self) -> AudioMLPStream:
+        """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""
+        return AudioMLPStream(self)
 
     def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = n_timestamps(audio.shape[1])
@@ -420,6 +427,59 @@ class AudioMLPModel(EmbeddingModel):
     def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
         emb = resample_time(self.frame_embeddings(audio), self.arch.scene_time_steps)
         return emb.transpose(1, 2).reshape(emb.shape[0], -1)
+
+
+class AudioMLPStream(EmbeddingStream):
+    """Frames of a growing signal, emitted once their one-second chunk is complete.
+
+    The padded signal is 80 zeros + the samples (+ 240 zeros and zeros to a whole second at
+    :meth:`close`); chunk c is final once it holds only real samples. Frame k is frame k + 1
+    of the stitched chunk outputs, and is kept once the signal is long enough that the
+    final count (``n_timestamps``) includes it. The buffer holds less than one chunk plus the
+    pushed samples, and at most one chunk's frames wait for release.
+    """
+
+    def __init__(self, model: AudioMLPModel) -> None:
+        super().__init__(model)
+        self._samples = torch.zeros(PAD_START, device=model.device)
+        self._frames = self._empty()  # stitched frames from index self._frames_start on
+        self._frames_start = 0
+
+    def _push(self, samples: torch.Tensor) -> torch.Tensor:
+        self._samples = torch.cat([self._samples, samples])
+        self._process_complete_chunks()
+        return self._release(min(self.num_samples // HOP, self._stitched_count() - 1))
+
+    def _close(self) -> torch.Tensor:
+        tail = PAD_END + (-(self._samples.shape[0] + PAD_END)) % CHUNK_SAMPLES
+        self._samples = torch.cat([self._samples, self._samples.new_zeros(tail)])
+        self._process_complete_chunks()
+        return self._release(n_timestamps(self.num_samples))
+
+    def _process_complete_chunks(self) -> None:
+        complete = self._samples.shape[0] // CHUNK_SAMPLES
+        if complete == 0:
+            return
+        chunks = self._samples[: complete * CHUNK_SAMPLES].reshape(complete, CHUNK_SAMPLES)
+        frames = self.model.chunk_frames(chunks).reshape(-1, self.model.timestamp_embedding_size)
+        self._frames = torch.cat([self._frames, frames])
+        self._samples = self._samples[complete * CHUNK_SAMPLES :]
+
+    def _stitched_count(self) -> int:
+        return self._frames_start + self._frames.shape[0]
+
+    def _release(self, count: int) -> torch.Tensor:
+        """Emit output frames up to ``count`` (output frame k is stitched frame k + 1)."""
+        begin = self.num_emitted + 1 - self._frames_start
+        end = count + 1 - self._frames_start
+        out = self._frames[begin:end] if end > begin else self._empty()
+        keep_from = min(self._frames.shape[0], max(begin, end))
+        self._frames = self._frames[keep_from:]
+        self._frames_start += keep_from
+        return out
+
+    def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
+        return (indices + 1) * float(HOP_MS)
 
 
 def build_model(arch: AudioMLPArch | str, *, autocast: bool = False) -> AudioMLPModel:

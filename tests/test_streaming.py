@@ -111,3 +111,32 @@ def test_stream_errors(model) -> None:
         stream.push(torch.zeros(10))
     with pytest.raises(TypeError, match="load_model"):
         hear_mn.stream(object())
+
+
+@pytest.fixture(scope="module", params=["kwmlp", "audiomae"])
+def audiomlp(request):
+    torch.manual_seed(0)
+    return hear_mn.create_model(request.param, pretrained=False)
+
+
+@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
+@pytest.mark.parametrize("n_samples", [1, 159, 160, 16000, 16001, 37123])
+def test_audiomlp_stream_equals_offline(audiomlp, chunking: str, n_samples: int) -> None:
+    signal = 0.1 * torch.randn(n_samples, generator=torch.Generator().manual_seed(n_samples))
+    expected, expected_ts = hear_mn.get_timestamp_embeddings(signal[None], audiomlp)
+    embeddings, timestamps, _ = _run_stream(audiomlp, signal, CHUNKINGS[chunking])
+    assert embeddings.shape == expected[0].shape
+    assert (embeddings - expected[0]).abs().max() <= 1e-5 * expected.abs().max()
+    assert torch.equal(timestamps, expected_ts[0])
+
+
+def test_audiomlp_stream_memory_is_constant(audiomlp) -> None:
+    stream = hear_mn.stream(audiomlp)
+    emitted = 0
+    for _ in range(60):  # 30 s in 0.5 s chunks
+        embeddings, _ = stream.push(torch.zeros(8000))
+        emitted += embeddings.shape[0]
+        assert stream._samples.shape[0] < 16000 + 8000
+        assert stream._frames.shape[0] <= 100 + 2
+    assert emitted >= 2900  # frames come out as their second completes, not at close
+    stream.close()
