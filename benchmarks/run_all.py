@@ -64,6 +64,18 @@ def markdown(results: dict) -> str:
             _cell(r, "scene_speedup", ".2f", "x"),
         ]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Where the time goes (fractions of the call; glue = gathering windows, taps, copies):",
+        "",
+        "| model | call | total (s) | frontend | backbone | glue |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['call']} | {r['total_s']:.3f} | {r['frontend_fraction']:.0%} | "
+        f"{r['backbone_fraction']:.0%} | {r['glue_fraction']:.0%} |"
+        for r in results["profile"]["results"]
+    ]
     stream = results["streaming"]
     lines += [
         "",
@@ -122,6 +134,7 @@ def main() -> None:
             "--threads",
             threads,
         ),
+        "profile": _run("profile_breakdown.py", "--threads", threads),
         "streaming": _run("bench_streaming.py", "--seconds", "10" if args.quick else "60"),
         "long_audio": _run("bench_long_audio.py", "--minutes", minutes, "--threads", threads),
     }

@@ -1,0 +1,89 @@
+"""Where the time goes: frontend, backbone and glue of one call, measured in the same run.
+
+Times the full call, then the log-mel frontend alone and the (folded, channels_last)
+backbone alone on the same inputs; glue is the rest (window gathering, taps, copies, checks).
+
+    python benchmarks/profile_breakdown.py --models mn04_e1_l,mn10_e1_l
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from bench_speed import median_seconds
+
+from hear_mn.audio import gather_windows
+from hear_mn.efficientat import TIMESTAMP_HOP, TIMESTAMP_WINDOW
+from hear_mn.registry import create_model
+
+
+def breakdown(name: str, repeats: int) -> list[dict]:
+    torch.manual_seed(0)
+    model = create_model(name, pretrained=False)
+    generator = torch.Generator().manual_seed(1)
+    clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
+    audio = 0.1 * torch.randn(1, 20 * model.sample_rate, generator=generator)
+    n_windows = audio.shape[1] // TIMESTAMP_HOP + 1
+    index = torch.arange(n_windows)
+    windows = gather_windows(
+        audio, index * 0, index * TIMESTAMP_HOP - TIMESTAMP_WINDOW // 2, TIMESTAMP_WINDOW
+    )
+    rows = []
+    for call, total_fn, signals in (
+        ("scene, 16 clips of 10 s", lambda: model.scene_embeddings(clips), clips),
+        ("timestamps, 20 s", lambda: model.timestamp_embeddings(audio), windows),
+    ):
+        total = median_seconds(total_fn, repeats)
+        parts = (
+            list(torch.split(signals, model.window_batch_size)) if signals is windows else [signals]
+        )
+        with torch.inference_mode():
+            mels = [model.frontend(part) for part in parts]
+            backbone = model._inference_backbone()
+            frontend = median_seconds(
+                lambda parts=parts: [model.frontend(part) for part in parts], repeats
+            )
+            network = median_seconds(
+                lambda mels=mels, backbone=backbone: [
+                    backbone(m[:, None].contiguous(memory_format=torch.channels_last)) for m in mels
+                ],
+                repeats,
+            )
+        rows.append(
+            {
+                "model": name,
+                "call": call,
+                "total_s": total,
+                "frontend_fraction": frontend / total,
+                "backbone_fraction": network / total,
+                "glue_fraction": max(0.0, 1 - (frontend + network) / total),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mn04_e1_l,mn10_e1_l")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = [row for name in args.models.split(",") for row in breakdown(name, args.repeats)]
+    print(f"{'model':<11} {'call':<24} {'total s':>8} {'frontend':>9} {'backbone':>9} {'glue':>6}")
+    for r in rows:
+        print(
+            f"{r['model']:<11} {r['call']:<24} {r['total_s']:8.3f} {r['frontend_fraction']:9.0%} "
+            f"{r['backbone_fraction']:9.0%} {r['glue_fraction']:6.0%}"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
