@@ -84,7 +84,7 @@ def test_windows_come_out_80_ms_after_their_centre(model) -> None:
 def test_memory_is_constant_in_stream_length(model) -> None:
     stream = hear_mn.stream(model)
     chunk = torch.zeros(3001)
-    for _ in range(200):  # ~19 s of audio
+    for _ in range(40):  # ~4 s of audio
         stream.push(chunk)
         assert stream._buffer.shape[0] <= 5120 + 3001 + 1600
     stream.close()
