@@ -16,7 +16,12 @@ import torch
 from bench_speed import median_seconds
 
 from hear_mn.audio import gather_windows
-from hear_mn.efficientat import TIMESTAMP_HOP, TIMESTAMP_WINDOW
+from hear_mn.efficientat import (
+    SCENE_SAMPLES_PER_PASS,
+    SCENE_WINDOW,
+    TIMESTAMP_HOP,
+    TIMESTAMP_WINDOW,
+)
 from hear_mn.registry import create_model
 
 
@@ -37,9 +42,9 @@ def breakdown(name: str, repeats: int) -> list[dict]:
         ("timestamps, 20 s", lambda: model.timestamp_embeddings(audio), windows),
     ):
         total = median_seconds(total_fn, repeats)
-        parts = (
-            list(torch.split(signals, model.window_batch_size)) if signals is windows else [signals]
-        )
+        scene_per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
+        per_pass = model.window_batch_size if signals is windows else scene_per_pass
+        parts = list(torch.split(signals, per_pass))
         with torch.inference_mode():
             mels = [model.frontend(part) for part in parts]
             backbone = model._inference_backbone()
