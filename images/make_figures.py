@@ -58,7 +58,7 @@ def speed() -> None:
     left.set_ylabel("speed-up over per-window loop (x)")
     left.set_title(f"timestamp embeddings, {rows[0]['audio_seconds']:g} s of audio")
     for position, r in enumerate(rows):
-        left.annotate(f"{r['speedup']:.0f}x", (position, r["speedup"]), ha="center", va="bottom")
+        left.annotate(f"{r['speedup']:.1f}x", (position, r["speedup"]), ha="center", va="bottom")
     scene = [r for r in results["speed"]["results"] if "plain_scene_16_clips_per_s" in r]
     width = 0.38
     positions = range(len(scene))
