@@ -544,4 +544,10 @@ def fetch_weights(
                 )
         return state
     resolved = resolve_weights(spec, download=download, progress=progress)
-    return load_state_dict_file(resolved, spec)
+    try:
+        return load_state_dict_file(resolved, spec)
+    except WeightsError:
+        if resolved.parent == cache_dir():
+            logger.warning("removing %s from the cache: it is not a usable checkpoint", resolved)
+            resolved.unlink(missing_ok=True)
+        raise

@@ -101,3 +101,11 @@ def test_text_file_is_refused(tmp_path: Path) -> None:
     bogus.write_text("not a checkpoint")
     with pytest.raises(WeightsError, match="notes.pt"):
         hear_module.load_model(str(bogus))
+
+
+def test_corrupt_download_is_refused_and_not_kept(server, local_release: str) -> None:
+    spec = registry.CHECKPOINTS["mn04_as"]
+    server.files[spec.weights.file_name] = b"<html>not a checkpoint</html>"
+    with pytest.raises(WeightsError, match="mn04_as_mAP_432.pt"):
+        hear_module.load_model()
+    assert not (cache_dir() / spec.weights.file_name).exists()
