@@ -49,24 +49,24 @@ def _run_stream(model, signal: torch.Tensor, sizes: list[int]):
     return torch.cat(embeddings), torch.cat(timestamps), stream
 
 
-@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
-@pytest.mark.parametrize("n_samples", [32000 * 2 + 123, 3200])
-def test_stream_equals_offline(model, chunking: str, n_samples: int) -> None:
+def _assert_stream_equals_offline(model, n_samples: int, sizes: list[int]) -> None:
     signal = 0.1 * torch.randn(n_samples, generator=torch.Generator().manual_seed(n_samples))
     expected, expected_ts = hear_mn.get_timestamp_embeddings(signal[None], model)
-    embeddings, timestamps, _ = _run_stream(model, signal, CHUNKINGS[chunking])
+    embeddings, timestamps, _ = _run_stream(model, signal, sizes)
     assert embeddings.shape == expected[0].shape
     assert (embeddings - expected[0]).abs().max() <= 1e-5 * expected.abs().max()
     assert torch.equal(timestamps, expected_ts[0])
 
 
+@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
+@pytest.mark.parametrize("n_samples", [32000 * 2 + 123, 3200])
+def test_stream_equals_offline(model, chunking: str, n_samples: int) -> None:
+    _assert_stream_equals_offline(model, n_samples, CHUNKINGS[chunking])
+
+
 @pytest.mark.parametrize("n_samples", [1, 2, 1600, 2560, 2561, 2562])
 def test_short_streams(model, n_samples: int) -> None:
-    signal = 0.1 * torch.randn(n_samples, generator=torch.Generator().manual_seed(1))
-    expected, _ = hear_mn.get_timestamp_embeddings(signal[None], model)
-    embeddings, timestamps, _ = _run_stream(model, signal, [1] * n_samples)
-    assert embeddings.shape == expected[0].shape
-    assert (embeddings - expected[0]).abs().max() <= 1e-5 * expected.abs().max()
+    _assert_stream_equals_offline(model, n_samples, [1] * n_samples)
 
 
 def test_windows_come_out_80_ms_after_their_centre(model) -> None:
@@ -122,12 +122,7 @@ def audiomlp(request):
 @pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
 @pytest.mark.parametrize("n_samples", [1, 159, 160, 16000, 16001, 37123])
 def test_audiomlp_stream_equals_offline(audiomlp, chunking: str, n_samples: int) -> None:
-    signal = 0.1 * torch.randn(n_samples, generator=torch.Generator().manual_seed(n_samples))
-    expected, expected_ts = hear_mn.get_timestamp_embeddings(signal[None], audiomlp)
-    embeddings, timestamps, _ = _run_stream(audiomlp, signal, CHUNKINGS[chunking])
-    assert embeddings.shape == expected[0].shape
-    assert (embeddings - expected[0]).abs().max() <= 1e-5 * expected.abs().max()
-    assert torch.equal(timestamps, expected_ts[0])
+    _assert_stream_equals_offline(audiomlp, n_samples, CHUNKINGS[chunking])
 
 
 def test_audiomlp_stream_memory_is_constant(audiomlp) -> None:
