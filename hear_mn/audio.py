@@ -118,3 +118,41 @@ def gather_windows(
     offsets = torch.arange(size, device=audio.device)
     positions = reflect_index(starts[:, None] + offsets, audio.shape[-1])
     return audio[sounds[:, None], positions]
+
+
+def centred_windows(
+    audio: torch.Tensor, first: int, stop: int, n_windows: int, size: int, hop: int
+) -> torch.Tensor:
+    """Windows ``first .. stop - 1`` of the flattened (sound, window) grid, as (count, size).
+
+    Window w of a sound covers samples ``[w * hop - size // 2, w * hop + size // 2)`` of the
+    reflect-extended clip. Windows inside the clip are strided views of it (no gathering);
+    only the few that reach into the padding are gathered with :func:`gather_windows`.
+    """
+    n_samples = audio.shape[-1]
+    half = size // 2
+    first_inside = -(-half // hop)
+    last_inside = (n_samples - (size - half)) // hop
+    pieces: list[torch.Tensor] = []
+    index = first
+    while index < stop:
+        sound, window = divmod(index, n_windows)
+        end = window + min(stop, (sound + 1) * n_windows) - index
+        inside_from = min(max(window, first_inside), end)
+        inside_to = max(min(end, last_inside + 1), inside_from)
+        if inside_from > window:  # left edge: reaches into the padding before the clip
+            pieces.append(_gathered(audio, sound, window, inside_from, size, hop))
+        if inside_to > inside_from:
+            span = audio[sound, inside_from * hop - half : (inside_to - 1) * hop - half + size]
+            pieces.append(span.unfold(0, size, hop))
+        if end > inside_to:  # right edge: reaches past the end of the clip
+            pieces.append(_gathered(audio, sound, inside_to, end, size, hop))
+        index += end - window
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def _gathered(
+    audio: torch.Tensor, sound: int, lo: int, hi: int, size: int, hop: int
+) -> torch.Tensor:
+    starts = torch.arange(lo, hi, device=audio.device) * hop - size // 2
+    return gather_windows(audio, torch.full_like(starts, sound), starts, size)

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from hear_mn.audio import gather_windows
+from hear_mn.audio import centred_windows
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
 from hear_mn.mobilenet import MobileNet, fold_batchnorm
@@ -132,16 +132,14 @@ class MobileNetEmbedder(EmbeddingModel):
         """Embeddings of ``size``-sample windows every ``hop`` centred on 0, hop, 2 hop, ...
 
         (n_sounds, n_windows, D). Windows of all sounds are batched together, ``per_pass``
-        at a time, and gathered from the clip only when their pass comes.
+        at a time, and taken from the clip only when their pass comes.
         """
         n_sounds = audio.shape[0]
         embeddings = torch.empty(
             n_sounds * n_windows, self.timestamp_embedding_size, device=audio.device
         )
         for start, stop in _chunks(n_sounds * n_windows, per_pass):
-            index = torch.arange(start, stop, device=audio.device)
-            starts = (index % n_windows) * hop - size // 2
-            windows = gather_windows(audio, index // n_windows, starts, size)
+            windows = centred_windows(audio, start, stop, n_windows, size, hop)
             embeddings[start:stop] = self.embed_audio(windows)
         return embeddings.reshape(n_sounds, n_windows, -1)
 

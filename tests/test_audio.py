@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hear_mn.audio import gather_windows, reflect_index, reflect_pad
+from hear_mn.audio import centred_windows, gather_windows, reflect_index, reflect_pad
 
 
 @pytest.mark.parametrize(("n", "pad"), [(10, 3), (10, 9), (5120, 2560), (2561, 2560)])
@@ -34,3 +34,19 @@ def test_gather_windows_equals_unfold_of_padded_signal() -> None:
     windows = torch.tensor([0, 5, 3, 1])
     gathered = gather_windows(audio, sounds, windows * 1600 - 2560, 5120)
     assert torch.equal(gathered, padded[sounds, windows])
+
+
+@pytest.mark.parametrize(("n_sounds", "n_samples"), [(1, 64000), (3, 9000), (2, 5119), (1, 1)])
+@pytest.mark.parametrize(("size", "hop"), [(5120, 1600), (320000, 80000)])
+def test_centred_windows_equal_gathered_ones_for_any_chunk(n_sounds, n_samples, size, hop) -> None:
+    audio = torch.randn(n_sounds, n_samples, generator=torch.Generator().manual_seed(n_samples))
+    n_windows = n_samples // hop + 1
+    total = n_sounds * n_windows
+    for per_pass in (1, 3, 256):
+        for first in range(0, total, per_pass):
+            stop = min(first + per_pass, total)
+            index = torch.arange(first, stop)
+            starts = (index % n_windows) * hop - size // 2
+            expected = gather_windows(audio, index // n_windows, starts, size)
+            got = centred_windows(audio, first, stop, n_windows, size, hop)
+            assert torch.equal(got, expected), (first, stop)
