@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hear_mn.audio import centred_windows, gather_windows, reflect_index, reflect_pad
+from hear_mn.audio import (
+    FINITE_CHECK_SLICE,
+    as_audio_batch,
+    centred_windows,
+    gather_windows,
+    reflect_index,
+    reflect_pad,
+)
 
 
 @pytest.mark.parametrize(("n", "pad"), [(10, 3), (10, 9), (5120, 2560), (2561, 2560)])
@@ -50,3 +57,14 @@ def test_centred_windows_equal_gathered_ones_for_any_chunk(n_sounds, n_samples, 
             expected = gather_windows(audio, index // n_windows, starts, size)
             got = centred_windows(audio, first, stop, n_windows, size, hop)
             assert torch.equal(got, expected), (first, stop)
+
+
+def test_nan_past_the_first_finite_check_slice_is_found() -> None:
+    audio = torch.zeros(1, FINITE_CHECK_SLICE + 10)
+    audio[0, -1] = float("nan")
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        as_audio_batch(audio)
+    assert as_audio_batch(torch.zeros(1, FINITE_CHECK_SLICE + 10)).shape == (
+        1,
+        FINITE_CHECK_SLICE + 10,
+    )
