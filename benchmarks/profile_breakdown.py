@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from bench_speed import median_seconds
 
-from hear_mn.audio import gather_windows
+from hear_mn.audio import centred_windows
 from hear_mn.efficientat import (
     SCENE_SAMPLES_PER_PASS,
     SCENE_WINDOW,
@@ -32,10 +32,7 @@ def breakdown(name: str, repeats: int) -> list[dict]:
     clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
     audio = 0.1 * torch.randn(1, 20 * model.sample_rate, generator=generator)
     n_windows = audio.shape[1] // TIMESTAMP_HOP + 1
-    index = torch.arange(n_windows)
-    windows = gather_windows(
-        audio, index * 0, index * TIMESTAMP_HOP - TIMESTAMP_WINDOW // 2, TIMESTAMP_WINDOW
-    )
+    windows = centred_windows(audio, 0, n_windows, n_windows, TIMESTAMP_WINDOW, TIMESTAMP_HOP)
     rows = []
     for call, total_fn, signals in (
         ("scene, 16 clips of 10 s", lambda: model.scene_embeddings(clips), clips),

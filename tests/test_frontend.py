@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, relative_error, require_shared
+from conftest import relative_error, require_shared
 
 from hear_mn.frontend import LogMelFrontend, kaldi_mel_banks
 
@@ -38,7 +38,3 @@ def test_frame_count(n: int) -> None:
     assert torch.isfinite(mels).all()
     if n >= 2:
         assert frontend.num_frames(n) == (n - 1) // 320 + 1
-
-
-def test_reference_file_is_where_conftest_says() -> None:
-    assert REFERENCE.name == "reference"
