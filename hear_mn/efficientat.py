@@ -15,7 +15,8 @@ import torch
 from hear_mn.audio import centred_windows
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
-from hear_mn.mobilenet import MobileNet, fold_batchnorm
+from hear_mn.inference import inference_backbone
+from hear_mn.mobilenet import MobileNet
 from hear_mn.streaming import EmbeddingStream
 from hear_mn.taps import concatenate_taps, embedding_size
 
@@ -100,7 +101,7 @@ class MobileNetEmbedder(EmbeddingModel):
         return self._embed_windows(audio, n_windows, SCENE_WINDOW, SCENE_HOP, per_pass).mean(1)
 
     def _inference_backbone(self) -> MobileNet:
-        """The backbone with BatchNorm folded in, rebuilt whenever a weight changes.
+        """The backbone rewritten for inference (:mod:`hear_mn.inference`), kept up to date.
 
         Kept outside the module tree (not in ``state_dict``, not moved by ``.to``): the key
         holds each tensor's storage and version, so loading weights, editing them in place or
@@ -109,10 +110,10 @@ class MobileNetEmbedder(EmbeddingModel):
         if self.backbone.training or torch.is_grad_enabled():
             return self.backbone
         key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
-        cached = self.__dict__.get("_folded")
+        cached = self.__dict__.get("_for_inference")
         if cached is None or cached[0] != key:
-            cached = (key, fold_batchnorm(self.backbone))
-            self.__dict__["_folded"] = cached
+            cached = (key, inference_backbone(self.backbone))
+            self.__dict__["_for_inference"] = cached
         return cached[1]
 
     def stream(self) -> MobileNetStream:

@@ -1,0 +1,130 @@
+"""The inference rewrites of the backbone compute the same function as the plain network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from hear_mn.inference import (
+    FusedConv,
+    fold_batchnorm,
+    fuse_convolutions,
+    fused_kernels_available,
+    inference_backbone,
+)
+from hear_mn.mobilenet import ChannelSqueezeExcite, ConvBNAct, MobileNet
+
+
+def _random_network(width: float, seed: int) -> MobileNet:
+    torch.manual_seed(seed)
+    network = MobileNet(width).eval()
+    for name, buffer in network.named_buffers():
+        if name.endswith("running_mean"):
+            buffer.normal_(0, 0.1)
+        elif name.endswith("running_var"):
+            buffer.uniform_(0.5, 1.5)
+    for module in network.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.normal_(module.bias, 0, 0.1)
+    return network
+
+
+def _mels(batch: int, frames: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 1, 128, frames, generator=generator)
+
+
+def _assert_same_outputs(got, expected) -> None:
+    pairs = [
+        (got.logits, expected.logits),
+        (got.pooled, expected.pooled),
+        (got.hidden, expected.hidden),
+        *zip(got.block_means, expected.block_means, strict=True),
+        *((got.se_bottlenecks[k], v) for k, v in expected.se_bottlenecks.items()),
+    ]
+    assert got.se_bottlenecks.keys() == expected.se_bottlenecks.keys()
+    for ours, reference in pairs:
+        assert ours.shape == reference.shape
+        assert (ours - reference).abs().max() <= 1e-5 * reference.abs().max()
+
+
+def test_this_build_runs_the_fused_kernels() -> None:
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this PyTorch build has no oneDNN (mkldnn)")
+    assert fused_kernels_available()
+
+
+@pytest.mark.parametrize("width", [0.4, 1.0])
+@pytest.mark.parametrize(("batch", "frames"), [(1, 16), (3, 16), (40, 16), (2, 101)])
+def test_inference_backbone_equals_the_plain_network(width: float, batch: int, frames: int) -> None:
+    network = _random_network(width, seed=int(width * 10) + batch)
+    mels = _mels(batch, frames)
+    with torch.inference_mode():
+        expected = network(mels)
+        folded = fold_batchnorm(network)
+        _assert_same_outputs(folded(mels.contiguous(memory_format=torch.channels_last)), expected)
+        fast = inference_backbone(network)
+        _assert_same_outputs(fast(mels.contiguous(memory_format=torch.channels_last)), expected)
+        _assert_same_outputs(fast(mels), expected)  # any memory layout works
+
+
+def test_rewrites_leave_the_original_untouched() -> None:
+    network = _random_network(0.4, seed=3)
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    fast = inference_backbone(network)
+    assert network.state_dict().keys() == before.keys()
+    assert all(torch.equal(network.state_dict()[k], v) for k, v in before.items())
+    assert not any(getattr(module, "inplace", False) for module in network.modules()), (
+        "the original network must keep out-of-place activations (autograd needs them)"
+    )
+    assert any(isinstance(module, ConvBNAct) for module in network.modules())
+    gates = [m for m in fast.modules() if isinstance(m, ChannelSqueezeExcite)]
+    assert gates and all(gate.inplace for gate in gates)
+    if fused_kernels_available():
+        assert not any(isinstance(module, ConvBNAct) for module in fast.modules())
+        assert sum(isinstance(module, FusedConv) for module in fast.modules()) > 40
+
+
+def test_fused_convolution_takes_the_kernel_only_where_it_pays_and_is_safe() -> None:
+    conv = nn.Conv2d(64, 64, 3, padding=1, groups=64)
+    fused = FusedConv(conv, nn.Hardswish())
+    large = torch.randn(8, 64, 32, 16)
+    small = torch.randn(1, 64, 4, 2)
+    with torch.inference_mode():
+        assert fused._fusable(large)
+        assert not fused._fusable(small)
+        assert not fused._fusable(large.double())
+    needs_grad = large.clone().requires_grad_()
+    assert not fused._fusable(needs_grad)
+    out = fused(needs_grad)  # the plain operators: gradients still flow
+    out.sum().backward()
+    assert needs_grad.grad is not None and needs_grad.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("attr", ["relu", "hardswish", "none", "residual"])
+def test_fused_convolution_matches_the_plain_operators(attr: str) -> None:
+    if not fused_kernels_available():
+        pytest.skip("this PyTorch build has no working oneDNN fused convolution")
+    torch.manual_seed(0)
+    conv = nn.Conv2d(32, 48 if attr != "residual" else 32, 1)
+    activation = {"relu": nn.ReLU(), "hardswish": nn.Hardswish()}.get(attr)
+    fused = FusedConv(conv, activation)
+    x = torch.randn(16, 32, 40, 8).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert fused._fusable(x)
+        plain = conv(x)
+        if attr == "residual":
+            got, expected = fused.forward_add(x, x), plain + x
+        else:
+            got = fused(x)
+            expected = plain if activation is None else activation(plain)
+    assert (got - expected).abs().max() <= 1e-5 * expected.abs().max()
+
+
+def test_fusing_needs_a_folded_network() -> None:
+    with pytest.raises(ValueError, match="fold_batchnorm"):
+        fuse_convolutions(_random_network(0.4, seed=0))
+    with pytest.raises(ValueError, match="bias"):
+        FusedConv(nn.Conv2d(4, 4, 1, bias=False), None)
