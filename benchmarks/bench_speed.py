@@ -3,7 +3,8 @@
 The EfficientAT HEAR reference computes timestamp embeddings with one forward pass per
 160 ms window position. This script times that loop and our batched path on the same
 model, checks both give the same numbers, and prints the ratio, plus scene-embedding
-throughput. Machines here are noisy: compare ratios, not absolute seconds.
+throughput. Contenders are timed in alternation (medians); machines here are noisy:
+compare ratios, not absolute seconds.
 
     python benchmarks/bench_speed.py                      # mn04, mn10; 2 threads
     python benchmarks/bench_speed.py --models mn04_e1_l --json bench_out/speed.json
@@ -29,13 +30,24 @@ from hear_mn.taps import concatenate_taps
 
 def median_seconds(run: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``repeats`` calls after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    return interleaved_medians({"run": run}, repeats)["run"]
+
+
+def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time of each run, taken in alternation after one warm-up call each.
+
+    Alternating puts the machine's slow and fast phases on every contender alike, so their
+    ratio holds up even where absolute times drift (other jobs, CPU steal).
+    """
+    for run in runs.values():
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def per_window_loop(model: MobileNetEmbedder, audio: torch.Tensor) -> torch.Tensor:
@@ -72,21 +84,26 @@ def bench_model(name: str, seconds: float, repeats: int, clips: int, loop: bool)
     audio = 0.1 * torch.randn(1, int(seconds * rate), generator=generator)
     scene_clips = 0.1 * torch.randn(clips, 10 * rate, generator=generator)
     result: dict = {"model": name, "audio_seconds": seconds}
-    result["batched_s"] = median_seconds(lambda: model.timestamp_embeddings(audio), repeats)
-    if loop and isinstance(model, MobileNetEmbedder):
+    with_loop = loop and isinstance(model, MobileNetEmbedder)
+    timestamp_runs = {"batched_s": lambda: model.timestamp_embeddings(audio)}
+    if with_loop:
         ours, _ = model.timestamp_embeddings(audio)
         result["max_relative_difference"] = _relative(ours, per_window_loop(model, audio))
-        result["per_window_loop_s"] = median_seconds(lambda: per_window_loop(model, audio), repeats)
+        timestamp_runs["per_window_loop_s"] = lambda: per_window_loop(model, audio)
+    result.update(interleaved_medians(timestamp_runs, repeats))
+    if with_loop:
         result["speedup"] = result["per_window_loop_s"] / result["batched_s"]
     result["scene_one_10s_clip_s"] = median_seconds(
         lambda: model.scene_embeddings(scene_clips[:1]), repeats
     )
-    batch_s = median_seconds(lambda: model.scene_embeddings(scene_clips), repeats)
-    result[f"scene_{clips}_clips_per_s"] = clips / batch_s
-    if loop and isinstance(model, MobileNetEmbedder):
-        plain_s = median_seconds(lambda: plain_backbone_scene(model, scene_clips), repeats)
-        result[f"plain_scene_{clips}_clips_per_s"] = clips / plain_s
-        result["scene_speedup"] = plain_s / batch_s
+    scene_runs = {"ours": lambda: model.scene_embeddings(scene_clips)}
+    if with_loop:
+        scene_runs["plain"] = lambda: plain_backbone_scene(model, scene_clips)
+    scene_s = interleaved_medians(scene_runs, repeats)
+    result[f"scene_{clips}_clips_per_s"] = clips / scene_s["ours"]
+    if with_loop:
+        result[f"plain_scene_{clips}_clips_per_s"] = clips / scene_s["plain"]
+        result["scene_speedup"] = scene_s["plain"] / scene_s["ours"]
         result["scene_max_relative_difference"] = _relative(
             model.scene_embeddings(scene_clips), plain_backbone_scene(model, scene_clips)
         )

@@ -1,7 +1,8 @@
 """Where the time goes: frontend, backbone and glue of one call, measured in the same run.
 
-Times the full call, then the log-mel frontend alone and the (folded, channels_last)
-backbone alone on the same inputs; glue is the rest (window gathering, taps, copies, checks).
+Times the full call, then the log-mel frontend alone (as the call runs it: shared frames
+for overlapping windows) and the inference backbone alone on the same inputs; glue is the
+rest (window spans, taps, copies, checks).
 
     python benchmarks/profile_breakdown.py --models mn04_e1_l,mn10_e1_l
 """
@@ -13,9 +14,8 @@ import json
 from pathlib import Path
 
 import torch
-from bench_speed import median_seconds
+from bench_speed import interleaved_medians
 
-from hear_mn.audio import centred_windows
 from hear_mn.efficientat import (
     SCENE_SAMPLES_PER_PASS,
     SCENE_WINDOW,
@@ -32,28 +32,41 @@ def breakdown(name: str, repeats: int) -> list[dict]:
     clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
     audio = 0.1 * torch.randn(1, 20 * model.sample_rate, generator=generator)
     n_windows = audio.shape[1] // TIMESTAMP_HOP + 1
-    windows = centred_windows(audio, 0, n_windows, n_windows, TIMESTAMP_WINDOW, TIMESTAMP_HOP)
+    scene_per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
+    window_passes = [
+        (start, min(start + model.window_batch_size, n_windows))
+        for start in range(0, n_windows, model.window_batch_size)
+    ]
+
+    def scene_mels() -> list[torch.Tensor]:
+        return [model.frontend(part) for part in torch.split(clips, scene_per_pass)]
+
+    def timestamp_mels() -> list[torch.Tensor]:
+        return [
+            model.window_mels(audio, a, b, n_windows, TIMESTAMP_WINDOW, TIMESTAMP_HOP)
+            for a, b in window_passes
+        ]
+
     rows = []
-    for call, total_fn, signals in (
-        ("scene, 16 clips of 10 s", lambda: model.scene_embeddings(clips), clips),
-        ("timestamps, 20 s", lambda: model.timestamp_embeddings(audio), windows),
+    for call, total_fn, frontend_fn in (
+        ("scene, 16 clips of 10 s", lambda: model.scene_embeddings(clips), scene_mels),
+        ("timestamps, 20 s", lambda: model.timestamp_embeddings(audio), timestamp_mels),
     ):
-        total = median_seconds(total_fn, repeats)
-        scene_per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
-        per_pass = model.window_batch_size if signals is windows else scene_per_pass
-        parts = list(torch.split(signals, per_pass))
         with torch.inference_mode():
-            mels = [model.frontend(part) for part in parts]
+            mels = frontend_fn()
             backbone = model._inference_backbone()
-            frontend = median_seconds(
-                lambda parts=parts: [model.frontend(part) for part in parts], repeats
-            )
-            network = median_seconds(
-                lambda mels=mels, backbone=backbone: [
-                    backbone(m[:, None].contiguous(memory_format=torch.channels_last)) for m in mels
-                ],
+            seconds = interleaved_medians(
+                {
+                    "total": total_fn,
+                    "frontend": frontend_fn,
+                    "backbone": lambda mels=mels, backbone=backbone: [
+                        backbone(m[:, None].contiguous(memory_format=torch.channels_last))
+                        for m in mels
+                    ],
+                },
                 repeats,
             )
+        total, frontend, network = seconds["total"], seconds["frontend"], seconds["backbone"]
         rows.append(
             {
                 "model": name,

@@ -71,8 +71,13 @@ def _finite_float32(audio: torch.Tensor, device: torch.device | None) -> torch.T
     if device is not None:
         audio = audio.to(device, non_blocking=True)
     audio = audio.float()
-    # Checked in slices: isfinite's temporaries take about 7 bytes per sample, which for an
-    # hour of audio would be more memory than the whole embedding computation.
+    # A sum is finite only if every term is (NaN and Inf propagate; Inf never cancels to a
+    # finite value), so one cheap reduction clears the usual case. Only a non-finite sum
+    # (or finite samples so huge that they overflow) is checked element by element, in
+    # slices: isfinite's temporaries take about 7 bytes per sample, which for an hour of
+    # audio would be more memory than the whole embedding computation.
+    if bool(torch.isfinite(audio.sum())):
+        return audio
     for part in audio.reshape(-1).split(FINITE_CHECK_SLICE):
         if not bool(torch.isfinite(part).all()):
             raise ValueError("audio contains NaN or Inf samples; clean or clip the signal first")
@@ -108,56 +113,14 @@ def reflect_pad(x: torch.Tensor, left: int, right: int) -> torch.Tensor:
     return x.index_select(-1, reflect_index(positions, n))
 
 
-def gather_windows(
-    audio: torch.Tensor,
-    sounds: torch.Tensor,
-    starts: torch.Tensor,
-    size: int,
-) -> torch.Tensor:
-    """Windows ``audio[sounds[k], starts[k] : starts[k] + size]`` of the reflect-extended clips.
+def extended_span(clip: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Samples ``[start, stop)`` of the mirror-extended 1-D ``clip``.
 
-    Starts may be negative and windows may run past the end: those samples are mirrored
-    (:func:`reflect_index`). Only the requested windows are materialised, so a long clip is
-    never padded or unfolded as a whole.
+    Positions before 0 or past the end are mirrored (:func:`reflect_index`). A span inside
+    the clip is a view; only spans reaching past an end are gathered, so a long clip is
+    never padded as a whole.
     """
-    offsets = torch.arange(size, device=audio.device)
-    positions = reflect_index(starts[:, None] + offsets, audio.shape[-1])
-    return audio[sounds[:, None], positions]
-
-
-def centred_windows(
-    audio: torch.Tensor, first: int, stop: int, n_windows: int, size: int, hop: int
-) -> torch.Tensor:
-    """Windows ``first .. stop - 1`` of the flattened (sound, window) grid, as (count, size).
-
-    Window w of a sound covers samples ``[w * hop - size // 2, w * hop + size // 2)`` of the
-    reflect-extended clip. Windows inside the clip are strided views of it (no gathering);
-    only the few that reach into the padding are gathered with :func:`gather_windows`.
-    """
-    n_samples = audio.shape[-1]
-    half = size // 2
-    first_inside = -(-half // hop)
-    last_inside = (n_samples - (size - half)) // hop
-    pieces: list[torch.Tensor] = []
-    index = first
-    while index < stop:
-        sound, window = divmod(index, n_windows)
-        end = window + min(stop, (sound + 1) * n_windows) - index
-        inside_from = min(max(window, first_inside), end)
-        inside_to = max(min(end, last_inside + 1), inside_from)
-        if inside_from > window:  # left edge: reaches into the padding before the clip
-            pieces.append(_gathered(audio, sound, window, inside_from, size, hop))
-        if inside_to > inside_from:
-            span = audio[sound, inside_from * hop - half : (inside_to - 1) * hop - half + size]
-            pieces.append(span.unfold(0, size, hop))
-        if end > inside_to:  # right edge: reaches past the end of the clip
-            pieces.append(_gathered(audio, sound, inside_to, end, size, hop))
-        index += end - window
-    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
-
-
-def _gathered(
-    audio: torch.Tensor, sound: int, lo: int, hi: int, size: int, hop: int
-) -> torch.Tensor:
-    starts = torch.arange(lo, hi, device=audio.device) * hop - size // 2
-    return gather_windows(audio, torch.full_like(starts, sound), starts, size)
+    n = clip.shape[-1]
+    if start >= 0 and stop <= n:
+        return clip[start:stop]
+    return clip[reflect_index(torch.arange(start, stop, device=clip.device), n)]

@@ -2,7 +2,8 @@
 
 Timestamp embeddings: 160 ms windows every 50 ms over the reflect-padded clip, each window
 through frontend and backbone on its own (as the reference does), but many windows per
-forward pass and in bounded chunks, so an hour of audio needs a bounded working set.
+forward pass and in bounded chunks, so an hour of audio needs a bounded working set; the
+STFT frames that overlapping windows have in common are computed once per chunk.
 Scene embeddings: one pass per clip up to 10 s; longer clips average 10 s windows every 2.5 s.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from hear_mn.audio import centred_windows
+from hear_mn.audio import extended_span
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
 from hear_mn.inference import inference_backbone
@@ -75,7 +76,10 @@ class MobileNetEmbedder(EmbeddingModel):
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """Frontend + backbone + taps for a batch of equal-length signals: (batch, samples) -> (batch, D)."""
-        mels = self.frontend(audio)
+        return self.embed_mels(self.frontend(audio))
+
+    def embed_mels(self, mels: torch.Tensor) -> torch.Tensor:
+        """Backbone + taps of log-mel input: (batch, n_mels, frames) -> (batch, D)."""
         backbone = self._inference_backbone()
         outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last))
         return concatenate_taps(self.features, outputs, mels)
@@ -120,12 +124,20 @@ class MobileNetEmbedder(EmbeddingModel):
         """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""
         return MobileNetStream(self)
 
-    def embed_window_views(self, windows: torch.Tensor) -> torch.Tensor:
-        """(n, window) signals -> (n, D), ``window_batch_size`` at a time."""
+    def embed_sliding_windows(self, signal: torch.Tensor, count: int) -> torch.Tensor:
+        """Timestamp windows ``signal[k * hop : k * hop + window]``, k < count -> (count, D).
+
+        ``window_batch_size`` windows at a time; used by streaming on its buffer.
+        """
         parts = [
-            self.embed_audio(windows[a:b]) for a, b in _chunks(len(windows), self.window_batch_size)
+            self.embed_mels(
+                self.frontend.sliding_windows(
+                    signal[a * TIMESTAMP_HOP :], b - a, TIMESTAMP_WINDOW, TIMESTAMP_HOP
+                )
+            )
+            for a, b in _chunks(count, self.window_batch_size)
         ]
-        return torch.cat(parts) if parts else windows.new_empty(0, self.timestamp_embedding_size)
+        return torch.cat(parts) if parts else signal.new_empty(0, self.timestamp_embedding_size)
 
     def _embed_windows(
         self, audio: torch.Tensor, n_windows: int, size: int, hop: int, per_pass: int
@@ -133,16 +145,36 @@ class MobileNetEmbedder(EmbeddingModel):
         """Embeddings of ``size``-sample windows every ``hop`` centred on 0, hop, 2 hop, ...
 
         (n_sounds, n_windows, D). Windows of all sounds are batched together, ``per_pass``
-        at a time, and taken from the clip only when their pass comes.
+        at a time, and their samples are taken from the clip only when their pass comes.
         """
         n_sounds = audio.shape[0]
         embeddings = torch.empty(
             n_sounds * n_windows, self.timestamp_embedding_size, device=audio.device
         )
         for start, stop in _chunks(n_sounds * n_windows, per_pass):
-            windows = centred_windows(audio, start, stop, n_windows, size, hop)
-            embeddings[start:stop] = self.embed_audio(windows)
+            mels = self.window_mels(audio, start, stop, n_windows, size, hop)
+            embeddings[start:stop] = self.embed_mels(mels)
         return embeddings.reshape(n_sounds, n_windows, -1)
+
+    def window_mels(
+        self, audio: torch.Tensor, start: int, stop: int, n_windows: int, size: int, hop: int
+    ) -> torch.Tensor:
+        """Log-mel of windows ``start .. stop - 1`` of the flattened (sound, window) grid.
+
+        Window w of a sound covers samples ``[w * hop - size // 2, w * hop + size // 2)`` of
+        the mirror-extended clip; each sound's windows come from one span of it, so they
+        share their common STFT frames (:meth:`LogMelFrontend.sliding_windows`).
+        """
+        parts = []
+        index = start
+        while index < stop:
+            sound, first = divmod(index, n_windows)
+            last = min(n_windows, first + stop - index)
+            span_start = first * hop - size // 2
+            span = extended_span(audio[sound], span_start, span_start + (last - 1) * hop + size)
+            parts.append(self.frontend.sliding_windows(span, last - first, size, hop))
+            index += last - first
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class MobileNetStream(EmbeddingStream):
@@ -193,8 +225,7 @@ class MobileNetStream(EmbeddingStream):
         if count <= 0:
             return self._empty()
         start = self.num_emitted * TIMESTAMP_HOP - self._buffer_start
-        views = self._buffer[start:].unfold(0, TIMESTAMP_WINDOW, TIMESTAMP_HOP)[:count]
-        return self.model.embed_window_views(views)
+        return self.model.embed_sliding_windows(self._buffer[start:], count)
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
         return indices * (1000.0 * TIMESTAMP_HOP / SAMPLE_RATE)

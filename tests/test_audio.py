@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from hear_mn.audio import (
     FINITE_CHECK_SLICE,
     as_audio_batch,
-    centred_windows,
-    gather_windows,
+    extended_span,
     reflect_index,
     reflect_pad,
 )
@@ -34,29 +33,19 @@ def test_reflect_index_inside_is_identity() -> None:
     assert torch.equal(reflect_index(positions, 50), positions)
 
 
-def test_gather_windows_equals_unfold_of_padded_signal() -> None:
-    audio = torch.randn(3, 9000)
-    padded = reflect_pad(audio, 2560, 2560).unfold(-1, 5120, 1600)
-    sounds = torch.tensor([0, 2, 1, 1])
-    windows = torch.tensor([0, 5, 3, 1])
-    gathered = gather_windows(audio, sounds, windows * 1600 - 2560, 5120)
-    assert torch.equal(gathered, padded[sounds, windows])
+@pytest.mark.parametrize("n", [1, 2, 7, 9000])
+def test_extended_span_equals_the_mirror_padded_clip(n: int) -> None:
+    clip = torch.randn(n, generator=torch.Generator().manual_seed(n))
+    pad = 3 * n + 5
+    padded = reflect_pad(clip[None], pad, pad)[0]
+    for start, stop in ((0, n), (-pad, n + pad), (-1, 2), (n - 2, n + 4), (-pad, -pad + 3)):
+        assert torch.equal(extended_span(clip, start, stop), padded[start + pad : stop + pad])
 
 
-@pytest.mark.parametrize(("n_sounds", "n_samples"), [(1, 64000), (3, 9000), (2, 5119), (1, 1)])
-@pytest.mark.parametrize(("size", "hop"), [(5120, 1600), (320000, 80000)])
-def test_centred_windows_equal_gathered_ones_for_any_chunk(n_sounds, n_samples, size, hop) -> None:
-    audio = torch.randn(n_sounds, n_samples, generator=torch.Generator().manual_seed(n_samples))
-    n_windows = n_samples // hop + 1
-    total = n_sounds * n_windows
-    for per_pass in (1, 3, 256):
-        for first in range(0, total, per_pass):
-            stop = min(first + per_pass, total)
-            index = torch.arange(first, stop)
-            starts = (index % n_windows) * hop - size // 2
-            expected = gather_windows(audio, index // n_windows, starts, size)
-            got = centred_windows(audio, first, stop, n_windows, size, hop)
-            assert torch.equal(got, expected), (first, stop)
+def test_extended_span_inside_the_clip_is_a_view() -> None:
+    clip = torch.arange(100.0)
+    span = extended_span(clip, 10, 60)
+    assert span.data_ptr() == clip[10:].data_ptr() and span.tolist() == list(range(10, 60))
 
 
 def test_nan_past_the_first_finite_check_slice_is_found() -> None:
@@ -68,3 +57,14 @@ def test_nan_past_the_first_finite_check_slice_is_found() -> None:
         1,
         FINITE_CHECK_SLICE + 10,
     )
+
+
+def test_finite_check_is_exact_where_the_fast_sum_is_not() -> None:
+    huge = torch.full((1, 1000), 3e38)  # finite samples whose sum overflows to inf
+    assert torch.equal(as_audio_batch(huge), huge)
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        mixed = torch.zeros(1, 100)
+        mixed[0, 7] = bad
+        mixed[0, 8] = -bad  # +inf and -inf sum to NaN, still caught
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            as_audio_batch(mixed)

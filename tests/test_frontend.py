@@ -38,3 +38,36 @@ def test_frame_count(n: int) -> None:
     assert torch.isfinite(mels).all()
     if n >= 2:
         assert frontend.num_frames(n) == (n - 1) // 320 + 1
+
+
+@pytest.mark.parametrize(
+    ("size", "hop", "count"),
+    [(5120, 1600, 401), (5120, 1600, 2), (5120, 1600, 1), (320000, 80000, 5), (5120, 320, 7),
+     (5120, 1000, 4), (1024, 320, 3), (700, 320, 5)],
+)  # fmt: skip
+@pytest.mark.parametrize("n_mels", [128, 256])
+def test_sliding_windows_equal_windows_one_by_one(size, hop, count, n_mels) -> None:
+    frontend = LogMelFrontend(n_mels=n_mels)
+    generator = torch.Generator().manual_seed(size + hop + count)
+    signal = 0.1 * torch.randn((count - 1) * hop + size + 17, generator=generator)
+    signal[: size // 3] = 0.0  # silence: the log floor must match too
+    windows = signal.unfold(0, size, hop)[:count]
+    shared = frontend.sliding_windows(signal, count, size, hop)
+    assert shared.shape == (count, n_mels, frontend.num_frames(size))
+    assert (shared - frontend(windows)).abs().max() <= 1e-6
+
+
+def test_sliding_windows_share_frames() -> None:
+    """Overlapping 160 ms windows every 50 ms: about half the STFT frames of one by one."""
+    frontend = LogMelFrontend()
+    counted: list[int] = []
+    original = frontend._power
+
+    def spy(padded: torch.Tensor) -> torch.Tensor:
+        power = original(padded)
+        counted.append(power.shape[0] * power.shape[-1])
+        return power
+
+    frontend._power = spy
+    frontend.sliding_windows(torch.randn(99 * 1600 + 5120), 100, 5120, 1600)
+    assert sum(counted) <= 0.55 * 100 * frontend.num_frames(5120)

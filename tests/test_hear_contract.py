@@ -77,13 +77,13 @@ def test_window_chunking_does_not_change_results(model: MobileNetEmbedder) -> No
 def test_windows_are_processed_in_bounded_chunks(model: MobileNetEmbedder, monkeypatch) -> None:
     bounded = hear_module.load_model(pretrained=False, window_batch_size=16)
     seen: list[int] = []
-    original = bounded.embed_audio
+    original = bounded.embed_mels
 
     def spy(batch: torch.Tensor) -> torch.Tensor:
         seen.append(batch.shape[0])
         return original(batch)
 
-    monkeypatch.setattr(bounded, "embed_audio", spy)
+    monkeypatch.setattr(bounded, "embed_mels", spy)
     embeddings, _ = get_timestamp_embeddings(_audio(3, 32000 * 3), bounded)
     assert embeddings.shape[1] == 61
     assert max(seen) <= 16
