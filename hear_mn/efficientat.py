@@ -171,7 +171,8 @@ class MobileNetEmbedder(EmbeddingModel):
             sound, first = divmod(index, n_windows)
             last = min(n_windows, first + stop - index)
             span_start = first * hop - size // 2
-            span = extended_span(audio[sound], span_start, span_start + (last - 1) * hop + size)
+            span_stop = span_start + (last - first - 1) * hop + size
+            span = extended_span(audio[sound], span_start, span_stop)
             parts.append(self.frontend.sliding_windows(span, last - first, size, hop))
             index += last - first
         return parts[0] if len(parts) == 1 else torch.cat(parts)

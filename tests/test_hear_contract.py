@@ -84,10 +84,20 @@ def test_windows_are_processed_in_bounded_chunks(model: MobileNetEmbedder, monke
         return original(batch)
 
     monkeypatch.setattr(bounded, "embed_mels", spy)
+    spans: list[tuple[int, int]] = []
+    sliding = bounded.frontend.sliding_windows
+
+    def span_spy(signal: torch.Tensor, count: int, size: int, hop: int) -> torch.Tensor:
+        spans.append((signal.shape[0], count))
+        return sliding(signal, count, size, hop)
+
+    monkeypatch.setattr(bounded.frontend, "sliding_windows", span_spy)
     embeddings, _ = get_timestamp_embeddings(_audio(3, 32000 * 3), bounded)
     assert embeddings.shape[1] == 61
     assert max(seen) <= 16
     assert sum(seen) == 3 * 61
+    # Each batch reads only the samples its windows cover, wherever it lies in the clip.
+    assert spans and all(length == (count - 1) * 1600 + 5120 for length, count in spans)
 
 
 def test_cpu_results_are_deterministic(model: MobileNetEmbedder) -> None:
