@@ -76,6 +76,23 @@ def markdown(results: dict) -> str:
         f"{r['backbone_fraction']:.0%} | {r['glue_fraction']:.0%} |"
         for r in results["profile"]["results"]
     ]
+    if "ablation" in results:
+        lines += [
+            "",
+            "What each step buys (same call, steps switched on one by one, timed in alternation; "
+            "`bench_ablation.py`):",
+            "",
+            "| model | call | variant | time (s) | vs. plain | max rel. diff |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in results["ablation"]["results"]:
+            for call in ("timestamps", "scene"):
+                what = "timestamps, 20 s" if call == "timestamps" else "scene, 16 clips of 10 s"
+                lines += [
+                    f"| {r['model']} | {what} | {row['variant']} | {row['seconds']:.3f} | "
+                    f"{row['speedup_vs_plain']:.2f}x | {row['max_relative_difference']:.1e} |"
+                    for row in r[call]
+                ]
     stream = results["streaming"]
     lines += [
         "",
@@ -137,6 +154,9 @@ def main() -> None:
             threads,
         ),
         "profile": _run("profile_breakdown.py", "--threads", threads),
+        "ablation": _run(
+            "bench_ablation.py", "--seconds", seconds, "--threads", threads, "--repeats", "5"
+        ),
         "streaming": _run("bench_streaming.py", "--seconds", "10" if args.quick else "60"),
         "long_audio": _run("bench_long_audio.py", "--minutes", minutes, "--threads", threads),
     }

@@ -1,0 +1,145 @@
+"""What each speed-up buys: the same call with the inference rewrites switched on one by one.
+
+Timestamp embeddings of 20 s and scene embeddings of 16 clips of 10 s, all variants timed
+in alternation in one run (medians), each checked against the final output:
+
+* ``plain``: batched windows through the network as trained (contiguous, BatchNorm),
+  every window's STFT computed on its own;
+* ``+ channels_last, BatchNorm folded``;
+* ``+ fused oneDNN kernels, in-place gates`` (:mod:`hear_mn.inference`);
+* ``+ shared STFT frames``: hear-mn as shipped.
+
+``--compile`` adds the folded backbone under ``torch.compile`` (inductor); its compile time
+is reported separately.
+
+    python benchmarks/bench_ablation.py --models mn04_e1_l,mn10_e1_l
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from bench_speed import interleaved_medians
+
+from hear_mn.efficientat import MobileNetEmbedder
+from hear_mn.inference import fold_batchnorm
+from hear_mn.registry import create_model
+
+
+def _with(
+    model: MobileNetEmbedder, backbone: Callable | None, shared_frames: bool
+) -> Callable[[Callable[[], torch.Tensor]], Callable[[], torch.Tensor]]:
+    """Wrap a call so that it runs with ``backbone`` (None: as shipped) and frame sharing on/off."""
+    frontend = model.frontend
+    shipped_sliding = type(frontend).sliding_windows.__get__(frontend)
+
+    def one_by_one(signal: torch.Tensor, count: int, size: int, hop: int) -> torch.Tensor:
+        return frontend(signal.unfold(0, size, hop)[:count])
+
+    def wrap(call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            frontend.sliding_windows = shipped_sliding if shared_frames else one_by_one
+            if backbone is None:
+                model.__dict__.pop("_inference_backbone", None)
+            else:
+                model._inference_backbone = lambda: backbone
+            try:
+                return call()
+            finally:
+                frontend.__dict__.pop("sliding_windows", None)
+                model.__dict__.pop("_inference_backbone", None)
+
+        return run
+
+    return wrap
+
+
+def ablate(name: str, seconds: float, repeats: int, compile_backbone: bool) -> dict:
+    torch.manual_seed(0)
+    model = create_model(name, pretrained=False)
+    generator = torch.Generator().manual_seed(1)
+    audio = 0.1 * torch.randn(1, int(seconds * model.sample_rate), generator=generator)
+    clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
+    network = copy.deepcopy(model.backbone).to(memory_format=torch.contiguous_format).eval()
+    folded = fold_batchnorm(model.backbone)
+    variants = {
+        "plain": _with(model, lambda mels: network(mels.contiguous()), shared_frames=False),
+        "+ channels_last, BatchNorm folded": _with(model, folded, shared_frames=False),
+        "+ fused kernels, in-place gates": _with(model, None, shared_frames=False),
+        "+ shared STFT frames (hear-mn)": _with(model, None, shared_frames=True),
+    }
+    result: dict = {"model": name, "audio_seconds": seconds}
+    if compile_backbone:
+        compiled = torch.compile(fold_batchnorm(model.backbone), dynamic=False)
+        start = time.perf_counter()
+        _with(model, compiled, shared_frames=True)(lambda: model.timestamp_embeddings(audio))()
+        _with(model, compiled, shared_frames=True)(lambda: model.scene_embeddings(clips))()
+        result["compile_s"] = time.perf_counter() - start
+        variants["folded + torch.compile, shared frames"] = _with(model, compiled, True)
+
+    for call_name, call in (
+        ("timestamps", lambda: model.timestamp_embeddings(audio)[0]),
+        ("scene", lambda: model.scene_embeddings(clips)),
+    ):
+        final = call()
+        runs = {label: wrap(call) for label, wrap in variants.items()}
+        seconds_by_label = interleaved_medians(runs, repeats)
+        rows = []
+        for label, run in runs.items():
+            out = run()
+            rows.append(
+                {
+                    "variant": label,
+                    "seconds": seconds_by_label[label],
+                    "speedup_vs_plain": seconds_by_label["plain"] / seconds_by_label[label],
+                    "max_relative_difference": float((out - final).abs().max() / final.abs().max()),
+                }
+            )
+        result[call_name] = rows
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mn04_e1_l,mn10_e1_l")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    results = [
+        ablate(name, args.seconds, args.repeats, args.compile) for name in args.models.split(",")
+    ]
+    print(f"torch {torch.__version__}, {args.threads} threads; medians of {args.repeats}")
+    for result in results:
+        if "compile_s" in result:
+            print(f"{result['model']}: torch.compile took {result['compile_s']:.1f} s")
+        for call_name in ("timestamps", "scene"):
+            what = (
+                f"timestamps of {result['audio_seconds']:g} s"
+                if call_name == "timestamps"
+                else "scene, 16 clips of 10 s"
+            )
+            print(f"\n{result['model']}, {what}")
+            print(f"  {'variant':<40} {'s':>7} {'vs plain':>9} {'max rel diff':>13}")
+            for row in result[call_name]:
+                print(
+                    f"  {row['variant']:<40} {row['seconds']:7.3f} "
+                    f"{row['speedup_vs_plain']:8.2f}x {row['max_relative_difference']:13.1e}"
+                )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"torch": torch.__version__, "threads": args.threads, "results": results}
+        args.json.write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()
