@@ -12,6 +12,7 @@ from hear_mn.inference import (
     fuse_convolutions,
     fused_kernels_available,
     inference_backbone,
+    work_in_place,
 )
 from hear_mn.mobilenet import ChannelSqueezeExcite, ConvBNAct, MobileNet
 
@@ -65,6 +66,8 @@ def test_inference_backbone_equals_the_plain_network(width: float, batch: int, f
         expected = network(mels)
         folded = fold_batchnorm(network)
         _assert_same_outputs(folded(mels.contiguous(memory_format=torch.channels_last)), expected)
+        in_place = work_in_place(fold_batchnorm(network))
+        _assert_same_outputs(in_place(mels.contiguous(memory_format=torch.channels_last)), expected)
         fast = inference_backbone(network)
         _assert_same_outputs(fast(mels.contiguous(memory_format=torch.channels_last)), expected)
         _assert_same_outputs(fast(mels), expected)  # any memory layout works
