@@ -6,8 +6,7 @@ in alternation in one run (medians), each checked against the final output:
 * ``plain``: batched windows through the network as trained (contiguous, BatchNorm),
   every window's STFT computed on its own;
 * ``+ channels_last, BatchNorm folded``;
-* ``+ in-place activations and gates``;
-* ``+ fused oneDNN kernels`` (the last three: :mod:`hear_mn.inference`);
+* ``+ in-place activations and gates`` (these two: :mod:`hear_mn.inference`);
 * ``+ shared STFT frames``: hear-mn as shipped.
 
 ``--compile`` adds the folded backbone under ``torch.compile`` (inductor); its compile time
@@ -69,12 +68,10 @@ def ablate(name: str, seconds: float, repeats: int, compile_backbone: bool) -> d
     clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
     network = copy.deepcopy(model.backbone).to(memory_format=torch.contiguous_format).eval()
     folded = fold_batchnorm(model.backbone)
-    in_place = work_in_place(fold_batchnorm(model.backbone))
     variants = {
         "plain": _with(model, lambda mels: network(mels.contiguous()), shared_frames=False),
         "+ channels_last, BatchNorm folded": _with(model, folded, shared_frames=False),
-        "+ in-place activations and gates": _with(model, in_place, shared_frames=False),
-        "+ fused kernels": _with(model, None, shared_frames=False),
+        "+ in-place activations and gates": _with(model, None, shared_frames=False),
         "+ shared STFT frames (hear-mn)": _with(model, None, shared_frames=True),
     }
     result: dict = {"model": name, "audio_seconds": seconds}

@@ -200,11 +200,11 @@ def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
 def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, int]:
     """(parameters, multiply-accumulates) of ``config`` for one clip of ``seconds``.
 
-    The model is built with random weights and makes one plain (unfused) scene pass over a
-    silent clip, in which every convolution and linear layer only counts: it works out its output shape on
-    PyTorch's ``meta`` device (shapes, no arithmetic), adds ``output elements x inputs per
-    output`` multiply-accumulates and hands zeros on. So mn40 is counted in about a second,
-    by the model's own code path. Bias, normalisation, activations and the frontend's FFT
+    The model is built with random weights and makes one plain (not folded) scene pass over
+    a silent clip, in which every convolution and linear layer only counts: it works out its
+    output shape on PyTorch's ``meta`` device (shapes, no arithmetic), adds ``output
+    elements x inputs per output`` multiply-accumulates and hands zeros on. So mn40 is
+    counted in about a second, by the model's own code path. Bias, normalisation, activations and the frontend's FFT
     are not counted, as usual.
     """
     import torch
@@ -244,8 +244,7 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
         if isinstance(layer, layers):
             layer.forward = counting_forward(layer)
     audio = torch.zeros(1, max(1, round(seconds * model.sample_rate)))
-    # With autograd on, the plain network runs, not the inference copy whose fused kernels
-    # would bypass the counting layers.
+    # With autograd on, the plain network (whose layers count) runs, not an inference copy.
     with torch.enable_grad():
         model._scene_embeddings(audio)
     return int(params), int(total)

@@ -114,10 +114,6 @@ class ConvBNAct(nn.Sequential):
             layers.append(activation())
         super().__init__(*layers)
 
-    def forward_add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        """``self(x) + residual``; fused into one kernel by :mod:`hear_mn.inference`."""
-        return self(x) + residual
-
 
 class ChannelSqueezeExcite(nn.Module):
     """Squeeze-excitation over channels with a sigmoid gate.
@@ -175,13 +171,13 @@ class InvertedResidual(nn.Module):
         """Returns the block output and its SE bottleneck (None without SE)."""
         out = x
         bottleneck = None
-        *body, project = self.block
-        for layer in body:
+        for layer in self.block:
             if isinstance(layer, SqueezeExciteContainer):
                 out, bottleneck = layer(out)
             else:
                 out = layer(out)
-        out = project.forward_add(out, x) if self.residual else project(out)
+        if self.residual:
+            out = out + x
         return out, bottleneck
 
 
