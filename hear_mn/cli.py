@@ -204,8 +204,8 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
     a silent clip, in which every convolution and linear layer only counts: it works out its
     output shape on PyTorch's ``meta`` device (shapes, no arithmetic), adds ``output
     elements x inputs per output`` multiply-accumulates and hands zeros on. So mn40 is
-    counted in about a second, by the model's own code path. Bias, normalisation, activations and the frontend's FFT
-    are not counted, as usual.
+    counted in about a second, by the model's own code path. Bias, normalisation,
+    activations and the frontend's FFT are not counted, as usual.
     """
     import torch
     import torch.nn.functional as F
