@@ -102,13 +102,12 @@ class LogMelFrontend(torch.nn.Module):
         computed once; only the few edge frames are computed per window. For 160 ms windows
         every 50 ms that halves the frontend's work.
         """
-        windows = signal.unfold(0, size, hop)[:count]
         step, half = self.hop_length, self.n_fft // 2
         first_inner = -(-half // step)  # frame j covers emphasised [j*step - half, j*step + half)
         last_inner = (size - 1 - half) // step
         few = count < 2 or count * size < MIN_SHARED_SAMPLES
         if few or hop % step or first_inner > last_inner:
-            return self(windows)
+            return self(signal.unfold(0, size, hop)[:count])
         emphasised = self._emphasise(signal[: (count - 1) * hop + size])
         inner = last_inner - first_inner + 1
         grid_start = first_inner * step - half
