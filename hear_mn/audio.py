@@ -124,3 +124,16 @@ def extended_span(clip: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     if start >= 0 and stop <= n:
         return clip[start:stop]
     return clip[reflect_index(torch.arange(start, stop, device=clip.device), n)]
+
+
+def duration_to_samples(milliseconds: object, sample_rate: int, what: str) -> int:
+    """A duration in milliseconds as a whole, positive number of samples at ``sample_rate``."""
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, (int, float)):
+        raise TypeError(f"{what} is a duration in milliseconds, got {milliseconds!r}")
+    samples = milliseconds * sample_rate / 1000
+    if not samples >= 1 or abs(samples - round(samples)) > 1e-6:
+        raise ValueError(
+            f"{what}={milliseconds!r} ms is not a whole, positive number of samples at "
+            f"{sample_rate} Hz; use a multiple of {1000 / sample_rate:g} ms, e.g. 160"
+        )
+    return round(samples)

@@ -1,27 +1,31 @@
 """EfficientAT MobileNets as HEAR models: frontend -> backbone -> taps, plus HEAR windowing.
 
-Timestamp embeddings: 160 ms windows every 50 ms over the reflect-padded clip, each window
-through frontend and backbone on its own (as the reference does), but many windows per
-forward pass and in bounded chunks, so an hour of audio needs a bounded working set; the
-STFT frames that overlapping windows have in common are computed once per chunk.
+Timestamp embeddings: windows of ``timestamp_window`` (160 ms) every ``timestamp_hop``
+(50 ms) over the reflect-padded clip, each window through frontend and backbone on its own
+(as the reference does), but many windows per forward pass and in bounded chunks, so an hour
+of audio needs a bounded working set; the STFT frames that overlapping windows have in
+common are computed once per chunk.
 Scene embeddings: one pass per clip up to 10 s; longer clips average 10 s windows every 2.5 s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 
-from hear_mn.audio import extended_span
+from hear_mn.audio import duration_to_samples, extended_span
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
 from hear_mn.inference import inference_backbone
-from hear_mn.mobilenet import MobileNet
+from hear_mn.mobilenet import DEFAULT_STRIDES, MobileNet, feature_info
 from hear_mn.streaming import EmbeddingStream
-from hear_mn.taps import concatenate_taps, embedding_size
+from hear_mn.taps import DEFAULT_POOLING, backbone_plan, concatenate_taps, embedding_size
 
 SAMPLE_RATE = 32000
+TIMESTAMP_WINDOW_MS = 160
+TIMESTAMP_HOP_MS = 50
 TIMESTAMP_WINDOW = 5120  # 160 ms
 TIMESTAMP_HOP = 1600  # 50 ms
 SCENE_WINDOW = 320000  # 10 s
@@ -33,11 +37,38 @@ DEFAULT_WINDOW_BATCH = 256
 SCENE_SAMPLES_PER_PASS = 4 * SCENE_WINDOW
 
 
+@dataclass(frozen=True)
+class Windows:
+    """Windows of ``size`` samples every ``hop``, the first starting ``pad`` samples before
+    the clip (which is reflect-padded by ``pad`` on both sides), as the original frames them."""
+
+    size: int
+    hop: int
+    pad: int
+
+    def count(self, n_samples: int) -> int:
+        """Number of windows over a clip of ``n_samples`` samples."""
+        return (n_samples + 2 * self.pad - self.size) // self.hop + 1
+
+    @classmethod
+    def checked(cls, size: object, hop: object, pad: object) -> Windows:
+        """Windows from user values (samples), with a clear error for bad ones."""
+        for what, value, least in (("window_size", size, 1), ("hop", hop, 1), ("pad", pad, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(
+                    f"{what} must be an int of at least {least} samples, got {value!r}"
+                )
+        return cls(size, hop, pad)
+
+
 class MobileNetEmbedder(EmbeddingModel):
     """A MobileNet of width ``width`` with ``n_mels`` log-mel input and feature taps ``features``.
 
-    ``window_batch_size`` bounds how many 160 ms windows go through the network at once
-    (memory vs. speed). Parameters are random until :meth:`load_checkpoint`.
+    ``hop_length`` is the frontend's STFT hop, ``head`` and ``strides`` the backbone's (all
+    three come with the checkpoint); ``pooling`` pools block features (bK).
+    ``timestamp_window_ms`` / ``timestamp_hop_ms`` frame timestamp embeddings.
+    ``window_batch_size`` bounds how many 160 ms windows' worth of samples go through the
+    network at once (memory vs. speed). Parameters are random until :meth:`load_checkpoint`.
     """
 
     def __init__(
@@ -47,10 +78,16 @@ class MobileNetEmbedder(EmbeddingModel):
         width: float,
         n_mels: int,
         features: tuple[str, ...],
+        hop_length: int = 320,
+        head: str = "mlp",
+        strides: tuple[int, ...] = DEFAULT_STRIDES,
+        pooling: str = DEFAULT_POOLING,
+        timestamp_window_ms: float = TIMESTAMP_WINDOW_MS,
+        timestamp_hop_ms: float = TIMESTAMP_HOP_MS,
         autocast: bool = False,
         window_batch_size: int = DEFAULT_WINDOW_BATCH,
     ) -> None:
-        size = embedding_size(features, width, n_mels)
+        size = embedding_size(features, feature_info(width, n_mels, strides, head), pooling)
         super().__init__(
             name=name,
             sample_rate=SAMPLE_RATE,
@@ -60,12 +97,19 @@ class MobileNetEmbedder(EmbeddingModel):
         )
         if window_batch_size < 1:
             raise ValueError(f"window_batch_size must be at least 1, got {window_batch_size}")
+        window = duration_to_samples(timestamp_window_ms, SAMPLE_RATE, "timestamp_window")
+        hop = duration_to_samples(timestamp_hop_ms, SAMPLE_RATE, "timestamp_hop")
+        self.windows = Windows(window, hop, window // 2)
         self.features = features
+        self.pooling = pooling
+        self.plan = backbone_plan(features, pooling)
         self.window_batch_size = window_batch_size
-        self.frontend = LogMelFrontend(n_mels=n_mels, sample_rate=SAMPLE_RATE)
+        self.frontend = LogMelFrontend(
+            n_mels=n_mels, sample_rate=SAMPLE_RATE, hop_length=hop_length
+        )
         # channels_last makes this depthwise-separable network several times faster on CPU;
         # loading a checkpoint copies into these tensors and keeps their layout.
-        self.backbone = MobileNet(width).to(memory_format=torch.channels_last)
+        self.backbone = MobileNet(width, head, strides).to(memory_format=torch.channels_last)
         self.eval()
 
     def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -79,19 +123,43 @@ class MobileNetEmbedder(EmbeddingModel):
         return self.embed_mels(self.frontend(audio))
 
     def embed_mels(self, mels: torch.Tensor) -> torch.Tensor:
-        """Backbone + taps of log-mel input: (batch, n_mels, frames) -> (batch, D)."""
+        """Backbone + taps of log-mel input: (batch, n_mels, frames) -> (batch, D).
+
+        The backbone runs only as far as the features need (:attr:`plan`).
+        """
         backbone = self._inference_backbone()
-        outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last))
+        outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last), self.plan)
         return concatenate_taps(self.features, outputs, mels)
 
-    def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n_sounds, n_samples = audio.shape
-        n_windows = n_samples // TIMESTAMP_HOP + 1
-        embeddings = self._embed_windows(
-            audio, n_windows, TIMESTAMP_WINDOW, TIMESTAMP_HOP, self.window_batch_size
+    def timestamp_windows(
+        self, window_size: int | None = None, hop: int | None = None, pad: int | None = None
+    ) -> Windows:
+        """The timestamp windows, in samples, with any of size, hop and pad changed.
+
+        An explicit ``window_size`` without ``pad`` pads by half of it, as the original does.
+        """
+        size = self.windows.size if window_size is None else window_size
+        return Windows.checked(
+            size,
+            self.windows.hop if hop is None else hop,
+            (size // 2 if window_size is not None else self.windows.pad) if pad is None else pad,
         )
+
+    def _timestamp_embeddings(
+        self, audio: torch.Tensor, windows: Windows | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        windows = windows or self.windows
+        n_sounds, n_samples = audio.shape
+        n_windows = windows.count(n_samples)
+        if n_windows < 1:
+            raise ValueError(
+                f"clips of {n_samples} samples padded by {windows.pad} on each side are shorter "
+                f"than one window of {windows.size} samples; use a larger pad or smaller window"
+            )
+        per_pass = max(1, self.window_batch_size * TIMESTAMP_WINDOW // windows.size)
+        embeddings = self._embed_windows(audio, n_windows, windows, per_pass)
         timestamps = torch.arange(n_windows, device=audio.device) * (
-            1000.0 * TIMESTAMP_HOP / SAMPLE_RATE
+            1000.0 * windows.hop / SAMPLE_RATE
         )
         return embeddings, timestamps.float().expand(n_sounds, n_windows)
 
@@ -100,9 +168,9 @@ class MobileNetEmbedder(EmbeddingModel):
         if n_samples <= SCENE_WINDOW:
             per_pass = max(1, SCENE_SAMPLES_PER_PASS // n_samples)
             return torch.cat([self.embed_audio(audio[a:b]) for a, b in _chunks(n_sounds, per_pass)])
-        n_windows = n_samples // SCENE_HOP + 1
+        windows = Windows(SCENE_WINDOW, SCENE_HOP, SCENE_WINDOW // 2)
         per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
-        return self._embed_windows(audio, n_windows, SCENE_WINDOW, SCENE_HOP, per_pass).mean(1)
+        return self._embed_windows(audio, windows.count(n_samples), windows, per_pass).mean(1)
 
     def _inference_backbone(self) -> MobileNet:
         """The backbone rewritten for inference (:mod:`hear_mn.inference`), kept up to date.
@@ -129,48 +197,47 @@ class MobileNetEmbedder(EmbeddingModel):
 
         ``window_batch_size`` windows at a time; used by streaming on its buffer.
         """
+        size, hop = self.windows.size, self.windows.hop
+        per_pass = max(1, self.window_batch_size * TIMESTAMP_WINDOW // size)
         parts = [
-            self.embed_mels(
-                self.frontend.sliding_windows(
-                    signal[a * TIMESTAMP_HOP :], b - a, TIMESTAMP_WINDOW, TIMESTAMP_HOP
-                )
-            )
-            for a, b in _chunks(count, self.window_batch_size)
+            self.embed_mels(self.frontend.sliding_windows(signal[a * hop :], b - a, size, hop))
+            for a, b in _chunks(count, per_pass)
         ]
         return torch.cat(parts) if parts else signal.new_empty(0, self.timestamp_embedding_size)
 
     def _embed_windows(
-        self, audio: torch.Tensor, n_windows: int, size: int, hop: int, per_pass: int
+        self, audio: torch.Tensor, n_windows: int, windows: Windows, per_pass: int
     ) -> torch.Tensor:
-        """Embeddings of ``size``-sample windows every ``hop`` centred on 0, hop, 2 hop, ...
+        """Embeddings of ``windows`` over every sound: (n_sounds, n_windows, D).
 
-        (n_sounds, n_windows, D). Windows of all sounds are batched together, ``per_pass``
-        at a time, and their samples are taken from the clip only when their pass comes.
+        Windows of all sounds are batched together, ``per_pass`` at a time, and their
+        samples are taken from the clip only when their pass comes.
         """
         n_sounds = audio.shape[0]
         embeddings = torch.empty(
             n_sounds * n_windows, self.timestamp_embedding_size, device=audio.device
         )
         for start, stop in _chunks(n_sounds * n_windows, per_pass):
-            mels = self.window_mels(audio, start, stop, n_windows, size, hop)
+            mels = self.window_mels(audio, start, stop, n_windows, windows)
             embeddings[start:stop] = self.embed_mels(mels)
         return embeddings.reshape(n_sounds, n_windows, -1)
 
     def window_mels(
-        self, audio: torch.Tensor, start: int, stop: int, n_windows: int, size: int, hop: int
+        self, audio: torch.Tensor, start: int, stop: int, n_windows: int, windows: Windows
     ) -> torch.Tensor:
         """Log-mel of windows ``start .. stop - 1`` of the flattened (sound, window) grid.
 
-        Window w of a sound covers samples ``[w * hop - size // 2, w * hop + size // 2)`` of
-        the mirror-extended clip; each sound's windows come from one span of it, so they
-        share their common STFT frames (:meth:`LogMelFrontend.sliding_windows`).
+        Window w of a sound covers samples ``[w * hop - pad, w * hop - pad + size)`` of the
+        mirror-extended clip; each sound's windows come from one span of it, so they share
+        their common STFT frames (:meth:`LogMelFrontend.sliding_windows`).
         """
+        size, hop = windows.size, windows.hop
         parts = []
         index = start
         while index < stop:
             sound, first = divmod(index, n_windows)
             last = min(n_windows, first + stop - index)
-            span_start = first * hop - size // 2
+            span_start = first * hop - windows.pad
             span_stop = span_start + (last - first - 1) * hop + size
             span = extended_span(audio[sound], span_start, span_stop)
             parts.append(self.frontend.sliding_windows(span, last - first, size, hop))
@@ -181,33 +248,35 @@ class MobileNetEmbedder(EmbeddingModel):
 class MobileNetStream(EmbeddingStream):
     """Timestamp windows of a growing signal, emitted as soon as their samples are in.
 
-    Window i covers samples [i * hop - 2560, i * hop + 2560) of the reflect-padded signal, so
-    it is complete 80 ms after its centre; the left padding needs the first 2561 samples and
-    the right padding the end of the signal (:meth:`close`). The buffer keeps only what
-    pending windows and the right padding need: at most one window plus the pushed chunk.
+    Window i covers samples [i * hop - pad, i * hop - pad + size) of the reflect-padded
+    signal (pad = size // 2: 2560 samples for 160 ms windows), so it is complete half a
+    window after its centre; the left padding needs the first pad + 1 samples and the right
+    padding the end of the signal (:meth:`close`). The buffer keeps only what pending
+    windows and the right padding need: at most one window plus the pushed chunk.
     """
 
     def __init__(self, model: MobileNetEmbedder) -> None:
         super().__init__(model)
+        self.windows = model.windows
         self._head = torch.empty(0, device=model.device)
         self._buffer: torch.Tensor | None = None
         self._buffer_start = 0  # position of self._buffer[0] in the padded signal
 
     def _push(self, samples: torch.Tensor) -> torch.Tensor:
-        half = TIMESTAMP_WINDOW // 2
+        pad, hop = self.windows.pad, self.windows.hop
         if self._buffer is None:
             self._head = torch.cat([self._head, samples])
-            if self._head.shape[0] <= half:
+            if self._head.shape[0] <= pad:
                 return self._empty()
-            self._buffer = torch.cat([self._head[1 : half + 1].flip(0), self._head])
+            self._buffer = torch.cat([self._head[1 : pad + 1].flip(0), self._head])
             self._head = self._head[:0]
         else:
             self._buffer = torch.cat([self._buffer, samples])
         available = self._buffer_start + self._buffer.shape[0]
-        complete = (available - TIMESTAMP_WINDOW) // TIMESTAMP_HOP + 1
+        complete = (available - self.windows.size) // hop + 1
         embeddings = self._windows(complete - self.num_emitted)
         done = self.num_emitted + embeddings.shape[0]
-        keep_from = min(done * TIMESTAMP_HOP, self.num_samples - 1)
+        keep_from = min(done * hop, self.num_samples - 1)
         self._buffer = self._buffer[keep_from - self._buffer_start :]
         self._buffer_start = keep_from
         return embeddings
@@ -217,19 +286,18 @@ class MobileNetStream(EmbeddingStream):
             if self.num_samples == 0:
                 return self._empty()
             return self.model._timestamp_embeddings(self._head[None])[0][0]
-        half = TIMESTAMP_WINDOW // 2
-        self._buffer = torch.cat([self._buffer, self._buffer[-(half + 1) : -1].flip(0)])
-        total = self.num_samples // TIMESTAMP_HOP + 1
-        return self._windows(total - self.num_emitted)
+        pad = self.windows.pad
+        self._buffer = torch.cat([self._buffer, self._buffer[-(pad + 1) : -1].flip(0)])
+        return self._windows(self.windows.count(self.num_samples) - self.num_emitted)
 
     def _windows(self, count: int) -> torch.Tensor:
         if count <= 0:
             return self._empty()
-        start = self.num_emitted * TIMESTAMP_HOP - self._buffer_start
+        start = self.num_emitted * self.windows.hop - self._buffer_start
         return self.model.embed_sliding_windows(self._buffer[start:], count)
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
-        return indices * (1000.0 * TIMESTAMP_HOP / SAMPLE_RATE)
+        return indices * (1000.0 * self.windows.hop / SAMPLE_RATE)
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -59,11 +59,28 @@ class EmbeddingModel(torch.nn.Module):
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
 
-    def timestamp_embeddings(self, audio: object) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embeddings at regular timestamps: ((n_sounds, n_timestamps, D), (n_sounds, n_timestamps) ms)."""
+    def timestamp_embeddings(
+        self,
+        audio: object,
+        *,
+        window_size: int | None = None,
+        hop: int | None = None,
+        pad: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings at regular timestamps: ((n_sounds, n_timestamps, D), (n_sounds, n_timestamps) ms).
+
+        ``window_size``, ``hop`` and ``pad`` (samples) change the timestamp windows where the
+        family allows it (see :meth:`timestamp_windows`).
+        """
+        windows = None
+        if (window_size, hop, pad) != (None, None, None):
+            windows = self.timestamp_windows(window_size, hop, pad)
         batch = as_audio_batch(audio, device=self.device)
         with torch.inference_mode(), self._precision():
-            embeddings, timestamps = self._timestamp_embeddings(batch)
+            if windows is None:
+                embeddings, timestamps = self._timestamp_embeddings(batch)
+            else:
+                embeddings, timestamps = self._timestamp_embeddings(batch, windows)
         return embeddings.float(), timestamps.float()
 
     def scene_embeddings(self, audio: object) -> torch.Tensor:
@@ -72,6 +89,29 @@ class EmbeddingModel(torch.nn.Module):
         with torch.inference_mode(), self._precision():
             embeddings = self._scene_embeddings(batch)
         return embeddings.float()
+
+    def get_timestamp_embeddings(
+        self,
+        audio: object,
+        window_size: int | None = None,
+        hop: int | None = None,
+        pad: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The original EfficientAT_HEAR wrapper's method: :meth:`timestamp_embeddings`."""
+        return self.timestamp_embeddings(audio, window_size=window_size, hop=hop, pad=pad)
+
+    def get_scene_embeddings(self, audio: object) -> torch.Tensor:
+        """The original EfficientAT_HEAR wrapper's method: :meth:`scene_embeddings`."""
+        return self.scene_embeddings(audio)
+
+    def timestamp_windows(
+        self, window_size: int | None = None, hop: int | None = None, pad: int | None = None
+    ) -> object:
+        """The family's timestamp windows with some of size, hop and pad (samples) changed."""
+        raise ValueError(
+            f"{self.name} frames its timestamps itself: window_size, hop and pad cannot be "
+            "changed; call get_timestamp_embeddings(audio) without them"
+        )
 
     def stream(self) -> EmbeddingStream:
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""
@@ -100,35 +140,68 @@ def get_timestamp_embeddings(
     ``audio`` is (n_sounds, n_samples) float at ``model.sample_rate``, on any device; a numpy
     float array is converted. Returns float32 tensors on the model's device.
     """
-    return _check_model(model).timestamp_embeddings(audio)
+    return _check_model(model).get_timestamp_embeddings(audio)
 
 
 def get_scene_embeddings(audio: torch.Tensor, model: EmbeddingModel) -> torch.Tensor:
     """HEAR API: one embedding per clip, (n_sounds, model.scene_embedding_size) float32."""
-    return _check_model(model).scene_embeddings(audio)
+    return _check_model(model).get_scene_embeddings(audio)
+
+
+def _one_of(name: str, value: object, alias: str, alias_value: object) -> object:
+    """One option given under our name or the original's: both only when they agree."""
+    if value is not None and alias_value is not None and value != alias_value:
+        raise ValueError(f"{name}={value!r} and {alias}={alias_value!r} disagree; give one of them")
+    return alias_value if value is None else value
 
 
 def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
-    """The HEAR ``load_model`` of a per-configuration module (``hear_mn.<config_name>``)."""
+    """The HEAR ``load_model`` of a per-configuration module (``hear_mn.<config_name>``).
+
+    Besides our options it takes the original EfficientAT_HEAR modules' keywords:
+    ``mode`` (= ``features``), ``model_name`` (a checkpoint name), ``feature_pooling_fn``
+    (= ``pooling``, by name), ``head_type`` (checked against the checkpoint) and
+    ``all_blocks`` (accepted; block features bK always name component K here).
+    """
 
     def load_model(
         model_file_path: str = "",
         *,
-        features: str | None = None,
+        features: str | list[str] | tuple[str, ...] | None = None,
+        pooling: str | None = None,
+        timestamp_window: float | None = None,
+        timestamp_hop: float | None = None,
         device: str | None = None,
         autocast: bool = False,
         pretrained: bool = True,
         download: bool = True,
         progress: bool | None = None,
+        mode: str | list[str] | tuple[str, ...] | None = None,
+        model_name: str | None = None,
+        feature_pooling_fn: str | None = None,
+        head_type: str | None = None,
+        all_blocks: bool | None = None,
         **options: object,
     ) -> EmbeddingModel:
         from hear_mn.registry import create_model
 
+        if all_blocks is not None and not isinstance(all_blocks, bool):
+            raise TypeError(f"all_blocks must be True or False, got {all_blocks!r}")
+        if feature_pooling_fn is not None and not isinstance(feature_pooling_fn, str):
+            raise TypeError(
+                "feature_pooling_fn takes the pooling function's name here (e.g. "
+                f"'avg_time_pool'), got {feature_pooling_fn!r}"
+            )
         return create_model(
             config_name,
             weights=model_file_path or None,
             pretrained=pretrained,
-            features=features,
+            features=_one_of("features", features, "mode", mode),
+            pooling=_one_of("pooling", pooling, "feature_pooling_fn", feature_pooling_fn),
+            timestamp_window=timestamp_window,
+            timestamp_hop=timestamp_hop,
+            checkpoint=model_name,
+            head=head_type,
             device=device,
             download=download,
             progress=progress,
@@ -140,8 +213,13 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
 
     model_file_path: a checkpoint file; empty means the released pretrained weights
         (looked up in $HEAR_MN_WEIGHTS_DIR and the cache $HEAR_MN_HOME, else downloaded).
-    features: another embedding feature set for the same checkpoint, e.g. "e1_l_all_se"
-        (MobileNets only; heareval: --model-options '{{"features": "e1_l_all_se"}}').
+    features (or mode): another embedding feature set, e.g. "e1_l_all_se" or
+        ["b5", "b11", "mel_avgs"] (MobileNets only; heareval:
+        --model-options '{{"features": "e1_l_all_se"}}' or '{{"mode": ["b5", "mel_avgs"]}}').
+    pooling (or feature_pooling_fn): how block features bK are pooled, e.g. "avg_time_pool".
+    timestamp_window, timestamp_hop: timestamp windows in milliseconds (default 160, 50).
+    model_name: another released checkpoint, e.g. "mn10_as_hop_5" (its frontend comes with it).
+    head_type, all_blocks: the original's keywords, accepted (see hear_mn.hear.make_load_model).
     device: "cpu" (default), "cuda" or "cuda:N"; audio on any device is moved to it.
     autocast: fp16 autocast on CUDA (the EfficientAT reference's setting); outputs stay float32.
     pretrained: False builds random weights without touching the network (tests, benchmarks).

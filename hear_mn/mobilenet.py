@@ -1,12 +1,14 @@
-"""The EfficientAT MobileNetV3 backbone for log-mel input, with the paper's feature taps.
+"""The EfficientAT MobileNetV3 backbone for log-mel input, and what it can tap.
 
-The architecture is the block table below scaled by a width multiplier. Module names follow
+The architecture is the block table below scaled by a width multiplier; shapes of every tap
+come from the same table (:func:`feature_info`). Module names follow
 the released checkpoints' state-dict layout, so they load strictly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import torch
@@ -80,10 +82,71 @@ BLOCKS: tuple[BlockSpec, ...] = tuple(
 STEM_CHANNELS = 16
 LAST_CONV_FACTOR = 6
 HIDDEN_CHANNELS = 1280
-# Indices into `features` whose pooled outputs make up the `block` embedding.
-BLOCK_TAPS = (0, 5, 10, 16)
-# Indices of the blocks whose squeeze-excitation makes up the `se` embedding.
-SE_TAPS = (12, 13, 14, 15)
+# Feature components: features[0] (the stem), features[1..15] (the blocks), features[16].
+NUM_COMPONENTS = len(BLOCKS) + 2
+LAST_COMPONENT = NUM_COMPONENTS - 1
+# The strides of the four stride-2 blocks as released (features 2, 4, 7 and 13); the
+# fully convolutional checkpoints mn10_as_fc_s2221 / _s2211 keep more resolution.
+DEFAULT_STRIDES = (2, 2, 2, 2)
+HEADS = ("mlp", "fully_convolutional")
+
+
+def block_specs(width: float, strides: tuple[int, ...] = DEFAULT_STRIDES) -> list[BlockSpec]:
+    """The block table at ``width``, with ``strides`` for its stride-2 blocks, in order."""
+    downsampling = [index for index, spec in enumerate(BLOCKS) if spec.stride > 1]
+    if len(strides) != len(downsampling) or any(s not in (1, 2) for s in strides):
+        raise ValueError(
+            f"strides must be {len(downsampling)} values of 1 or 2 (one per downsampling "
+            f"block), got {strides!r}"
+        )
+    specs = [spec.scaled(width) for spec in BLOCKS]
+    for index, stride in zip(downsampling, strides):
+        specs[index] = replace(specs[index], stride=stride)
+    return specs
+
+
+def _conv_output(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * ((kernel - 1) // 2) - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """Shapes of what a backbone configuration can tap, derived from the block table.
+
+    ``channels[k]`` and ``freq_bins[k]`` describe the output map of feature component k
+    for ``n_mels`` input bands; ``squeezed[k]`` is the SE bottleneck size of component k
+    (components with squeeze-excitation only); ``hidden`` is the classifier's hidden size
+    (None for the fully convolutional head, which has no hidden layer).
+    """
+
+    n_mels: int
+    channels: tuple[int, ...]
+    freq_bins: tuple[int, ...]
+    squeezed: dict[int, int]
+    hidden: int | None
+    num_classes: int = NUM_CLASSES
+
+
+def feature_info(
+    width: float,
+    n_mels: int,
+    strides: tuple[int, ...] = DEFAULT_STRIDES,
+    head: str = "mlp",
+) -> FeatureInfo:
+    """What :class:`MobileNet` ``(width, strides, head)`` outputs at each tap, for ``n_mels`` bands."""
+    specs = block_specs(width, strides)
+    channels = [make_divisible(STEM_CHANNELS * width)]
+    freq = [_conv_output(n_mels, 3, 2)]
+    squeezed = {}
+    for index, spec in enumerate(specs, start=1):
+        channels.append(spec.out_channels)
+        freq.append(_conv_output(freq[-1], spec.kernel, spec.stride))
+        if spec.squeeze_excite:
+            squeezed[index] = make_divisible(spec.expanded // 4)
+    channels.append(LAST_CONV_FACTOR * specs[-1].out_channels)
+    freq.append(freq[-1])
+    hidden = make_divisible(HIDDEN_CHANNELS * width) if head == "mlp" else None
+    return FeatureInfo(n_mels, tuple(channels), tuple(freq), squeezed, hidden)
 
 
 class ConvBNAct(nn.Sequential):
@@ -181,40 +244,87 @@ class InvertedResidual(nn.Module):
         return out, bottleneck
 
 
-class BackboneOutputs(NamedTuple):
-    """Everything the embedding taps need from one forward pass."""
+Pooling = Callable[[torch.Tensor], torch.Tensor]
 
-    logits: torch.Tensor
-    pooled: torch.Tensor
-    hidden: torch.Tensor
-    block_means: list[torch.Tensor]
+
+def global_average(x: torch.Tensor) -> torch.Tensor:
+    """(batch, C, F, T) -> (batch, C): the mean over frequency and time."""
+    return x.mean((2, 3))
+
+
+@dataclass(frozen=True)
+class BackbonePlan:
+    """What one forward pass must produce, so that it computes no more than that.
+
+    ``pooled`` maps a feature component to the pooling of its output map (the classifier
+    always pools component 16 by :func:`global_average`); ``classifier`` asks for the
+    hidden layer and logits; the pass stops after component ``last`` (-1: nothing to run).
+    """
+
+    pooled: Mapping[int, Pooling] = field(default_factory=dict)
+    classifier: bool = False
+    last: int = LAST_COMPONENT
+
+    def __post_init__(self) -> None:
+        needed = max([*self.pooled, LAST_COMPONENT if self.classifier else -1])
+        if needed > self.last or self.last > LAST_COMPONENT:
+            raise ValueError(f"plan stops after component {self.last} but needs {needed}")
+
+
+# Every tap of the network, mean-pooled: what a plain call of the backbone returns.
+FULL_PLAN = BackbonePlan(dict.fromkeys(range(NUM_COMPONENTS), global_average), classifier=True)
+
+
+class BackboneOutputs(NamedTuple):
+    """The taps of one forward pass; what the plan did not ask for is None or absent."""
+
+    logits: torch.Tensor | None
+    hidden: torch.Tensor | None
+    pooled: dict[int, torch.Tensor]
     se_bottlenecks: dict[int, torch.Tensor]
 
 
 class MobileNet(nn.Module):
-    """MobileNetV3-Large on (batch, 1, mels, frames) log-mel input, width ``width``."""
+    """MobileNetV3-Large on (batch, 1, mels, frames) log-mel input, width ``width``.
 
-    def __init__(self, width: float) -> None:
+    ``head`` is the released classifier type: ``"mlp"`` (pool, Linear, Hardswish, Dropout,
+    Linear) or ``"fully_convolutional"`` (1x1 conv to the classes, BatchNorm, pool; no
+    hidden layer). ``strides`` are those of the four downsampling blocks.
+    """
+
+    def __init__(
+        self, width: float, head: str = "mlp", strides: tuple[int, ...] = DEFAULT_STRIDES
+    ) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
         self.width = width
-        specs = [spec.scaled(width) for spec in BLOCKS]
+        self.head = head
+        self.strides = tuple(strides)
+        specs = block_specs(width, self.strides)
         stem = make_divisible(STEM_CHANNELS * width)
         last = specs[-1].out_channels
         last_conv = LAST_CONV_FACTOR * last
-        hidden = make_divisible(HIDDEN_CHANNELS * width)
         self.features = nn.Sequential(
             ConvBNAct(1, stem, 3, stride=2, activation=nn.Hardswish),
             *(InvertedResidual(spec) for spec in specs),
             ConvBNAct(last, last_conv, activation=nn.Hardswish),
         )
-        self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(1),
-            nn.Linear(last_conv, hidden),
-            nn.Hardswish(),
-            nn.Dropout(DROPOUT),
-            nn.Linear(hidden, NUM_CLASSES),
-        )
+        if head == "mlp":
+            hidden = make_divisible(HIDDEN_CHANNELS * width)
+            self.classifier = nn.Sequential(
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(1),
+                nn.Linear(last_conv, hidden),
+                nn.Hardswish(),
+                nn.Dropout(DROPOUT),
+                nn.Linear(hidden, NUM_CLASSES),
+            )
+        else:
+            # BatchNorm2d's default eps (1e-5), as in the released fc checkpoints.
+            self.classifier = nn.Sequential(
+                nn.Conv2d(last_conv, NUM_CLASSES, 1, bias=False), nn.BatchNorm2d(NUM_CLASSES)
+            )
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -228,23 +338,38 @@ class MobileNet(nn.Module):
                 nn.init.normal_(module.weight, 0, 0.01)
                 nn.init.zeros_(module.bias)
 
-    def forward(self, mels: torch.Tensor) -> BackboneOutputs:
-        block_means: list[torch.Tensor] = []
+    def forward(self, mels: torch.Tensor, plan: BackbonePlan = FULL_PLAN) -> BackboneOutputs:
+        pooled: dict[int, torch.Tensor] = {}
         se_bottlenecks: dict[int, torch.Tensor] = {}
         x = mels
-        for index, layer in enumerate(self.features):
+        for index in range(plan.last + 1):
+            layer = self.features[index]
             if isinstance(layer, InvertedResidual):
                 x, bottleneck = layer(x)
                 if bottleneck is not None:
                     se_bottlenecks[index] = bottleneck
             else:
                 x = layer(x)
-            if index in BLOCK_TAPS:
-                block_means.append(x.mean((2, 3)))
-        pooled = block_means[-1]
-        hidden = self.classifier[3](self.classifier[2](pooled))
-        logits = self.classifier[5](self.classifier[4](hidden))
-        return BackboneOutputs(logits, pooled, hidden, block_means, se_bottlenecks)
+            pool = plan.pooled.get(index)
+            if pool is not None:
+                pooled[index] = pool(x)
+        hidden = logits = None
+        if plan.classifier:
+            last = pooled[LAST_COMPONENT] if LAST_COMPONENT in pooled else global_average(x)
+            hidden, logits = self._classify(last)
+        return BackboneOutputs(logits, hidden, pooled, se_bottlenecks)
+
+    def _classify(self, pooled: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """(hidden layer after its Hardswish, logits) from the pooled last conv map.
+
+        The fully convolutional head is affine per position, so applying it to the pooled
+        map equals pooling its output (up to float rounding), at 1/(F*T) of the cost.
+        """
+        if self.head == "mlp":
+            hidden = self.classifier[3](self.classifier[2](pooled))
+            return hidden, self.classifier[5](self.classifier[4](hidden))
+        logits = self.classifier[1](self.classifier[0](pooled[:, :, None, None]))
+        return None, logits.flatten(1)
 
     def num_parameters(self) -> int:
         """Trainable parameters (BatchNorm running statistics not counted)."""
