@@ -11,6 +11,7 @@ import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "fixtures" / "reference"
+SEED_SYSTEM = SHARED / "fixtures" / "seed_system"
 
 
 def require_shared(path: Path = REFERENCE) -> Path:
@@ -20,10 +21,11 @@ def require_shared(path: Path = REFERENCE) -> Path:
     return path
 
 
-def reference_manifest() -> dict:
-    if not (REFERENCE / "manifest.json").exists():
+def reference_manifest(folder: Path = REFERENCE) -> dict:
+    """The fixture folder's manifest.json ({} when the fixtures are absent)."""
+    if not (folder / "manifest.json").exists():
         return {}
-    return json.loads((REFERENCE / "manifest.json").read_text())
+    return json.loads((folder / "manifest.json").read_text())
 
 
 def relative_error(ours: torch.Tensor | np.ndarray, ref: np.ndarray) -> float:

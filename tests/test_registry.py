@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 from conftest import require_shared
@@ -119,3 +121,20 @@ def test_random_init_builds_without_weights(name: str) -> None:
 def test_create_model_rejects_unknown_device() -> None:
     with pytest.raises(ValueError, match="unknown device"):
         create_model("mn04_e1_l", pretrained=False, device="tpu0")
+
+
+def _generator():
+    path = Path(__file__).resolve().parents[1] / "scripts" / "generate_modules.py"
+    spec = importlib.util.spec_from_file_location("generate_modules", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hear_modules_are_generated_from_the_catalog() -> None:
+    generator = _generator()
+    expected = generator.expected_files()
+    assert len(expected) == len(NAMED_CONFIGS) + len(PAPER_CONFIGS) == 93 + 14
+    stale = [p.name for p, text in expected.items() if not p.exists() or p.read_text() != text]
+    assert not stale, f"run python scripts/generate_modules.py: {stale[:5]} are out of date"
+    assert not generator.stale_files(expected), "run python scripts/generate_modules.py"

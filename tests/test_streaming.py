@@ -135,3 +135,40 @@ def test_audiomlp_stream_memory_is_constant(audiomlp) -> None:
         assert stream._frames.shape[0] <= 100 + 2
     assert emitted >= 2900  # frames come out as their second completes, not at close
     stream.close()
+
+
+# The newer wrapper's variants: every frontend hop (160 and 800 share STFT frames across
+# windows, 480 and 640 do not) and longer timestamp windows, including odd sample counts.
+VARIANTS = {
+    "hop5": {"checkpoint": "mn10_as_hop_5"},
+    "hop15": {"checkpoint": "mn10_as_hop_15"},
+    "hop20": {"checkpoint": "mn10_as_hop_20"},
+    "hop25": {"checkpoint": "mn10_as_hop_25"},
+    "window 640 ms": {"timestamp_window": 640},
+    "window 1280 ms, hop 30 ms": {"timestamp_window": 1280, "timestamp_hop": 30},
+    "window of 1601 samples": {"timestamp_window": 50.03125},
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def variant(request) -> MobileNetEmbedder:
+    torch.manual_seed(1)
+    options = VARIANTS[request.param]
+    return hear_mn.create_model(
+        "mn01_all_b_mel_avgs", pretrained=False, window_batch_size=16, **options
+    )
+
+
+@pytest.mark.parametrize("chunking", ["primes", "hop-sized", "one big chunk"])
+@pytest.mark.parametrize("n_samples", [32000 + 777, 3200, 1500, 1])
+def test_variant_stream_equals_offline(variant, chunking: str, n_samples: int) -> None:
+    _assert_stream_equals_offline(variant, n_samples, CHUNKINGS[chunking])
+
+
+def test_variant_windows_come_out_half_a_window_after_their_centre() -> None:
+    model = hear_mn.create_model("mn01_all_b_mel_avgs", pretrained=False, timestamp_window=640)
+    stream = hear_mn.stream(model)
+    embeddings, _ = stream.push(torch.zeros(10240))
+    assert embeddings.shape[0] == 0  # window 0 needs sample 10240 for its left padding
+    embeddings, timestamps = stream.push(torch.zeros(1))
+    assert timestamps.tolist() == [0.0]
