@@ -148,9 +148,11 @@ def get_scene_embeddings(audio: torch.Tensor, model: EmbeddingModel) -> torch.Te
     return _check_model(model).get_scene_embeddings(audio)
 
 
-def _one_of(name: str, value: object, alias: str, alias_value: object) -> object:
+def _one_of(
+    name: str, value: object, alias: str, alias_value: object, same: Callable = lambda v: v
+) -> object:
     """One option given under our name or the original's: both only when they agree."""
-    if value is not None and alias_value is not None and value != alias_value:
+    if value is not None and alias_value is not None and same(value) != same(alias_value):
         raise ValueError(f"{name}={value!r} and {alias}={alias_value!r} disagree; give one of them")
     return alias_value if value is None else value
 
@@ -184,6 +186,7 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
         **options: object,
     ) -> EmbeddingModel:
         from hear_mn.registry import create_model
+        from hear_mn.taps import parse_features
 
         if all_blocks is not None and not isinstance(all_blocks, bool):
             raise TypeError(f"all_blocks must be True or False, got {all_blocks!r}")
@@ -196,7 +199,7 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
             config_name,
             weights=model_file_path or None,
             pretrained=pretrained,
-            features=_one_of("features", features, "mode", mode),
+            features=_one_of("features", features, "mode", mode, parse_features),
             pooling=_one_of("pooling", pooling, "feature_pooling_fn", feature_pooling_fn),
             timestamp_window=timestamp_window,
             timestamp_hop=timestamp_hop,

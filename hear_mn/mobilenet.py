@@ -257,7 +257,7 @@ class BackbonePlan:
     """What one forward pass must produce, so that it computes no more than that.
 
     ``pooled`` maps a feature component to the pooling of its output map (the classifier
-    always pools component 16 by :func:`global_average`); ``classifier`` asks for the
+    pools component 16 by :func:`global_average`, whatever it maps to); ``classifier`` asks for the
     hidden layer and logits; the pass stops after component ``last`` (-1: nothing to run).
     """
 
@@ -355,8 +355,8 @@ class MobileNet(nn.Module):
                 pooled[index] = pool(x)
         hidden = logits = None
         if plan.classifier:
-            last = pooled[LAST_COMPONENT] if LAST_COMPONENT in pooled else global_average(x)
-            hidden, logits = self._classify(last)
+            reuse = plan.pooled.get(LAST_COMPONENT) is global_average
+            hidden, logits = self._classify(pooled[LAST_COMPONENT] if reuse else global_average(x))
         return BackboneOutputs(logits, hidden, pooled, se_bottlenecks)
 
     def _classify(self, pooled: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:

@@ -97,7 +97,9 @@ POOLINGS: dict[str, PoolingFunction] = {
         lambda x: x.amax((2, 3)), lambda c, f: c, "max over frequency and time (C)"
     ),
     "add_avg_max_ch_pool": PoolingFunction(
-        lambda x: sum(_channel_mean_max(x)), lambda c, f: c, "mean + max over freq. and time (C)"
+        lambda x: torch.add(*_channel_mean_max(x)),
+        lambda c, f: c,
+        "mean + max over freq. and time (C)",
     ),
     "cat_avg_max_ch_pool": PoolingFunction(
         lambda x: torch.cat(_channel_mean_max(x), 1), lambda c, f: 2 * c, "[mean; max] (2C)"
