@@ -26,6 +26,7 @@ from typing import IO
 
 import numpy as np
 
+from hear_mn.catalog import GROUP_TITLES
 from hear_mn.registry import (
     AUDIOMLP_CONFIGS,
     DEFAULT_CONFIG,
@@ -33,6 +34,7 @@ from hear_mn.registry import (
     get_config,
     named_configs,
 )
+from hear_mn.taps import backbone_plan
 
 __all__ = ["main", "model_complexity", "weights_location"]
 
@@ -200,54 +202,46 @@ def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
 def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, int]:
     """(parameters, multiply-accumulates) of ``config`` for one clip of ``seconds``.
 
-    The model is built with random weights and makes one plain (not folded) scene pass over
-    a silent clip, in which every convolution and linear layer only counts: it works out its
-    output shape on PyTorch's ``meta`` device (shapes, no arithmetic), adds ``output
-    elements x inputs per output`` multiply-accumulates and hands zeros on. So mn40 is
-    counted in about a second, by the model's own code path. Bias, normalisation,
-    activations and the frontend's FFT are not counted, as usual.
+    The model makes one plain (not folded) scene pass over a silent clip, and every
+    convolution and linear layer that runs adds ``output elements x inputs per output``:
+    the model's own code path, so a feature set that needs only the first blocks counts
+    only those. The model is built and run on PyTorch's ``meta`` device (shapes, no
+    arithmetic, no weights), which counts mn40 in a fraction of a second; a family whose
+    frontend cannot run there is counted on the CPU. Bias, normalisation, activations and
+    the frontend's FFT are not counted, as usual.
     """
     import torch
-    import torch.nn.functional as F
     from torch import nn
 
-    model = config.build()
-    model.eval()
-    params = sum(p.numel() for p in model.parameters())
-    total = 0
+    for device in ("meta", "cpu"):
+        with torch.device(device):
+            model = config.build()
+        model.eval()
+        total = 0
 
-    def counting_forward(layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        def forward(x: torch.Tensor) -> torch.Tensor:
+        def count(layer: nn.Module, _: object, output: torch.Tensor) -> None:
             nonlocal total
             if isinstance(layer, nn.Linear):
-                shape = (*x.shape[:-1], layer.out_features)
                 per_output = layer.in_features
             else:
-                conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(layer.kernel_size)]
-                shape = conv(
-                    x.to("meta"),
-                    layer.weight.to("meta"),
-                    None,
-                    layer.stride,
-                    layer.padding,
-                    layer.dilation,
-                    layer.groups,
-                ).shape
                 per_output = (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
-            total += math.prod(shape) * per_output
-            return torch.zeros(shape, dtype=x.dtype, device=x.device)
+            total += output.numel() * per_output
 
-        return forward
-
-    layers = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-    for layer in model.modules():
-        if isinstance(layer, layers):
-            layer.forward = counting_forward(layer)
-    audio = torch.zeros(1, max(1, round(seconds * model.sample_rate)))
-    # With autograd on, the plain network (whose layers count) runs, not an inference copy.
-    with torch.enable_grad():
-        model._scene_embeddings(audio)
-    return int(params), int(total)
+        for layer in model.modules():
+            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+                layer.register_forward_hook(count)
+        audio = torch.zeros(1, max(1, round(seconds * model.sample_rate)), device=device)
+        try:
+            # With autograd on, the plain network (whose layers count) runs, not an
+            # inference copy.
+            with torch.enable_grad():
+                model._scene_embeddings(audio)
+        except (NotImplementedError, RuntimeError):
+            if device == "cpu":
+                raise
+            continue
+        return sum(p.numel() for p in model.parameters()), total
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------- list
@@ -255,11 +249,12 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
 
 def _cmd_list(args: argparse.Namespace) -> int:
     rows = []
-    counted: dict[tuple[str, str, int], tuple[int, int]] = {}
-    for config in named_configs():
-        # Feature taps add no layers: configurations of one architecture share their counts.
-        checkpoint = config.checkpoint
-        key = (checkpoint.family, checkpoint.arch, checkpoint.n_mels)
+    counted: dict[tuple, tuple[int, int]] = {}
+    for config in named_configs(args.group):
+        # Counts depend on the checkpoint (width, frontend, head) and on how far the
+        # features make the network run, not on how the taps are pooled.
+        plan = backbone_plan(config.features, config.pooling) if config.features else None
+        key = (config.checkpoint.name, plan and (plan.last, plan.classifier))
         if key not in counted:
             counted[key] = model_complexity(config, 10.0)
         params, macs = counted[key]
@@ -268,9 +263,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "name": config.name,
+                "group": config.group,
                 "family": config.checkpoint.family,
                 "checkpoint": config.checkpoint.name,
                 "features": list(config.features),
+                "pooling": config.pooling if config.checkpoint.family == "mobilenet" else None,
                 "sample_rate": config.sample_rate,
                 "scene_embedding_size": scene,
                 "timestamp_embedding_size": stamp,
@@ -300,12 +297,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     right = {1, 2, 3, 4, 5}
-    for line in table:
-        cells = [
+    lines = [
+        "  ".join(
             cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
             for i, cell in enumerate(line)
-        ]
-        _out("  ".join(cells).rstrip())
+        ).rstrip()
+        for line in table
+    ]
+    _out(lines[0])
+    group = None
+    for row, line in zip(rows, lines[1:]):
+        if row["group"] != group:
+            group = row["group"]
+            count = sum(r["group"] == group for r in rows)
+            _out(f"\n# {GROUP_TITLES[group]}: {count} module(s), hear_mn.<model>")
+        _out(line)
     return EXIT_OK
 
 
@@ -794,7 +800,8 @@ def _summary(checks: _Checks) -> int:
 # --------------------------------------------------------------------------- parser
 
 _LIST_EXAMPLES = """examples:
-  hear-mn list                 table of every named configuration
+  hear-mn list                 table of every named configuration, by group
+  hear-mn list --group efficientat_hear    only the EfficientAT_HEAR package's modules
   hear-mn list --json          the same as JSON (exact parameter and MAC counts)
 """
 
@@ -905,8 +912,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list",
         help="named configurations: sizes, parameters, MACs, weights",
         description=_wrap(
-            "Every named configuration: sample rate, embedding sizes, parameters and "
-            "multiply-accumulates for 10 s of audio (both counted from the model), and "
+            "Every named configuration (each has a HEAR module hear_mn.<model>), by group: "
+            "sample rate, embedding sizes, parameters and multiply-accumulates for 10 s of "
+            "audio (both counted from the model; MACs only of the layers the features need), and "
             "whether its weights file is in $HEAR_MN_WEIGHTS_DIR ('offline'), in the cache "
             "('cached') or still to be downloaded ('missing')."
         ),
@@ -914,6 +922,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.add_argument(
+        "--group",
+        choices=sorted(GROUP_TITLES),
+        help="only one group: "
+        + "; ".join(f"{name}: {title}" for name, title in GROUP_TITLES.items()),
+    )
     listing.set_defaults(handler=_cmd_list)
 
     embed = commands.add_parser(

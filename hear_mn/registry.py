@@ -343,7 +343,7 @@ def _named_config(name: str) -> ModelConfig:
     config = ModelConfig(
         name,
         checkpoint,
-        parse_features(row.features.split(",")),
+        parse_features(row.features),
         row.pooling or DEFAULT_POOLING,
     )
     return config.with_options(timestamp_window=row.timestamp_window_ms)

@@ -15,6 +15,7 @@ from the backbone's :func:`~hear_mn.mobilenet.feature_info`, i.e. from its block
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -159,15 +160,16 @@ TAPS: dict[str, Tap] = {
 
 
 def _tokens(spec: str | tuple[str, ...] | list[str]) -> list[str]:
-    """Split names on '_' and rejoin the multi-word ones: all_se, mel_avgs, all_b, b4_5_6."""
+    """Split names on '_', ',' and spaces; rejoin all_se, mel_avgs, all_b, b4_5_6."""
     if isinstance(spec, str):
-        raw = spec.split("_")
+        spec_items = [spec]
     elif isinstance(spec, (tuple, list)) and all(isinstance(item, str) for item in spec):
-        raw = [part for item in spec for part in item.split("_")]
+        spec_items = list(spec)
     else:
         raise TypeError(
             f"features must be a string or a list of feature names ({_EXAMPLES}), got {spec!r}"
         )
+    raw = [part for item in spec_items for part in re.split(r"[_,\s]+", item.strip())]
     names: list[str] = []
     position = 0
     while position < len(raw):

@@ -21,6 +21,7 @@ from conftest import REFERENCE, SHARED, require_shared
 
 from hear_mn import cli
 from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
+from hear_mn.catalog import GROUP_TITLES, NAMED
 from hear_mn.labels import NUM_CLASSES, LabelsError, load_labels
 from hear_mn.registry import NAMED_CONFIGS, create_model, get_config
 
@@ -314,7 +315,8 @@ def test_list_json_counts_every_configuration(weights_env, capsys) -> None:
         )
         assert row["sample_rate"] == config.sample_rate
         assert row["weights_file"] == config.weights.file_name
-        assert row["parameters"] > 0 and row["macs_10s"] > 0
+        assert row["group"] == NAMED[name].group
+        assert row["parameters"] > 0 and row["macs_10s"] > 0 or name == "mn10_mel_avgs"
     built = create_model(MODEL, pretrained=False)
     assert rows[MODEL]["parameters"] == sum(p.numel() for p in built.parameters())
     assert rows[MODEL]["weights_status"] == "offline"
@@ -324,11 +326,20 @@ def test_list_json_counts_every_configuration(weights_env, capsys) -> None:
     # 256 mel bands double the MobileNet's work; the feature taps add none.
     assert rows["mn10_mels_256_e1_l"]["macs_10s"] == pytest.approx(2 * macs["mn10_e1_l"], 0.01)
     assert rows["mn40_ext_e1_l_all_se"]["macs_10s"] == macs["mn40_e1_l"]
+    # The newer modules: a hop of 5 ms doubles the frames; block features stop the network
+    # early; mean mel bands alone run none of it; the fully convolutional head is smaller.
+    mel_avgs = rows["mn10_all_b_mel_avgs"]["macs_10s"]
+    assert rows["mn10_all_b_mel_avgs_hop5"]["macs_10s"] == pytest.approx(2 * mel_avgs, 0.01)
+    assert rows["mn10_b1"]["macs_10s"] < rows["mn10_b4"]["macs_10s"] < mel_avgs < macs["mn10_e1_l"]
+    assert rows["mn10_mel_avgs"]["macs_10s"] == 0
+    fc = create_model("mn10_all_b_mel_avgs_fc", pretrained=False)
+    assert rows["mn10_all_b_mel_avgs_fc"]["parameters"] == sum(p.numel() for p in fc.parameters())
 
 
-def test_mac_count_matches_hooks_on_a_real_pass() -> None:
+@pytest.mark.parametrize("name", [MODEL, "mn10_b4", "mn10_all_b_mel_avgs_fc", "kwmlp"])
+def test_mac_count_matches_hooks_on_a_real_pass(name: str) -> None:
     """An independent count: forward hooks on a real CPU pass over 10 s of audio."""
-    model = create_model(MODEL, pretrained=False)
+    model = create_model(name, pretrained=False)
     total = 0
 
     def hook(layer, _inputs, output) -> None:
@@ -342,8 +353,8 @@ def test_mac_count_matches_hooks_on_a_real_pass() -> None:
         if isinstance(layer, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)):
             layer.register_forward_hook(hook)
     assert torch.is_grad_enabled()  # so the plain network with the hooks runs, not a copy
-    model.embed_audio(torch.zeros(1, 320000))
-    params, macs = cli.model_complexity(get_config(MODEL), 10.0)
+    model._scene_embeddings(torch.zeros(1, 10 * model.sample_rate))
+    params, macs = cli.model_complexity(get_config(name), 10.0)
     assert macs == total
     assert params == sum(p.numel() for p in model.parameters())
 
@@ -353,10 +364,18 @@ def test_list_table(weights_env, capsys, monkeypatch) -> None:
     code, stdout, _ = run_cli(capsys, "list")
     assert code == 0
     lines = stdout.splitlines()
-    assert lines[0].split()[:2] == ["model", "rate"] and len(lines) == 1 + len(NAMED_CONFIGS)
+    assert lines[0].split()[:2] == ["model", "rate"]
+    headings = [line for line in lines if line.startswith("# ")]
+    assert [h.split(":")[0][2:] for h in headings] == list(GROUP_TITLES.values())
+    assert "76 module(s)" in headings[1]
+    rows = [line for line in lines[1:] if line and not line.startswith("# ")]
+    assert [row.split()[0] for row in rows] == list(NAMED_CONFIGS)
     mn04 = next(line for line in lines if line.startswith("mn04_e1_l "))
     assert "1.23 M" in mn04 and "8.03 G" in mn04 and "mn04_as_mAP_432.pt" in mn04
     assert mn04.split()[-1] == "offline"
+    code, stdout, _ = run_cli(capsys, "list", "--group", "efficientat_hear")
+    rows = [line for line in stdout.splitlines()[1:] if line and not line.startswith("# ")]
+    assert code == 0 and len(rows) == 76 and rows[0].startswith("mn01_all_b_avg_max_time_pool ")
 
 
 # --------------------------------------------------------------------------- tag

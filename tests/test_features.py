@@ -36,6 +36,8 @@ from hear_mn.taps import (
         ("se4_se12", ("se4", "se12")),  # any SE component, not just the original's four
         ("all_se_e1_l", ("l", "e1", "all_se")),  # the paper's vocabulary is unchanged
         (["e1", "l"], ("l", "e1")),
+        ("b5,mel_avgs", ("mel_avgs", "b5")),  # as the catalog and the original list them
+        ("b5 b11, logits", ("logits", "b5", "b11")),
     ],
 )
 def test_parse_features_orders_both_vocabularies(spec, expected) -> None:

@@ -29,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MN_WEIGHTS = SHARED / "fixtures" / "reference"
+SEED_WEIGHTS = SHARED / "fixtures" / "seed_system"
 MLP_WEIGHTS = SHARED / "fixtures" / "audiomlp"
 
 TIMEOUT = 900  # seconds for one tool run; each takes 10-30 s on 2 CPU cores
@@ -111,6 +112,12 @@ VALIDATED = {
     "mn10_e1_l": (MN_WEIGHTS / "mn10_seed1.pt", 1487, 1487),
     "kwmlp": (MLP_WEIGHTS / "kwmlp.pth", 1024, 64),
     "audiomae": (MLP_WEIGHTS / "audiomae.pth", 1584, 8),
+    # Modules of the original EfficientAT_HEAR package (hear_mn.catalog.EFFICIENTAT_HEAR).
+    "mn10_all_b_mel_avgs": (MN_WEIGHTS / "mn10_seed1.pt", 600, 600),
+    "mn10_all_b_mel_avgs_hop5": (MN_WEIGHTS / "mn10_seed1.pt", 600, 600),
+    "mn10_all_b_mel_avgs_fc": (SEED_WEIGHTS / "mn10_fc_seed1.pt", 600, 600),
+    "mn10_b4_5_6_7": (MN_WEIGHTS / "mn10_seed1.pt", 200, 200),
+    "mn01_all_b_avg_time_pool": (SEED_WEIGHTS / "mn01_seed1.pt", 384, 384),
 }
 
 
@@ -187,6 +194,15 @@ CONFIGS = {
         1335,
         1335,
         "hear_mn.mn04_e1_l-features=e1-l-all-se",
+    ),
+    # The original EfficientAT_HEAR's keyword, as its users pass it: 40 (b5) + 128 (mel_avgs).
+    "mn10_mode": Config(
+        "hear_mn.mn10_all_b_mel_avgs",
+        MN_WEIGHTS / "mn10_seed1.pt",
+        {"mode": ["b5", "mel_avgs"]},
+        168,
+        168,
+        "hear_mn.mn10_all_b_mel_avgs-mode=b5-mel-avgs",
     ),
     "kwmlp": Config("hear_mn.kwmlp", MLP_WEIGHTS / "kwmlp.pth", {}, 1024, 64, "hear_mn.kwmlp"),
     "random": Config(
@@ -276,7 +292,7 @@ def _rows_match_files(matrix: np.ndarray, per_file: list[np.ndarray]) -> None:
     assert sorted(map(bytes, matrix)) == sorted(map(bytes, stacked))
 
 
-@pytest.mark.parametrize("key", ["mn04", "mn04_all_se", "kwmlp"])
+@pytest.mark.parametrize("key", ["mn04", "mn04_all_se", "mn10_mode", "kwmlp"])
 def test_embeddings_runner_scene_task(key: str, hear_workdir: HearWorkdir) -> None:
     config = CONFIGS[key]
     out = hear_workdir.embeddings(key) / hear_tasks.SCENE_TASK
@@ -307,7 +323,7 @@ def test_embeddings_runner_scene_task(key: str, hear_workdir: HearWorkdir) -> No
         _close(ours, np.stack(per_file))
 
 
-@pytest.mark.parametrize("key", ["mn04", "mn04_all_se", "kwmlp"])
+@pytest.mark.parametrize("key", ["mn04", "mn04_all_se", "mn10_mode", "kwmlp"])
 def test_embeddings_runner_event_task(key: str, hear_workdir: HearWorkdir) -> None:
     config = CONFIGS[key]
     out = hear_workdir.embeddings(key) / hear_tasks.EVENT_TASK
