@@ -224,6 +224,24 @@ def test_embed_timestamps_of_a_single_file(weights_env, audio_dir, tmp_path, cap
         np.testing.assert_allclose(data["embedding"], expected[0].numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("name", "size"), [("mn04_all_b_mel_avgs", 320), ("mn04_b4_5_6_7_avg_time_pool", 4 * 256)]
+)
+def test_embed_with_a_module_of_the_original_package(
+    weights_env, audio_dir, tmp_path, capsys, name: str, size: int
+) -> None:
+    """Any named module, and any name of the grammar, on the same released mn04 weights."""
+    out = tmp_path / "emb"
+    source = audio_dir / "nested" / "deeper" / "tone_32k.wav"
+    code, _, stderr = run_cli(capsys, "embed", source, "--model", name, "--out", out)
+    assert code == 0, stderr
+    with np.load(out / "tone_32k.wav.npz") as data:
+        assert data["embedding"].shape == (size,) and str(data["model"]) == name
+        model = create_model(name, weights=next(weights_env.iterdir()))
+        expected = model.scene_embeddings(torch.from_numpy(load_audio(source, 32000))[None])
+        np.testing.assert_allclose(data["embedding"], expected[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
 def test_embed_progress_bar_only_on_a_terminal(
     weights_env, audio_dir, tmp_path, capsys, monkeypatch
 ) -> None:
