@@ -3,12 +3,15 @@
     python benchmarks/parity_table.py          # needs ../shared (the project's fixtures)
 
 For each fixture and input: max|ours - ref| / max|ref| of scene and timestamp embeddings,
-and whether timestamps are identical. EfficientAT fixtures use random checkpoints in the
-release format; Audio-MLP fixtures use the real released checkpoints.
+and whether timestamps are identical. EfficientAT fixtures (the paper's configurations in
+reference/, the EfficientAT_HEAR package's modules in seed_system/, each loaded through its
+module of the same name) use random checkpoints in the release format; Audio-MLP fixtures
+use the real released checkpoints.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -56,6 +59,15 @@ def main() -> None:
             config, weights=reference_dir / entry["checkpoint"], features=entry["features"]
         )
         for row in rows_for(model, np.load(reference_dir / f"{name}.npz"), inputs):
+            print(f"| {name} | {row[0]} | {row[1]:.1e} | {row[2]} | {row[3]} |")
+    seed_dir = SHARED / "seed_system"
+    for name, entry in json.loads((seed_dir / "manifest.json").read_text()).items():
+        weights = seed_dir / entry["weights"]
+        if not weights.exists():
+            weights = reference_dir / entry["weights"]
+        module = importlib.import_module(f"hear_mn.{name}")  # the module of the same name
+        model = module.load_model(str(weights))
+        for row in rows_for(model, np.load(seed_dir / f"{name}.npz"), inputs):
             print(f"| {name} | {row[0]} | {row[1]:.1e} | {row[2]} | {row[3]} |")
     audiomlp_dir = SHARED / "audiomlp"
     inputs = np.load(audiomlp_dir / "audiomlp_inputs.npz")

@@ -1,6 +1,6 @@
 """Regenerate README.md's generated blocks (never edit them by hand).
 
-The model table comes from the registry; the speed section is the benchmark suite's
+The model tables come from the catalog and registry; the speed section is the benchmark suite's
 ``benchmarks/results/results.md`` (written by ``python benchmarks/run_all.py``).
 
     python scripts/update_readme_table.py          # rewrite the table
@@ -13,7 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from hear_mn.registry import BEST_CONFIG, DEFAULT_CONFIG, named_configs
+from hear_mn.catalog import AUDIOMLP, EFFICIENTAT_HEAR, GROUP_TITLES, NAMED, PAPER
+from hear_mn.efficientat import TIMESTAMP_WINDOW_MS
+from hear_mn.registry import BEST_CONFIG, DEFAULT_CONFIG, get_config, named_configs
+from hear_mn.taps import uses_block_features
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -26,14 +29,13 @@ SPEED_END = "<!-- speed:end -->"
 SPEED_RESULTS = ROOT / "benchmarks" / "results" / "results.md"
 
 
-def model_table() -> str:
-    """Markdown table of every named configuration."""
+def _paper_rows(configs: list) -> list[str]:
     rows = [
         "| module `hear_mn.<name>` | weights | features | sample rate | scene dims | "
         "timestamp dims | parameters | weights file | weights license |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for config in named_configs():
+    for config in configs:
         note = " (default)" if config.name == DEFAULT_CONFIG else ""
         note += " (best)" if config.name == BEST_CONFIG else ""
         scene, timestamp = config.embedding_sizes
@@ -44,7 +46,63 @@ def model_table() -> str:
             f"{config.sample_rate} | {scene} | {timestamp} | {params} | "
             f"`{config.weights.file_name}` | {config.weights.license} |"
         )
-    return "\n".join(rows)
+    return rows
+
+
+def _package_rows(configs: list) -> list[str]:
+    rows = [
+        "| module `hear_mn.<name>` | weights | features (in concatenation order) | pooling | "
+        "mels, STFT hop | timestamp window | dims | weights file |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for config in configs:
+        checkpoint = config.checkpoint
+        pooling = config.pooling if uses_block_features(config.features) else "-"
+        window = config.timestamp_window_ms or TIMESTAMP_WINDOW_MS
+        head = " (fc head)" if checkpoint.head != "mlp" else ""
+        rows.append(
+            f"| `{config.name}` | {checkpoint.name}{head} | {' '.join(config.features)} | "
+            f"{pooling} | {checkpoint.n_mels}, {checkpoint.hop_length} | {window:g} ms | "
+            f"{config.embedding_sizes[0]} | `{config.weights.file_name}` |"
+        )
+    return rows
+
+
+def declared_size_corrections() -> list[str]:
+    """Modules whose original declares an embedding size its output does not have."""
+    return [
+        f"`{name}` declares {row.declared_size}, outputs {get_config(name).embedding_sizes[0]}"
+        for name, row in NAMED.items()
+        if row.declared_size not in (None, get_config(name).embedding_sizes[0])
+    ]
+
+
+def _title(group: str) -> str:
+    title = GROUP_TITLES[group]
+    return title[0].upper() + title[1:]
+
+
+def model_table() -> str:
+    """Markdown tables of every named configuration, by catalog group."""
+    package = named_configs(EFFICIENTAT_HEAR)
+    corrections = "; ".join(declared_size_corrections()) or "none"
+    lines = [
+        f"**{_title(PAPER)}** (also `hear_mn.old_configs.<name>`), and **{_title(AUDIOMLP)}**:",
+        "",
+        *_paper_rows(named_configs(PAPER) + named_configs(AUDIOMLP)),
+        "",
+        f"**{_title(EFFICIENTAT_HEAR)}**: {len(package)} modules, "
+        "all with EfficientAT weights (MIT), 32 kHz, scene and timestamp dims equal. "
+        "Where the original declares a size its output does not have, ours declares the "
+        f"true size: {corrections}.",
+        "",
+        f"<details><summary>all {len(package)} modules</summary>",
+        "",
+        *_package_rows(package),
+        "",
+        "</details>",
+    ]
+    return "\n".join(lines)
 
 
 def _replace_block(text: str, start: str, end: str, body: str) -> str:
