@@ -16,12 +16,7 @@ from pathlib import Path
 import torch
 from bench_speed import interleaved_medians
 
-from hear_mn.efficientat import (
-    SCENE_SAMPLES_PER_PASS,
-    SCENE_WINDOW,
-    TIMESTAMP_HOP,
-    TIMESTAMP_WINDOW,
-)
+from hear_mn.efficientat import SCENE_SAMPLES_PER_PASS, SCENE_WINDOW
 from hear_mn.registry import create_model
 
 
@@ -31,7 +26,7 @@ def breakdown(name: str, repeats: int) -> list[dict]:
     generator = torch.Generator().manual_seed(1)
     clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
     audio = 0.1 * torch.randn(1, 20 * model.sample_rate, generator=generator)
-    n_windows = audio.shape[1] // TIMESTAMP_HOP + 1
+    n_windows = model.windows.count(audio.shape[1])
     scene_per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
     window_passes = [
         (start, min(start + model.window_batch_size, n_windows))
@@ -42,10 +37,7 @@ def breakdown(name: str, repeats: int) -> list[dict]:
         return [model.frontend(part) for part in torch.split(clips, scene_per_pass)]
 
     def timestamp_mels() -> list[torch.Tensor]:
-        return [
-            model.window_mels(audio, a, b, n_windows, TIMESTAMP_WINDOW, TIMESTAMP_HOP)
-            for a, b in window_passes
-        ]
+        return [model.window_mels(audio, a, b, n_windows, model.windows) for a, b in window_passes]
 
     rows = []
     for call, total_fn, frontend_fn in (
@@ -60,7 +52,9 @@ def breakdown(name: str, repeats: int) -> list[dict]:
                     "total": total_fn,
                     "frontend": frontend_fn,
                     "backbone": lambda mels=mels, backbone=backbone: [
-                        backbone(m[:, None].contiguous(memory_format=torch.channels_last))
+                        backbone(
+                            m[:, None].contiguous(memory_format=torch.channels_last), model.plan
+                        )
                         for m in mels
                     ],
                 },

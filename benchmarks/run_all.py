@@ -144,8 +144,6 @@ def main() -> None:
         },
         "speed": _run(
             "bench_speed.py",
-            "--models",
-            "mn04_e1_l,mn10_e1_l",
             "--no-loop-models",
             "mn40_ext_e1_l,kwmlp,audiomae",
             "--seconds",

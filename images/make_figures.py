@@ -2,8 +2,9 @@
 
     python images/make_figures.py        # needs matplotlib (pip install matplotlib)
 
-- ``model_sizes.png``: embedding size and parameter count of every named configuration,
-  from the registry (tests check the counts against the built models).
+- ``model_sizes.png``: embedding size and parameter count of the paper's configurations,
+  Audio-MLP and the EfficientAT_HEAR package's headline ``mnXX_all_b_mel_avgs`` at every
+  width, from the registry (tests check the counts against the built models).
 - ``speed.png``: the benchmark suite's side-by-side measurements from
   ``benchmarks/results/results.json`` (run ``python benchmarks/run_all.py`` first): speed-up
   of batched timestamp embeddings over the per-window loop, and scene throughput against
@@ -20,6 +21,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from hear_mn.catalog import AUDIOMLP, EFFICIENTAT_HEAR, PAPER  # noqa: E402
 from hear_mn.registry import named_configs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -27,11 +29,16 @@ RESULTS = HERE.parent / "benchmarks" / "results" / "results.json"
 
 
 def model_sizes() -> None:
-    configs = named_configs()
+    headline = [
+        config
+        for config in named_configs(EFFICIENTAT_HEAR)
+        if config.name.endswith("_all_b_mel_avgs")
+    ]
+    configs = named_configs(PAPER) + headline + named_configs(AUDIOMLP)
     names = [config.name for config in configs]
     sizes = [config.embedding_sizes[0] for config in configs]
     params = [config.checkpoint.num_params / 1e6 for config in configs]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5.5), sharey=True)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 7), sharey=True)
     positions = range(len(names))
     left.barh(positions, sizes, color="#4c72b0")
     left.set_xlabel("scene embedding size (dims)")
@@ -48,13 +55,19 @@ def model_sizes() -> None:
     plt.close(figure)
 
 
+def _short(name: str) -> str:
+    """Two-line tick label for long module names."""
+    return name.replace("_all_b", "\n_all_b")
+
+
 def speed() -> None:
     results = json.loads(RESULTS.read_text())
     env = results["environment"]
     rows = [r for r in results["speed"]["results"] if "speedup" in r]
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     names = [r["model"] for r in rows]
-    left.bar(names, [r["speedup"] for r in rows], color="#55a868")
+    left.bar(range(len(rows)), [r["speedup"] for r in rows], color="#55a868")
+    left.set_xticks(range(len(rows)), [_short(name) for name in names], fontsize=8)
     left.set_ylabel("speed-up over per-window loop (x)")
     left.set_title(f"timestamp embeddings, {rows[0]['audio_seconds']:g} s of audio")
     for position, r in enumerate(rows):
@@ -76,7 +89,7 @@ def speed() -> None:
         label="hear-mn",
         color="#4c72b0",
     )
-    right.set_xticks(list(positions), [r["model"] for r in scene])
+    right.set_xticks(list(positions), [_short(r["model"]) for r in scene], fontsize=8)
     right.set_ylabel("clips of 10 s per second")
     right.set_title("scene embeddings, batches of 16 clips")
     right.legend()

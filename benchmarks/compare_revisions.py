@@ -1,0 +1,114 @@
+"""Time this checkout against an earlier revision, in one process, calls in alternation.
+
+    python benchmarks/compare_revisions.py --base 3640564            # mn04_e1_l, mn10_e1_l
+    python benchmarks/compare_revisions.py --base HEAD~3 --models mn10_e1_l --repeats 15
+
+The base revision's ``hear_mn`` is exported with ``git archive`` into a temporary folder
+and imported under another name (``hear_mn_base``), so both versions run side by side in
+one process on the same inputs and weights: timestamp embeddings of 20 s and scene
+embeddings of 16 clips of 10 s, calls alternating, medians compared. Outputs must be
+equal (the ratio of unequal computations would mean nothing); the script says how far
+apart they are. On a noisy machine this is the comparison to trust, not two runs of the
+suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import torch
+from bench_speed import interleaved_medians
+
+import hear_mn
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_NAME = "hear_mn_base"
+
+
+def import_revision(revision: str, folder: Path) -> object:
+    """The package ``hear_mn`` as of ``revision``, imported as ``hear_mn_base``."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", revision, "hear_mn"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    package = folder / BASE_NAME
+    (folder / "hear_mn").rename(package)
+    for path in package.rglob("*.py"):
+        path.write_text(re.sub(r"\bhear_mn\b", BASE_NAME, path.read_text()))
+    sys.path.insert(0, str(folder))
+    return importlib.import_module(BASE_NAME)
+
+
+def compare(base: object, name: str, repeats: int) -> list[dict]:
+    models = {}
+    for label, package in (("base", base), ("this", hear_mn)):
+        torch.manual_seed(0)
+        models[label] = package.create_model(name, pretrained=False)
+    models["this"].load_state_dict(models["base"].state_dict())
+    generator = torch.Generator().manual_seed(1)
+    rate = models["this"].sample_rate
+    audio = 0.1 * torch.randn(1, 20 * rate, generator=generator)
+    clips = 0.1 * torch.randn(16, 10 * rate, generator=generator)
+    calls = {
+        "timestamps, 20 s": lambda model: model.timestamp_embeddings(audio)[0],
+        "scene, 16 clips of 10 s": lambda model: model.scene_embeddings(clips),
+    }
+    rows = []
+    for call, run in calls.items():
+        base_out, this_out = run(models["base"]), run(models["this"])
+        difference = float((base_out - this_out).abs().max() / base_out.abs().max())
+        seconds = interleaved_medians(
+            {label: (lambda model=model, run=run: run(model)) for label, model in models.items()},
+            repeats,
+        )
+        rows.append(
+            {
+                "model": name,
+                "call": call,
+                "base_s": seconds["base"],
+                "this_s": seconds["this"],
+                "ratio": seconds["this"] / seconds["base"],
+                "max_relative_difference": difference,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", required=True, help="a git revision, e.g. HEAD~1 or a hash")
+    parser.add_argument("--models", default="mn04_e1_l,mn10_e1_l")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as scratch:
+        base = import_revision(args.base, Path(scratch))
+        print(
+            f"base {args.base} vs this checkout; torch {torch.__version__}, {args.threads} threads"
+        )
+        print(
+            f"{'model':<22} {'call':<24} {'base s':>8} {'this s':>8} {'this/base':>9} {'max rel diff':>12}"
+        )
+        for name in args.models.split(","):
+            for r in compare(base, name, args.repeats):
+                print(
+                    f"{r['model']:<22} {r['call']:<24} {r['base_s']:8.4f} {r['this_s']:8.4f} "
+                    f"{r['ratio']:9.3f} {r['max_relative_difference']:12.1e}"
+                )
+
+
+if __name__ == "__main__":
+    main()
