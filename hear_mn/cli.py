@@ -664,13 +664,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         checks.skip(later, "the HEAR API is incomplete")
         return _summary(checks)
 
+    options = {"pretrained": False} if args.random_weights else {}
+    positional = (args.model_file,) if args.model_file else ()
+
     def load() -> str:
-        state["model"] = (
-            module.load_model(args.model_file) if args.model_file else module.load_model()
-        )
+        state["model"] = module.load_model(*positional, **options)
         return type(state["model"]).__name__
 
-    call = f"load_model({args.model_file!r})" if args.model_file else "load_model()"
+    arguments = [repr(a) for a in positional] + [f"{k}={v!r}" for k, v in options.items()]
+    call = f"load_model({', '.join(arguments)})"
     if not checks.run(call, load):
         checks.skip(later[1:], "load_model failed")
         return _summary(checks)
@@ -835,6 +837,7 @@ _VALIDATE_EXAMPLES = """examples:
   hear-mn validate hear_mn.mn04_e1_l
   hear-mn validate hear_mn.mn40_ext_e1_l -m ~/weights/mn40_as_ext_mAP_487.pt
   hear-mn validate path/to/my_module.py
+  hear-mn validate hear_mn.mn10_all_b_mel_avgs_hop5 --random-weights   # no weights needed
 
 Checks what hear-validator checks, without TensorFlow: the module imports and has
 load_model, get_scene_embeddings and get_timestamp_embeddings; the model's sample_rate
@@ -999,6 +1002,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WEIGHTS",
         default="",
         help="file passed to load_model (default: load_model() with no argument)",
+    )
+    validate.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="load_model(pretrained=False): check the API without any weights file "
+        "(hear-mn modules)",
     )
     validate.set_defaults(handler=_cmd_validate)
     return parser

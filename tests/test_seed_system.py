@@ -124,3 +124,16 @@ def test_module_loads_and_outputs_the_size_it_declares(name: str) -> None:
     assert timestamps[0].tolist() == [0.0, 50.0, 100.0, 150.0]
     assert torch.isfinite(scene).all() and torch.isfinite(embeddings).all()
     assert model.scene_embedding_size == get_config(name).embedding_sizes[0]
+
+
+@pytest.mark.parametrize(
+    "name", [name for name, row in NAMED.items() if row.group == EFFICIENTAT_HEAR]
+)
+def test_module_passes_the_hear_validator_checks_with_random_weights(name: str, capsys) -> None:
+    """hear-validator's checks (``hear-mn validate``, no TensorFlow) on every module."""
+    from hear_mn import cli
+
+    code = cli.main(["validate", f"hear_mn.{name}", "--random-weights"])
+    output = capsys.readouterr().out
+    assert code == 0, output
+    assert "validate passed: 9 passed, 0 failed" in output
