@@ -69,7 +69,9 @@ def ablate(name: str, seconds: float, repeats: int, compile_backbone: bool) -> d
     network = copy.deepcopy(model.backbone).to(memory_format=torch.contiguous_format).eval()
     folded = fold_batchnorm(model.backbone)
     variants = {
-        "plain": _with(model, lambda mels: network(mels.contiguous()), shared_frames=False),
+        "plain": _with(
+            model, lambda mels, plan: network(mels.contiguous(), plan), shared_frames=False
+        ),
         "+ channels_last, BatchNorm folded": _with(model, folded, shared_frames=False),
         "+ in-place activations and gates": _with(model, None, shared_frames=False),
         "+ shared STFT frames (hear-mn)": _with(model, None, shared_frames=True),

@@ -62,7 +62,6 @@ class EmbeddingModel(torch.nn.Module):
     def timestamp_embeddings(
         self,
         audio: object,
-        *,
         window_size: int | None = None,
         hop: int | None = None,
         pad: int | None = None,
@@ -90,19 +89,9 @@ class EmbeddingModel(torch.nn.Module):
             embeddings = self._scene_embeddings(batch)
         return embeddings.float()
 
-    def get_timestamp_embeddings(
-        self,
-        audio: object,
-        window_size: int | None = None,
-        hop: int | None = None,
-        pad: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The original EfficientAT_HEAR wrapper's method: :meth:`timestamp_embeddings`."""
-        return self.timestamp_embeddings(audio, window_size=window_size, hop=hop, pad=pad)
-
-    def get_scene_embeddings(self, audio: object) -> torch.Tensor:
-        """The original EfficientAT_HEAR wrapper's method: :meth:`scene_embeddings`."""
-        return self.scene_embeddings(audio)
+    # The original EfficientAT_HEAR wrapper's names for the same methods.
+    get_timestamp_embeddings = timestamp_embeddings
+    get_scene_embeddings = scene_embeddings
 
     def timestamp_windows(
         self, window_size: int | None = None, hop: int | None = None, pad: int | None = None
@@ -169,10 +158,6 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
     def load_model(
         model_file_path: str = "",
         *,
-        features: str | list[str] | tuple[str, ...] | None = None,
-        pooling: str | None = None,
-        timestamp_window: float | None = None,
-        timestamp_hop: float | None = None,
         device: str | None = None,
         autocast: bool = False,
         pretrained: bool = True,
@@ -195,14 +180,16 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
                 "feature_pooling_fn takes the pooling function's name here (e.g. "
                 f"'avg_time_pool'), got {feature_pooling_fn!r}"
             )
+        features = _one_of("features", options.pop("features", None), "mode", mode, parse_features)
+        pooling = _one_of(
+            "pooling", options.pop("pooling", None), "feature_pooling_fn", feature_pooling_fn
+        )
         return create_model(
             config_name,
             weights=model_file_path or None,
             pretrained=pretrained,
-            features=_one_of("features", features, "mode", mode, parse_features),
-            pooling=_one_of("pooling", pooling, "feature_pooling_fn", feature_pooling_fn),
-            timestamp_window=timestamp_window,
-            timestamp_hop=timestamp_hop,
+            features=features,
+            pooling=pooling,
             checkpoint=model_name,
             head=head_type,
             device=device,

@@ -316,6 +316,7 @@ __all__ = [
     "AUDIOMLP_CONFIGS",
     "BEST_CONFIG",
     "CHECKPOINTS",
+    "CONFIG_OPTIONS",
     "DEFAULT_CONFIG",
     "NAMED_CONFIGS",
     "PAPER_CONFIGS",
@@ -396,30 +397,31 @@ def _parse_name(name: str) -> tuple[ModelConfig, str | None]:
     return replace(config, pooling=pooling or DEFAULT_POOLING), "_".join(rest) or None
 
 
-def get_config(
-    name: str,
-    *,
-    features: str | tuple[str, ...] | list[str] | None = None,
-    pooling: str | None = None,
-    timestamp_window: float | None = None,
-    timestamp_hop: float | None = None,
-    checkpoint: str | None = None,
-    head: str | None = None,
-) -> ModelConfig:
+# The options of a configuration (ModelConfig.with_options): the rest go to the model class.
+CONFIG_OPTIONS: tuple[str, ...] = (
+    "features",
+    "pooling",
+    "timestamp_window",
+    "timestamp_hop",
+    "checkpoint",
+    "head",
+)
+
+
+def get_config(name: str, **options: object) -> ModelConfig:
     """The configuration ``name`` (a named one, or parsed), with options changed.
 
     ``features`` replaces the feature set the name implies; see
-    :meth:`ModelConfig.with_options` for the others.
+    :meth:`ModelConfig.with_options` for all options.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
-    options = {
-        "pooling": pooling,
-        "timestamp_window": timestamp_window,
-        "timestamp_hop": timestamp_hop,
-        "checkpoint": checkpoint,
-        "head": head,
-    }
+    unknown = sorted(set(options) - set(CONFIG_OPTIONS))
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {', '.join(unknown)}; known: {', '.join(CONFIG_OPTIONS)}"
+        )
+    features = options.pop("features", None)
     if name in NAMED:
         return _named_config(name).with_options(features=features, **options)
     if name in CHECKPOINTS and CHECKPOINTS[name].family == "audiomlp":
@@ -429,7 +431,7 @@ def get_config(
         if named_features is None:
             raise ValueError(f"model name {name!r} names no embedding features; e.g. {name}_e1_l")
         features = named_features
-    if options["pooling"] is None and config.pooling != DEFAULT_POOLING:
+    if options.get("pooling") is None and config.pooling != DEFAULT_POOLING:
         options["pooling"] = config.pooling
     return config.with_options(features=features, **options)
 
@@ -444,12 +446,6 @@ def create_model(
     *,
     pretrained: bool = True,
     weights: str | os.PathLike[str] | None = None,
-    features: str | tuple[str, ...] | list[str] | None = None,
-    pooling: str | None = None,
-    timestamp_window: float | None = None,
-    timestamp_hop: float | None = None,
-    checkpoint: str | None = None,
-    head: str | None = None,
     device: str | None = None,
     download: bool = True,
     progress: bool | None = None,
@@ -459,21 +455,13 @@ def create_model(
 
     ``weights`` is a checkpoint file to load; without it the released weights are used
     (from ``$HEAR_MN_WEIGHTS_DIR``, the cache, or downloaded), or random ones with
-    ``pretrained=False`` (for benchmarks and tests). ``features``, ``pooling``,
-    ``timestamp_window`` and ``timestamp_hop`` (ms) and ``checkpoint`` (a released
-    checkpoint's name, e.g. "mn10_as_hop_5") change the configuration; ``head`` checks the
-    checkpoint's head. Other ``options``
-    (``autocast``, ``window_batch_size``) go to the model class.
+    ``pretrained=False`` (for benchmarks and tests). The options of
+    :meth:`ModelConfig.with_options` (:data:`CONFIG_OPTIONS`: ``features``, ``pooling``,
+    ``timestamp_window`` and ``timestamp_hop`` in ms, ``checkpoint``, e.g. "mn10_as_hop_5",
+    and ``head``) change the configuration; the others (``autocast``,
+    ``window_batch_size``) go to the model class.
     """
-    config = get_config(
-        name,
-        features=features,
-        pooling=pooling,
-        timestamp_window=timestamp_window,
-        timestamp_hop=timestamp_hop,
-        checkpoint=checkpoint,
-        head=head,
-    )
+    config = get_config(name, **{k: options.pop(k) for k in CONFIG_OPTIONS if k in options})
     model = config.build(**options)
     if weights is not None and str(weights) != "":
         state_dict = fetch_weights(config.weights, Path(weights))

@@ -35,6 +35,28 @@ def relative_error(ours: torch.Tensor | np.ndarray, ref: np.ndarray) -> float:
     return float(np.abs(ours - ref).max() / np.abs(ref).max())
 
 
+def assert_matches_reference(
+    module: object, model: object, reference: np.lib.npyio.NpzFile
+) -> None:
+    """Scene and timestamp embeddings of ``inputs.npz`` through ``module`` equal ``reference``.
+
+    Within ``max|ours - ref| <= 1e-5 max|ref|`` (../shared/README.md), timestamps exactly;
+    timestamp arrays are compared where the reference has them (inputs up to 3 s).
+    """
+    inputs = np.load(REFERENCE / "inputs.npz")
+    for key in inputs.files:
+        audio = torch.from_numpy(inputs[key])
+        scene = module.get_scene_embeddings(audio, model)
+        assert scene.dtype == torch.float32
+        assert relative_error(scene, reference[f"{key}/scene"]) <= 1e-5, key
+        if f"{key}/timestamps" not in reference.files:
+            continue
+        embeddings, timestamps = module.get_timestamp_embeddings(audio, model)
+        error = relative_error(embeddings, reference[f"{key}/timestamp_embeddings"])
+        assert error <= 1e-5, key
+        np.testing.assert_array_equal(timestamps.numpy(), reference[f"{key}/timestamps"])
+
+
 @pytest.fixture(autouse=True)
 def _isolated_weights_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's weights cache or the network from a test."""

@@ -12,10 +12,8 @@ import importlib
 
 import numpy as np
 import pytest
-import torch
-from conftest import REFERENCE, reference_manifest, relative_error, require_shared
+from conftest import REFERENCE, assert_matches_reference, reference_manifest, require_shared
 
-TOLERANCE = 1e-5
 MANIFEST = reference_manifest()
 
 
@@ -31,18 +29,7 @@ def test_reference_fixture(key: str) -> None:
     module = importlib.import_module(_module_for(entry))
     model = module.load_model(str(REFERENCE / entry["checkpoint"]), features=entry["features"])
     assert model.scene_embedding_size == entry["embedding_size"]
-    reference = np.load(REFERENCE / f"{key}.npz")
-    inputs = np.load(REFERENCE / "inputs.npz")
-    for name in inputs.files:
-        audio = torch.from_numpy(inputs[name])
-        scene = module.get_scene_embeddings(audio, model)
-        assert scene.dtype == torch.float32
-        assert relative_error(scene, reference[f"{name}/scene"]) <= TOLERANCE, name
-        if f"{name}/timestamps" not in reference.files:
-            continue
-        embeddings, timestamps = module.get_timestamp_embeddings(audio, model)
-        assert relative_error(embeddings, reference[f"{name}/timestamp_embeddings"]) <= TOLERANCE
-        np.testing.assert_array_equal(timestamps.numpy(), reference[f"{name}/timestamps"])
+    assert_matches_reference(module, model, np.load(REFERENCE / f"{key}.npz"))
 
 
 def test_manifest_covers_both_widths_and_the_256_mel_frontend() -> None:

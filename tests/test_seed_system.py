@@ -19,8 +19,8 @@ from conftest import (
     REFERENCE,
     SEED_SYSTEM,
     SHARED,
+    assert_matches_reference,
     reference_manifest,
-    relative_error,
     require_shared,
 )
 
@@ -28,7 +28,6 @@ from hear_mn.catalog import EFFICIENTAT_HEAR, NAMED
 from hear_mn.registry import get_config
 from hear_mn.taps import parse_features
 
-TOLERANCE = 1e-5
 MANIFEST = reference_manifest(SEED_SYSTEM)
 SEED_SYSTEM_NOTE = SHARED / "notes" / "SEED_SYSTEM.md"
 # Where the original module declares a size its output does not have (README: Models).
@@ -52,18 +51,7 @@ def test_seed_system_fixture(name: str) -> None:
     assert model.windows.size == entry["timestamp_window_samples"]
     assert model.windows.hop == entry["timestamp_hop_samples"]
     assert model.pooling == entry["feature_pooling"]
-    reference = np.load(SEED_SYSTEM / f"{name}.npz")
-    inputs = np.load(REFERENCE / "inputs.npz")
-    for key in inputs.files:
-        audio = torch.from_numpy(inputs[key])
-        scene = module.get_scene_embeddings(audio, model)
-        assert relative_error(scene, reference[f"{key}/scene"]) <= TOLERANCE, key
-        if f"{key}/timestamps" not in reference.files:
-            continue
-        embeddings, timestamps = module.get_timestamp_embeddings(audio, model)
-        error = relative_error(embeddings, reference[f"{key}/timestamp_embeddings"])
-        assert error <= TOLERANCE, key
-        np.testing.assert_array_equal(timestamps.numpy(), reference[f"{key}/timestamps"])
+    assert_matches_reference(module, model, np.load(SEED_SYSTEM / f"{name}.npz"))
 
 
 def test_fixtures_cover_every_kind_of_variant() -> None:
