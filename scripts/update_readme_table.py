@@ -29,43 +29,43 @@ SPEED_END = "<!-- speed:end -->"
 SPEED_RESULTS = ROOT / "benchmarks" / "results" / "results.md"
 
 
+def _table(header: list[str], cells: list[list[object]]) -> list[str]:
+    """Markdown table lines."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(map(str, row)) + " |" for row in cells]
+
+
 def _paper_rows(configs: list) -> list[str]:
-    rows = [
-        "| module `hear_mn.<name>` | weights | features | sample rate | scene dims | "
-        "timestamp dims | parameters | weights file | weights license |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["module `hear_mn.<name>`", "weights", "features", "sample rate", "scene dims"]
+    header += ["timestamp dims", "parameters", "weights file", "weights license"]
+    cells = []
     for config in configs:
         note = " (default)" if config.name == DEFAULT_CONFIG else ""
         note += " (best)" if config.name == BEST_CONFIG else ""
-        scene, timestamp = config.embedding_sizes
-        features = " + ".join(config.features) if config.features else "-"
         params = f"{config.checkpoint.num_params:,}" if config.checkpoint.num_params else "-"
-        rows.append(
-            f"| `{config.name}`{note} | {config.checkpoint.name} | {features} | "
-            f"{config.sample_rate} | {scene} | {timestamp} | {params} | "
-            f"`{config.weights.file_name}` | {config.weights.license} |"
+        cells.append(
+            [f"`{config.name}`{note}", config.checkpoint.name]
+            + [" + ".join(config.features) or "-", config.sample_rate, *config.embedding_sizes]
+            + [params, f"`{config.weights.file_name}`", config.weights.license]
         )
-    return rows
+    return _table(header, cells)
 
 
 def _package_rows(configs: list) -> list[str]:
-    rows = [
-        "| module `hear_mn.<name>` | weights | features (in concatenation order) | pooling | "
-        "mels, STFT hop | timestamp window | dims | weights file |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["module `hear_mn.<name>`", "weights", "features (in concatenation order)"]
+    header += ["pooling", "mels, STFT hop", "timestamp window", "dims", "weights file"]
+    cells = []
     for config in configs:
         checkpoint = config.checkpoint
-        pooling = config.pooling if uses_block_features(config.features) else "-"
-        window = config.timestamp_window_ms or TIMESTAMP_WINDOW_MS
         head = " (fc head)" if checkpoint.head != "mlp" else ""
-        rows.append(
-            f"| `{config.name}` | {checkpoint.name}{head} | {' '.join(config.features)} | "
-            f"{pooling} | {checkpoint.n_mels}, {checkpoint.hop_length} | {window:g} ms | "
-            f"{config.embedding_sizes[0]} | `{config.weights.file_name}` |"
+        window = config.timestamp_window_ms or TIMESTAMP_WINDOW_MS
+        cells.append(
+            [f"`{config.name}`", checkpoint.name + head, " ".join(config.features)]
+            + [config.pooling if uses_block_features(config.features) else "-"]
+            + [f"{checkpoint.n_mels}, {checkpoint.hop_length}", f"{window:g} ms"]
+            + [config.embedding_sizes[0], f"`{config.weights.file_name}`"]
         )
-    return rows
+    return _table(header, cells)
 
 
 def declared_size_corrections() -> list[str]:
