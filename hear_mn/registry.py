@@ -253,10 +253,12 @@ class ModelConfig:
         if checkpoint is not None:
             config = replace(config, checkpoint=_mobilenet_checkpoint(checkpoint))
         if head is not None and head != config.checkpoint.head:
+            with_head = [name for name, c in CHECKPOINTS.items() if c.head == head]
             raise ValueError(
                 f"head_type {head!r} does not match checkpoint {config.checkpoint.name!r}, whose "
-                f"head is {config.checkpoint.head!r}: the head comes with the checkpoint; for "
-                f"the fully convolutional one use model_name='mn10_as_fc'"
+                f"head is {config.checkpoint.head!r}: the head comes with the checkpoint; "
+                f"checkpoints with a {head!r} head: {', '.join(with_head) or 'none'} "
+                "(choose one with model_name=)"
             )
         if features is not None:
             config = replace(config, features=parse_features(features))

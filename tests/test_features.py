@@ -289,8 +289,10 @@ def test_original_keywords_of_load_model() -> None:
         module.load_model(pretrained=False, all_blocks=True).features
         == module.load_model(pretrained=False, all_blocks=False).features
     )
-    with pytest.raises(ValueError, match="head comes with the checkpoint"):
+    with pytest.raises(ValueError, match="head comes with the checkpoint.* mn10_as_fc, mn10_as"):
         module.load_model(pretrained=False, head_type="fully_convolutional")
+    with pytest.raises(ValueError, match="a 'mlp' head: mn01_as, mn02_as"):
+        _module("mn10_all_b_mel_avgs_fc").load_model(pretrained=False, head_type="mlp")
     with pytest.raises(ValueError, match="unknown EfficientAT checkpoint 'mn11_as'"):
         module.load_model(pretrained=False, model_name="mn11_as")
     with pytest.raises(TypeError, match="all_blocks must be True or False"):

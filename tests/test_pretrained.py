@@ -7,30 +7,35 @@ The release URL is swapped for a local HTTP server serving the random reference 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, relative_error, require_shared
+from conftest import REFERENCE, SEED_SYSTEM, relative_error, require_shared
 
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn import registry
 from hear_mn.weights import WeightsError, WeightsUnavailableError, cache_dir
 
 
-@pytest.fixture
-def local_release(server, monkeypatch) -> str:
-    """Point the mn04_as weights at the local server, serving the mn04 reference checkpoint."""
-    checkpoint = require_shared() / "mn04_seed1.pt"
-    spec = registry.CHECKPOINTS["mn04_as"]
+def _serve(server, monkeypatch, name: str, checkpoint: Path) -> str:
+    """Point the release URL of checkpoint ``name`` at the local server, serving ``checkpoint``."""
+    spec = registry.CHECKPOINTS[name]
     server.files[spec.weights.file_name] = checkpoint.read_bytes()
     url = server.url("ok", spec.weights.file_name)
     weights = dataclasses.replace(spec.weights, url=url)
-    monkeypatch.setitem(registry.CHECKPOINTS, "mn04_as", dataclasses.replace(spec, weights=weights))
+    monkeypatch.setitem(registry.CHECKPOINTS, name, dataclasses.replace(spec, weights=weights))
     monkeypatch.delenv("HEAR_MN_OFFLINE", raising=False)
     return url
+
+
+@pytest.fixture
+def local_release(server, monkeypatch) -> str:
+    """Point the mn04_as weights at the local server, serving the mn04 reference checkpoint."""
+    return _serve(server, monkeypatch, "mn04_as", require_shared() / "mn04_seed1.pt")
 
 
 def _reference_scene() -> tuple[torch.Tensor, np.ndarray]:
@@ -109,3 +114,38 @@ def test_corrupt_download_is_refused_and_not_kept(server, local_release: str) ->
     with pytest.raises(WeightsError, match="mn04_as_mAP_432.pt"):
         hear_module.load_model()
     assert not (cache_dir() / spec.weights.file_name).exists()
+
+
+@pytest.mark.parametrize(
+    ("module_name", "checkpoint", "weights"),
+    [
+        ("mn10_all_b_mel_avgs_hop5", "mn10_as_hop_5", REFERENCE / "mn10_seed1.pt"),
+        ("mn10_all_b_mel_avgs_fc", "mn10_as_fc", SEED_SYSTEM / "mn10_fc_seed1.pt"),
+        ("mn01_all_b_mel_avgs", "mn01_as", SEED_SYSTEM / "mn01_seed1.pt"),
+    ],
+)
+def test_original_package_modules_download_their_release_file(
+    server, monkeypatch, module_name: str, checkpoint: str, weights: Path
+) -> None:
+    require_shared(SEED_SYSTEM)
+    url = _serve(server, monkeypatch, checkpoint, weights)
+    module = importlib.import_module(f"hear_mn.{module_name}")
+    model = module.load_model()
+    file_name = registry.CHECKPOINTS[checkpoint].weights.file_name
+    assert url.endswith(server.requests[0]) and (cache_dir() / file_name).exists()
+    audio = torch.from_numpy(np.load(REFERENCE / "inputs.npz")["len1.07"])
+    reference = np.load(SEED_SYSTEM / f"{module_name}.npz")["len1.07/scene"]
+    assert relative_error(module.get_scene_embeddings(audio, model), reference) <= 1e-5
+    module.load_model()  # from the cache
+    assert len(server.requests) == 1
+
+
+def test_checkpoint_of_the_other_head_is_refused_with_its_keys() -> None:
+    require_shared(SEED_SYSTEM)
+    fc_module = importlib.import_module("hear_mn.mn10_all_b_mel_avgs_fc")
+    with pytest.raises(WeightsError, match=r"missing keys.*\n.*classifier\.0\.weight") as error:
+        fc_module.load_model(str(REFERENCE / "mn10_seed1.pt"))
+    assert "unexpected keys" in str(error.value) and "classifier.5.weight" in str(error.value)
+    mlp_module = importlib.import_module("hear_mn.mn10_all_b_mel_avgs")
+    with pytest.raises(WeightsError, match="classifier.2.weight"):
+        mlp_module.load_model(str(SEED_SYSTEM / "mn10_fc_seed1.pt"))
