@@ -64,6 +64,11 @@ def _float_tensor(audio: object, what: str, shape: str) -> torch.Tensor:
             f"{what} must hold floating point samples in [-1, 1], got dtype {audio.dtype}; "
             "convert integer PCM first, e.g. x.float() / 32768"
         )
+    if audio.device.type == "meta":
+        raise ValueError(
+            f"{what} is on the meta device, which holds no data (only shapes); pass the "
+            "samples on the CPU or a GPU"
+        )
     return audio
 
 
@@ -137,3 +142,55 @@ def duration_to_samples(milliseconds: object, sample_rate: int, what: str) -> in
             f"{sample_rate} Hz; use a multiple of {1000 / sample_rate:g} ms, e.g. 160"
         )
     return round(samples)
+
+
+def positive_int(value: object, what: str) -> int:
+    """``value`` as an int of at least 1 (bools and floats refused), for counts and rates."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be a positive int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_sample_rate(sample_rate: object) -> int:
+    """A sample rate in Hz: a positive int."""
+    return positive_int(sample_rate, "sample_rate")
+
+
+def resample(audio: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
+    """(n_sounds, n_samples) float32 from ``from_rate`` to ``to_rate`` Hz with soxr (HQ).
+
+    Runs on the CPU (soxr works on numpy arrays); the result is a CPU tensor.
+    """
+    if from_rate == to_rate:
+        return audio
+    soxr = _soxr()
+    frames = audio.detach().cpu().numpy().T  # soxr takes (n_samples, channels)
+    resampled = soxr.resample(np.ascontiguousarray(frames), from_rate, to_rate, quality="HQ")
+    if resampled.shape[0] == 0:
+        raise ValueError(
+            f"{audio.shape[1]} samples at {from_rate} Hz are too short to resample to "
+            f"{to_rate} Hz; pass a longer clip"
+        )
+    return torch.from_numpy(np.ascontiguousarray(resampled.T, dtype=np.float32))
+
+
+class StreamResampler:
+    """Chunk-by-chunk resampling of one signal with soxr: equals resampling it whole."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self._stream = _soxr().ResampleStream(from_rate, to_rate, 1, dtype="float32", quality="HQ")
+
+    def push(self, chunk: torch.Tensor, last: bool = False) -> torch.Tensor:
+        """Resampled samples that are ready (all of them when ``last``), as a CPU tensor."""
+        samples = np.ascontiguousarray(chunk.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self._stream.resample_chunk(samples, last=last).copy())
+
+
+def _soxr():
+    try:
+        import soxr
+    except ImportError as error:  # pragma: no cover - a declared dependency
+        raise ImportError("resampling audio needs the soxr package: pip install soxr") from error
+    return soxr

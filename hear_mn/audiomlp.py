@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hear_mn.audio import positive_int
 from hear_mn.hear import EmbeddingModel
 from hear_mn.streaming import EmbeddingStream
 
@@ -359,12 +360,17 @@ class AudioMLPModel(EmbeddingModel):
     """kwmlp or audiomae under the HEAR API (16 kHz).
 
     Built with random weights; call :meth:`load_checkpoint` with the released state dict.
-    ``max_chunks_per_pass`` bounds how many 1 s chunks go through the network at once
+    ``window_batch_size`` bounds how many 1 s chunks go through the network at once
     (memory stays bounded for long audio; results do not depend on it).
     """
 
     def __init__(
-        self, arch: AudioMLPArch, *, name: str | None = None, autocast: bool = False
+        self,
+        arch: AudioMLPArch,
+        *,
+        name: str | None = None,
+        autocast: bool = False,
+        window_batch_size: int = 32,
     ) -> None:
         super().__init__(
             name=name or arch.name,
@@ -376,7 +382,7 @@ class AudioMLPModel(EmbeddingModel):
         self.arch = arch
         self.frontend = AudioMLPFrontend(arch.frontend, arch.n_mels)
         self.encoder = AudioMLPEncoder(arch)
-        self.max_chunks_per_pass = 32
+        self.window_batch_size = positive_int(window_batch_size, "window_batch_size")
         self.eval()
 
     def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -406,9 +412,9 @@ class AudioMLPModel(EmbeddingModel):
 
     def chunk_frames(self, chunks: torch.Tensor) -> torch.Tensor:
         """(n, 16000) one-second chunks -> (n, 100, D): each chunk's 98 frames with its edge
-        frames repeated, ``max_chunks_per_pass`` chunks at a time."""
+        frames repeated, ``window_batch_size`` chunks at a time."""
         outs = []
-        step = max(1, int(self.max_chunks_per_pass))
+        step = self.window_batch_size
         for start in range(0, chunks.shape[0], step):
             outs.append(self.encoder(self.frontend(chunks[start : start + step])))
         emb = outs[0] if len(outs) == 1 else torch.cat(outs)
@@ -451,6 +457,8 @@ class AudioMLPStream(EmbeddingStream):
         return self._release(min(self.num_samples // HOP, self._stitched_count() - 1))
 
     def _close(self) -> torch.Tensor:
+        if self.num_samples == 0:
+            return self._empty()  # no signal, no frames: as the MobileNets' streams
         tail = PAD_END + (-(self._samples.shape[0] + PAD_END)) % CHUNK_SAMPLES
         self._samples = torch.cat([self._samples, self._samples.new_zeros(tail)])
         self._process_complete_chunks()

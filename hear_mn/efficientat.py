@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from hear_mn.audio import duration_to_samples, extended_span
+from hear_mn.audio import duration_to_samples, extended_span, positive_int
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.hear import EmbeddingModel
 from hear_mn.inference import inference_backbone
@@ -95,8 +95,7 @@ class MobileNetEmbedder(EmbeddingModel):
             timestamp_embedding_size=size,
             autocast=autocast,
         )
-        if window_batch_size < 1:
-            raise ValueError(f"window_batch_size must be at least 1, got {window_batch_size}")
+        window_batch_size = positive_int(window_batch_size, "window_batch_size")
         window = duration_to_samples(timestamp_window_ms, SAMPLE_RATE, "timestamp_window")
         hop = duration_to_samples(timestamp_hop_ms, SAMPLE_RATE, "timestamp_hop")
         self.windows = Windows(window, hop, window // 2)

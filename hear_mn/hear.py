@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from hear_mn.audio import as_audio_batch
+from hear_mn.audio import as_audio_batch, check_sample_rate, resample
 
 if TYPE_CHECKING:
     from hear_mn.streaming import EmbeddingStream
@@ -65,29 +65,45 @@ class EmbeddingModel(torch.nn.Module):
         window_size: int | None = None,
         hop: int | None = None,
         pad: int | None = None,
+        *,
+        sample_rate: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings at regular timestamps: ((n_sounds, n_timestamps, D), (n_sounds, n_timestamps) ms).
 
-        ``window_size``, ``hop`` and ``pad`` (samples) change the timestamp windows where the
-        family allows it (see :meth:`timestamp_windows`).
+        ``window_size``, ``hop`` and ``pad`` (samples at the model's rate) change the
+        timestamp windows where the family allows it (see :meth:`timestamp_windows`).
+        ``sample_rate``: the rate of ``audio`` when it is not the model's; it is resampled
+        with soxr first.
         """
         windows = None
         if (window_size, hop, pad) != (None, None, None):
             windows = self.timestamp_windows(window_size, hop, pad)
-        batch = as_audio_batch(audio, device=self.device)
+        batch = self._audio_batch(audio, sample_rate)
         with torch.inference_mode(), self._precision():
             if windows is None:
                 embeddings, timestamps = self._timestamp_embeddings(batch)
             else:
                 embeddings, timestamps = self._timestamp_embeddings(batch, windows)
+        require_finite(embeddings, "timestamp embeddings", peak_of(batch))
         return embeddings.float(), timestamps.float()
 
-    def scene_embeddings(self, audio: object) -> torch.Tensor:
-        """One embedding per clip: (n_sounds, scene_embedding_size), float32."""
-        batch = as_audio_batch(audio, device=self.device)
+    def scene_embeddings(self, audio: object, *, sample_rate: int | None = None) -> torch.Tensor:
+        """One embedding per clip: (n_sounds, scene_embedding_size), float32.
+
+        ``sample_rate``: the rate of ``audio`` when it is not the model's (resampled first).
+        """
+        batch = self._audio_batch(audio, sample_rate)
         with torch.inference_mode(), self._precision():
             embeddings = self._scene_embeddings(batch)
+        require_finite(embeddings, "scene embeddings", peak_of(batch))
         return embeddings.float()
+
+    def _audio_batch(self, audio: object, sample_rate: int | None) -> torch.Tensor:
+        """The checked batch on the model's device, at the model's rate."""
+        if sample_rate is None or check_sample_rate(sample_rate) == self.sample_rate:
+            return as_audio_batch(audio, device=self.device)
+        batch = resample(as_audio_batch(audio), sample_rate, self.sample_rate)
+        return batch.to(self.device)
 
     # The original EfficientAT_HEAR wrapper's names for the same methods.
     get_timestamp_embeddings = timestamp_embeddings
@@ -111,6 +127,29 @@ class EmbeddingModel(torch.nn.Module):
 
     def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+
+def peak_of(audio: torch.Tensor) -> Callable[[], float]:
+    """The largest absolute sample of ``audio``, computed only when asked (error paths)."""
+    return lambda: float(audio.abs().max()) if audio.numel() else 0.0
+
+
+def require_finite(embeddings: torch.Tensor, what: str, peak: Callable[[], float]) -> None:
+    """Refuse non-finite embeddings, saying why they arose (``peak``: the audio's peak)."""
+    if bool(torch.isfinite(embeddings).all()):
+        return
+    largest = peak()
+    if largest > 1:
+        reason = (
+            f"the audio's samples peak at {largest:.3g}, far outside [-1, 1], the range the HEAR "
+            "API expects; scale it first (e.g. audio / audio.abs().max())"
+        )
+    else:
+        reason = (
+            f"although the audio's samples peak at {largest:.3g}; the model's weights may hold "
+            "NaN or Inf"
+        )
+    raise ValueError(f"{what} are not finite: {reason}")
 
 
 def _check_model(model: object) -> EmbeddingModel:

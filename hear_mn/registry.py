@@ -485,6 +485,11 @@ def torch_device(device: object) -> object:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from error
+    if resolved.type == "meta":
+        raise ValueError(
+            "device 'meta' holds no data (only shapes), so no embedding can be computed there; "
+            "use device='cpu', 'cuda' or 'cuda:N'"
+        )
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
     return resolved

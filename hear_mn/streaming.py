@@ -6,16 +6,19 @@
     embeddings, timestamps = stream.close()           # the rest, once the signal has ended
 
 The concatenated outputs equal ``get_timestamp_embeddings(full_audio[None], model)`` for
-any chunking. Each model family supplies the state machine (its windows and padding);
-this base does the checks, precision and bookkeeping shared by all.
+any chunking. ``hear_mn.stream(model, sample_rate=44100)`` takes audio at another rate and
+resamples it chunk by chunk (equal to resampling it whole). A push either completes or
+leaves the stream as it was, so a failed push can be retried. Each model family supplies
+the state machine (its windows and padding); this base does the checks, precision, rollback
+and bookkeeping shared by all.
 """
 
 from __future__ import annotations
 
 import torch
 
-from hear_mn.audio import as_audio_chunk
-from hear_mn.hear import EmbeddingModel, _check_model
+from hear_mn.audio import StreamResampler, as_audio_chunk, check_sample_rate
+from hear_mn.hear import EmbeddingModel, _check_model, require_finite
 
 
 class EmbeddingStream:
@@ -23,34 +26,75 @@ class EmbeddingStream:
 
     def __init__(self, model: EmbeddingModel) -> None:
         self.model = model
-        self.num_samples = 0
+        self.num_samples = 0  # at the model's rate
         self.num_emitted = 0
+        self._peak = 0.0
         self._closed = False
+        self._resampler: StreamResampler | None = None
+        self._broken = ""
 
     def push(self, chunk: object) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add samples; returns the embeddings and timestamps (ms) of newly completed windows."""
+        """Add samples; returns the embeddings and timestamps (ms) of newly completed windows.
+
+        If the push fails (bad chunk, out of memory, non-finite embeddings), the stream is
+        left as it was and the same chunk can be pushed again, except in a resampling
+        stream once its resampler has taken the chunk (the error then says so).
+        """
         if self._closed:
             raise RuntimeError("this stream is closed; start a new one with hear_mn.stream(model)")
-        samples = as_audio_chunk(chunk, device=self.model.device)
-        self.num_samples += samples.shape[0]
-        with torch.inference_mode(), self.model._precision():
-            embeddings = self._push(samples)
-        return self._emit(embeddings)
+        if self._broken:
+            raise RuntimeError(self._broken)
+        if self._resampler is None:
+            return self._transaction(as_audio_chunk(chunk, device=self.model.device), False)
+        samples = self._resampler.push(as_audio_chunk(chunk))
+        return self._transaction(samples.to(self.model.device), False)
 
     def close(self) -> tuple[torch.Tensor, torch.Tensor]:
         """End of signal: the embeddings of the remaining windows (the right edge's padding)."""
         if self._closed:
             raise RuntimeError("this stream is already closed")
+        if self._broken:
+            raise RuntimeError(self._broken)
+        tail = self._empty_samples()
+        if self._resampler is not None:
+            tail = self._resampler.push(tail.cpu(), last=True).to(self.model.device)
+        embeddings, timestamps = self._transaction(tail, True)
         self._closed = True
-        with torch.inference_mode(), self.model._precision():
-            embeddings = self._close()
-        return self._emit(embeddings)
+        return embeddings, timestamps
+
+    def _transaction(self, samples: torch.Tensor, last: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Take ``samples`` (and end the signal when ``last``) all or nothing."""
+        saved = dict(self.__dict__)
+        try:
+            self.num_samples += samples.shape[0]
+            if samples.numel():
+                self._peak = max(self._peak, float(samples.abs().max()))
+            with torch.inference_mode(), self.model._precision():
+                embeddings = self._push(samples) if samples.numel() or not last else None
+                if last:
+                    closing = self._close()
+                    embeddings = closing if embeddings is None else torch.cat([embeddings, closing])
+            require_finite(embeddings, "stream embeddings", lambda: self._peak)
+            return self._emit(embeddings)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if self._resampler is not None and samples.numel():
+                self._broken = (
+                    "a push failed after the stream's resampler took its samples, so the "
+                    "stream cannot be resumed; start a new one with hear_mn.stream(model, "
+                    "sample_rate=...)"
+                )
+            raise
 
     def _emit(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         first = self.num_emitted
         self.num_emitted += embeddings.shape[0]
         indices = torch.arange(first, self.num_emitted, device=embeddings.device)
         return embeddings.float(), self._timestamps(indices).float()
+
+    def _empty_samples(self) -> torch.Tensor:
+        return torch.empty(0, device=self.model.device)
 
     def _push(self, samples: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -65,6 +109,13 @@ class EmbeddingStream:
         return torch.empty(0, self.model.timestamp_embedding_size, device=self.model.device)
 
 
-def stream(model: EmbeddingModel) -> EmbeddingStream:
-    """Start streaming timestamp embeddings of one signal through ``model``."""
-    return _check_model(model).stream()
+def stream(model: EmbeddingModel, sample_rate: int | None = None) -> EmbeddingStream:
+    """Start streaming timestamp embeddings of one signal through ``model``.
+
+    ``sample_rate``: the rate of the pushed audio when it is not ``model.sample_rate``;
+    chunks are resampled with soxr as they come (the same samples as resampling it whole).
+    """
+    started = _check_model(model).stream()
+    if sample_rate is not None and check_sample_rate(sample_rate) != model.sample_rate:
+        started._resampler = StreamResampler(sample_rate, model.sample_rate)
+    return started

@@ -145,12 +145,12 @@ def test_chunks_per_pass_does_not_change_results(
     model = random_models[name]
     audio = torch.from_numpy(np.random.default_rng(2).uniform(-0.5, 0.5, (2, 50_000)))
     full = model.scene_embeddings(audio), model.timestamp_embeddings(audio)[0]
-    saved = model.max_chunks_per_pass
+    saved = model.window_batch_size
     try:
-        model.max_chunks_per_pass = 3  # 2 clips x 4 chunks -> passes of 3, 3, 2 chunks
+        model.window_batch_size = 3  # 2 clips x 4 chunks -> passes of 3, 3, 2 chunks
         split = model.scene_embeddings(audio), model.timestamp_embeddings(audio)[0]
     finally:
-        model.max_chunks_per_pass = saved
+        model.window_batch_size = saved
     for a, b in zip(full, split):
         assert float((a - b).abs().max()) <= 1e-6 * float(a.abs().max())
 
