@@ -1,22 +1,44 @@
 """hear-mn: low-complexity audio embedding extractors behind the HEAR API.
 
 Each named configuration is a HEAR module, ``hear_mn.<name>``; any configuration can also be
-built by name with :func:`create_model`. :mod:`hear_mn.registry` knows them all.
+built by name with :func:`create_model`, and folders of audio files embedded with
+:func:`embed_files`. :mod:`hear_mn.registry` knows every model.
+
+The names below are imported on first use, so that ``import hear_mn`` (and ``hear-mn
+--help``) does not load torch.
 """
 
-from hear_mn.hear import EmbeddingModel, get_scene_embeddings, get_timestamp_embeddings
-from hear_mn.registry import NAMED_CONFIGS, create_model, get_config, named_configs
-from hear_mn.streaming import EmbeddingStream, stream
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = [
-    "NAMED_CONFIGS",
-    "EmbeddingModel",
-    "EmbeddingStream",
-    "create_model",
-    "get_config",
-    "get_scene_embeddings",
-    "get_timestamp_embeddings",
-    "named_configs",
-    "stream",
-]
+
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "EmbeddingModel": "hear_mn.hear",
+    "get_scene_embeddings": "hear_mn.hear",
+    "get_timestamp_embeddings": "hear_mn.hear",
+    "NAMED_CONFIGS": "hear_mn.registry",
+    "create_model": "hear_mn.registry",
+    "get_config": "hear_mn.registry",
+    "named_configs": "hear_mn.registry",
+    "EmbeddingStream": "hear_mn.streaming",
+    "stream": "hear_mn.streaming",
+    "EmbedReport": "hear_mn.batch",
+    "embed_files": "hear_mn.batch",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hear_mn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

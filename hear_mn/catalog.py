@@ -179,3 +179,6 @@ NAMED: dict[str, NamedConfig] = {
         NamedConfig("audiomae", AUDIOMLP, "audiomae"),
     )
 }
+AUDIOMLP_CONFIGS: tuple[str, ...] = tuple(
+    name for name, row in NAMED.items() if row.group == AUDIOMLP
+)

@@ -20,31 +20,25 @@ import textwrap
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from hear_mn.catalog import GROUP_TITLES
-from hear_mn.registry import (
-    AUDIOMLP_CONFIGS,
-    DEFAULT_CONFIG,
-    ModelConfig,
-    get_config,
-    named_configs,
-)
-from hear_mn.taps import backbone_plan
+# Only torch-free modules at import time: `hear-mn --help` and `--version` stay fast.
+from hear_mn.catalog import AUDIOMLP_CONFIGS, DEFAULT_CONFIG, GROUP_TITLES
 
-__all__ = ["main", "model_complexity", "weights_location"]
+if TYPE_CHECKING:
+    from hear_mn.registry import ModelConfig
+
+__all__ = ["main", "weights_location"]
 
 PROG = "hear-mn"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (SIGINT)
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
-# embed: when clips waiting for a batch partner hold more samples than this, run them anyway.
-_MAX_PENDING_SAMPLES = 32000 * 600
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +145,8 @@ def _si(value: float) -> str:
 
 
 def _config(name: str, features: str | None = None) -> ModelConfig:
+    from hear_mn.registry import get_config
+
     try:
         return get_config(name, features=features)
     except ValueError as error:
@@ -199,65 +195,16 @@ def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
     return "missing", None
 
 
-def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, int]:
-    """(parameters, multiply-accumulates) of ``config`` for one clip of ``seconds``.
-
-    The model makes one plain (not folded) scene pass over a silent clip, and every
-    convolution and linear layer that runs adds ``output elements x inputs per output``:
-    the model's own code path, so a feature set that needs only the first blocks counts
-    only those. The model is built and run on PyTorch's ``meta`` device (shapes, no
-    arithmetic, no weights), which counts mn40 in a fraction of a second; a family whose
-    frontend cannot run there is counted on the CPU. Bias, normalisation, activations and
-    the frontend's FFT are not counted, as usual.
-    """
-    import torch
-    from torch import nn
-
-    for device in ("meta", "cpu"):
-        with torch.device(device):
-            model = config.build()
-        model.eval()
-        total = 0
-
-        def count(layer: nn.Module, _: object, output: torch.Tensor) -> None:
-            nonlocal total
-            if isinstance(layer, nn.Linear):
-                per_output = layer.in_features
-            else:
-                per_output = (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
-            total += output.numel() * per_output
-
-        for layer in model.modules():
-            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-                layer.register_forward_hook(count)
-        audio = torch.zeros(1, max(1, round(seconds * model.sample_rate)), device=device)
-        try:
-            # With autograd on, the plain network (whose layers count) runs, not an
-            # inference copy.
-            with torch.enable_grad():
-                model._scene_embeddings(audio)
-        except (NotImplementedError, RuntimeError):
-            if device == "cpu":
-                raise
-            continue
-        return sum(p.numel() for p in model.parameters()), total
-    raise AssertionError("unreachable")
-
-
 # --------------------------------------------------------------------------- list
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from hear_mn.complexity import known_complexity
+    from hear_mn.registry import named_configs
+
     rows = []
-    counted: dict[tuple, tuple[int, int]] = {}
     for config in named_configs(args.group):
-        # Counts depend on the checkpoint (width, frontend, head) and on how far the
-        # features make the network run, not on how the taps are pooled.
-        plan = backbone_plan(config.features, config.pooling) if config.features else None
-        key = (config.checkpoint.name, plan and (plan.last, plan.classifier))
-        if key not in counted:
-            counted[key] = model_complexity(config, 10.0)
-        params, macs = counted[key]
+        params, macs = known_complexity(config)
         scene, stamp = config.embedding_sizes
         status, path = weights_location(config)
         rows.append(
@@ -318,137 +265,62 @@ def _cmd_list(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- embed
 
 
-@dataclass
-class _Job:
-    path: Path
-    relative: Path
-    output: Path
-
-
-class _Failures:
-    def __init__(self) -> None:
-        self.items: list[tuple[Path, str]] = []
-
-    def add(self, path: Path, reason: str) -> None:
-        logger.debug("failed: %s: %s", path, reason)
-        self.items.append((path, reason))
-
-    def report(self, verb: str) -> None:
-        if not self.items:
-            return
-        _err(f"{PROG}: {verb} failed for {len(self.items)} file(s):")
-        for path, reason in self.items:
-            prefix = f"{path}: "
-            _err("  " + (reason if reason.startswith(prefix) else prefix + reason))
-
-
-def _output_path(out_dir: Path, relative: Path) -> Path:
-    # Keep the source extension (a.wav -> a.wav.npz) so a.wav and a.flac do not collide.
-    return out_dir / relative.parent / (relative.name + ".npz")
-
-
-def _embed_arrays(model: object, audio: np.ndarray, timestamps: bool) -> list[dict]:
-    import torch
-
-    batch = torch.from_numpy(audio)
-    if timestamps:
-        embeddings, stamps = model.timestamp_embeddings(batch)
-        embeddings, stamps = embeddings.cpu().numpy(), stamps.cpu().numpy()
-        return [
-            {"embedding": embeddings[i], "timestamps": stamps[i]} for i in range(len(embeddings))
-        ]
-    embeddings = model.scene_embeddings(batch).cpu().numpy()
-    return [{"embedding": embeddings[i]} for i in range(len(embeddings))]
+def _report_failures(failures: list[tuple[Path, str]], verb: str) -> None:
+    if not failures:
+        return
+    _err(f"{PROG}: {verb} failed for {len(failures)} file(s):")
+    for path, reason in failures:
+        prefix = f"{path}: "
+        _err("  " + (reason if reason.startswith(prefix) else prefix + reason))
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from hear_mn.audio_io import AudioReadError, load_audio, save_npz
+    from hear_mn.batch import (
+        EmbeddingInterrupted,
+        OutputConflictError,
+        OutputFolderError,
+        check_writable,
+        embed_files,
+    )
 
-    config = _config(args.model, args.features)
+    _config(args.model, args.features)
     files = _find_inputs(args.inputs)
-    out_dir = Path(args.out)
-    failures = _Failures()
-    jobs: list[_Job] = []
-    owners: dict[Path, Path] = {}
-    skipped = 0
-    for path, relative in files:
-        output = _output_path(out_dir, relative)
-        if output in owners:
-            failures.add(path, f"its output {output} is already the output of {owners[output]}")
-            continue
-        owners[output] = path
-        if output.exists() and not args.overwrite:
-            skipped += 1
-            continue
-        jobs.append(_Job(path, relative, output))
-
-    written = 0
-    if jobs:
-        model = _load_model(args, args.features)
-        sample_rate = int(model.sample_rate)
-        features = "_".join(config.features)
-        progress = _Progress("embed", len(jobs), _is_tty(sys.stderr) and not args.quiet)
-
-        def run(group: list[tuple[_Job, np.ndarray]]) -> None:
-            nonlocal written
-            try:
-                results = _embed_arrays(model, np.stack([a for _, a in group]), args.timestamps)
-            except Exception as error:  # a model failure on one batch must not end the run
-                if len(group) > 1:
-                    for item in group:
-                        run([item])
-                    return
-                failures.add(group[0][0].path, f"embedding failed: {type(error).__name__}: {error}")
-                progress.advance(note=group[0][0].relative.as_posix())
-                return
-            for (job, _), arrays in zip(group, results):
-                try:
-                    save_npz(
-                        job.output,
-                        **arrays,
-                        model=np.array(args.model),
-                        features=np.array(features),
-                        sample_rate=np.array(sample_rate, dtype=np.int64),
-                    )
-                    written += 1
-                except OSError as error:
-                    failures.add(job.path, f"cannot write {job.output}: {error}")
-                progress.advance(note=job.relative.as_posix())
-
-        pending: dict[int, list[tuple[_Job, np.ndarray]]] = {}
-        pending_samples = 0
-        try:
-            for job in jobs:
-                try:
-                    audio = load_audio(job.path, sample_rate)
-                except AudioReadError as error:
-                    failures.add(job.path, str(error))
-                    progress.advance(note=job.relative.as_posix())
-                    continue
-                group = pending.setdefault(len(audio), [])
-                group.append((job, audio))
-                pending_samples += len(audio)
-                if len(group) >= args.batch_size:
-                    run(pending.pop(len(audio)))
-                    pending_samples -= len(audio) * len(group)
-                elif pending_samples > _MAX_PENDING_SAMPLES:
-                    for length in sorted(pending):
-                        run(pending.pop(length))
-                    pending_samples = 0
-            for length in sorted(pending):
-                run(pending.pop(length))
-        finally:
-            progress.close()
-
+    try:
+        check_writable(args.out)
+    except OutputFolderError as error:
+        raise CLIError(str(error)) from None
+    model = _load_model(args, args.features)
+    progress = _Progress("embed", len(files), _is_tty(sys.stderr) and not args.quiet)
+    try:
+        report = embed_files(
+            args.inputs,
+            model,
+            args.out,
+            timestamps=args.timestamps,
+            overwrite=args.overwrite,
+            batch_size=args.batch_size,
+            progress=lambda path, seconds: progress.advance(note=path.name),
+        )
+    except OutputConflictError as error:
+        raise CLIError(str(error)) from None
+    except EmbeddingInterrupted as stop:
+        progress.close()
+        _err(
+            f"{PROG}: interrupted; {len(stop.report.written)} output(s) were saved in "
+            f"{args.out}; run the same command again to resume"
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
     if not args.quiet:
-        _out(f"embedded {written} file(s) with {args.model} into {out_dir}")
-        if skipped:
+        _out(f"embedded {len(report.written)} file(s) with {args.model} into {args.out}")
+        if report.resumed:
             _out(
-                f"skipped {skipped} file(s) whose output already exists in {out_dir} "
-                "(--overwrite recomputes them)"
+                f"skipped {len(report.resumed)} file(s) whose output already exists in "
+                f"{args.out} with the same settings (--overwrite recomputes them)"
             )
-    failures.report("embedding")
-    return EXIT_FAILED if failures.items else EXIT_OK
+    _report_failures(report.failures, "embedding")
+    return EXIT_FAILED if report.failures else EXIT_OK
 
 
 # --------------------------------------------------------------------------- tag
@@ -501,7 +373,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     sample_rate = int(model.sample_rate)
     window = max(1, round(args.window * sample_rate)) if args.window else None
     top_k = min(args.top_k, len(labels))
-    failures = _Failures()
+    failures: list[tuple[Path, str]] = []
     results = []
     show = _is_tty(sys.stderr) and not args.quiet and args.json
     progress = _Progress("tag", len(files), show)
@@ -511,11 +383,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                 audio = load_audio(path, sample_rate)
                 segments = _tag_file(model, audio, window, args.batch_size)
             except AudioReadError as error:
-                failures.add(path, str(error))
+                failures.append((path, str(error)))
                 progress.advance(note=relative.as_posix())
                 continue
             except Exception as error:  # one bad file must not end the run
-                failures.add(path, f"tagging failed: {type(error).__name__}: {error}")
+                failures.append((path, f"tagging failed: {type(error).__name__}: {error}"))
                 progress.advance(note=relative.as_posix())
                 continue
             entry = {
@@ -552,11 +424,11 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             "top_k": top_k,
             "window_s": args.window,
             "files": results,
-            "failures": [{"file": str(p), "error": reason} for p, reason in failures.items],
+            "failures": [{"file": str(p), "error": reason} for p, reason in failures],
         }
         _out(json.dumps(report, indent=2))
-    failures.report("tagging")
-    return EXIT_FAILED if failures.items else EXIT_OK
+    _report_failures(failures, "tagging")
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _print_tags(entry: dict) -> None:
@@ -1045,7 +917,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.code
     except KeyboardInterrupt:
         _err(f"{PROG}: interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as error:  # anything unexpected: one line, the traceback with -v
         if args.verbose:
             traceback.print_exc()

@@ -111,6 +111,20 @@ class MobileNetEmbedder(EmbeddingModel):
         self.backbone = MobileNet(width, head, strides).to(memory_format=torch.channels_last)
         self.eval()
 
+    def output_settings(self) -> dict[str, object]:
+        """The base settings plus features, pooling, frontend, head and windows."""
+        return {
+            **super().output_settings(),
+            "features": list(self.features),
+            "pooling": self.pooling,
+            "n_mels": self.frontend.n_mels,
+            "stft_hop": self.frontend.hop_length,
+            "head": self.backbone.head,
+            "strides": list(self.backbone.strides),
+            "timestamp_window": self.windows.size,
+            "timestamp_hop": self.windows.hop,
+        }
+
     def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
         """Load a released EfficientAT state dict (backbone only) strictly."""
         from hear_mn.weights import load_into

@@ -118,6 +118,17 @@ class EmbeddingModel(torch.nn.Module):
             "changed; call get_timestamp_embeddings(audio) without them"
         )
 
+    def output_settings(self) -> dict[str, object]:
+        """What determines this model's outputs besides its weights (JSON-ready): a family
+        adds its own settings (features, windows, ...). Used to tell which saved outputs
+        a later run may reuse."""
+        return {
+            "model": self.name,
+            "sample_rate": self.sample_rate,
+            "scene_embedding_size": self.scene_embedding_size,
+            "timestamp_embedding_size": self.timestamp_embedding_size,
+        }
+
     def stream(self) -> EmbeddingStream:
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""
         raise NotImplementedError(f"{self.name} does not support streaming")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hear_mn.audio import duration_to_samples
-from hear_mn.catalog import AUDIOMLP, BEST_CONFIG, DEFAULT_CONFIG, NAMED, PAPER
+from hear_mn.catalog import AUDIOMLP_CONFIGS, BEST_CONFIG, DEFAULT_CONFIG, NAMED, PAPER
 from hear_mn.hear import EmbeddingModel
 from hear_mn.mobilenet import DEFAULT_STRIDES, feature_info
 from hear_mn.taps import (
@@ -308,9 +308,6 @@ class ModelConfig:
 
 PAPER_CONFIGS: tuple[str, ...] = tuple(
     name for name, row in NAMED.items() if row.group == PAPER and row.old_configs
-)
-AUDIOMLP_CONFIGS: tuple[str, ...] = tuple(
-    name for name, row in NAMED.items() if row.group == AUDIOMLP
 )
 # Every name that has its own HEAR module, hear_mn.<name>, in table order.
 NAMED_CONFIGS: tuple[str, ...] = tuple(NAMED)

@@ -19,9 +19,10 @@ import pytest
 import torch
 from conftest import REFERENCE, SHARED, require_shared
 
-from hear_mn import cli
+from hear_mn import cli, complexity
 from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
 from hear_mn.catalog import GROUP_TITLES, NAMED
+from hear_mn.complexity import model_complexity
 from hear_mn.labels import NUM_CLASSES, LabelsError, load_labels
 from hear_mn.registry import NAMED_CONFIGS, create_model, get_config
 
@@ -182,7 +183,10 @@ def test_embed_folder_resume_and_overwrite(weights_env, audio_dir, tmp_path, cap
     assert "Traceback" not in stderr
     for output in READABLE.values():
         with np.load(out / output) as data:
-            assert set(data.files) == {"embedding", "model", "features", "sample_rate"}
+            assert set(data.files) == {"embedding", "model", "features", "sample_rate", "settings"}
+            settings = json.loads(str(data["settings"]))
+            assert settings["model"] == MODEL and settings["timestamps"] is False
+            assert len(settings["weights_sha256"]) == 64 and settings["features"] == ["l", "e1"]
             assert data["embedding"].shape == (DIM,) and data["embedding"].dtype == np.float32
             assert np.isfinite(data["embedding"]).all()
             assert str(data["model"]) == MODEL and int(data["sample_rate"]) == 32000
@@ -204,6 +208,120 @@ def test_embed_folder_resume_and_overwrite(weights_env, audio_dir, tmp_path, cap
     again = np.load(out / READABLE["stereo_44k.wav"])["embedding"]
     np.testing.assert_allclose(again, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
     assert not [p for p in out.rglob("*") if p.name.startswith(".")], "temporary files left"
+
+
+def test_resume_only_outputs_written_with_the_same_settings(
+    weights_env, audio_dir, tmp_path, capsys
+) -> None:
+    """An output folder holding another model's (or mode's, or weights') outputs is not
+    taken as done: the run stops before computing anything and names --overwrite."""
+    out = tmp_path / "emb"
+    code, _, _ = run_cli(capsys, "embed", audio_dir, "--model", MODEL, "--out", out, "--timestamps")
+    assert code == 1  # the two broken files
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
+    for other in (
+        ["--model", "mn04_all_b_mel_avgs"],
+        ["--model", MODEL],  # scene instead of timestamps
+        ["--model", MODEL, "--timestamps", "--features", "e1"],
+    ):
+        code, stdout, stderr = run_cli(capsys, "embed", audio_dir, *other, "--out", out)
+        assert code == 2, (other, stdout, stderr)
+        assert "4 output(s)" in stderr and "other settings" in stderr and "--overwrite" in stderr
+        assert {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")} == written
+    code, stdout, _ = run_cli(
+        capsys, "embed", audio_dir, "--model", MODEL, "--out", out, "--timestamps"
+    )
+    assert "skipped 4 file(s)" in stdout  # the same settings resume
+    code, stdout, _ = run_cli(
+        capsys, "embed", audio_dir, "--model", "mn04_all_b_mel_avgs", "--out", out, "--overwrite"
+    )
+    assert "embedded 4 file(s)" in stdout
+    with np.load(out / READABLE["stereo_44k.wav"]) as data:
+        assert str(data["model"]) == "mn04_all_b_mel_avgs" and data["embedding"].shape == (320,)
+
+
+def test_other_weights_are_other_settings(weights_env, audio_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "emb"
+    source = audio_dir / "speech_16k.flac"
+    other = tmp_path / "other.pt"
+    torch.manual_seed(1)
+    torch.save(create_model(MODEL, pretrained=False).backbone.state_dict(), other)
+    assert run_cli(capsys, "embed", source, "--model", MODEL, "--out", out)[0] == 0
+    code, _, stderr = run_cli(
+        capsys, "embed", source, "--model", MODEL, "--weights", other, "--out", out
+    )
+    assert code == 2 and "other settings" in stderr
+
+
+def test_outputs_without_settings_are_not_resumed_blindly(
+    weights_env, audio_dir, tmp_path, capsys
+) -> None:
+    """An .npz this version did not write (an older hear-mn, another tool) cannot be trusted."""
+    out = tmp_path / "emb"
+    source = audio_dir / "speech_16k.flac"
+    save_npz(out / "speech_16k.flac.npz", embedding=np.zeros(DIM, np.float32))
+    code, _, stderr = run_cli(capsys, "embed", source, "--model", MODEL, "--out", out)
+    assert code == 2 and "other settings" in stderr
+
+
+def test_an_unwritable_output_folder_is_found_before_any_work(
+    weights_env, audio_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(
+        cli,
+        "_load_model",
+        lambda *a, **k: pytest.fail("loaded a model for a run that cannot write"),
+    )
+    code, _, stderr = run_cli(
+        capsys, "embed", audio_dir, "--model", MODEL, "--out", blocker / "emb"
+    )
+    assert code == 2 and "cannot write" in stderr and str(blocker / "emb") in stderr
+
+
+def test_ctrl_c_says_how_many_outputs_were_saved(
+    weights_env, audio_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    from hear_mn import batch
+
+    out = tmp_path / "emb"
+    saved = []
+
+    def save_then_interrupt(path, **arrays):
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+        saved.append(save_npz(path, **arrays))
+
+    monkeypatch.setattr(batch, "save_npz", save_then_interrupt)
+    code, _, stderr = run_cli(
+        capsys, "embed", audio_dir, "--model", MODEL, "--out", out, "--batch-size", "1"
+    )
+    assert code == 130
+    assert f"interrupted; 2 output(s) were saved in {out}" in stderr and "resume" in stderr
+    assert sorted(out.rglob("*.npz")) == sorted(saved)
+    monkeypatch.setattr(batch, "save_npz", save_npz)
+    code, stdout, _ = run_cli(capsys, "embed", audio_dir, "--model", MODEL, "--out", out)
+    assert "embedded 2 file(s)" in stdout and "skipped 2 file(s)" in stdout
+
+
+def test_embed_files_in_python_writes_what_the_cli_writes(
+    weights_env, audio_dir, tmp_path, capsys
+) -> None:
+    import hear_mn
+
+    cli_out, api_out = tmp_path / "cli", tmp_path / "api"
+    run_cli(capsys, "embed", audio_dir, "--model", MODEL, "--out", cli_out, "--timestamps")
+    model = hear_mn.create_model(MODEL)
+    report = hear_mn.embed_files([audio_dir], model, api_out, timestamps=True)
+    assert len(report.written) == 4 and len(report.failures) == 2 and not report.resumed
+    for name in READABLE.values():
+        with np.load(cli_out / name) as ours, np.load(api_out / name) as theirs:
+            assert set(ours.files) == set(theirs.files)
+            for key in ours.files:
+                np.testing.assert_array_equal(ours[key], theirs[key])
+    again = hear_mn.embed_files([audio_dir], model, api_out, timestamps=True)
+    assert len(again.resumed) == 4 and not again.written
 
 
 def test_embed_timestamps_of_a_single_file(weights_env, audio_dir, tmp_path, capsys) -> None:
@@ -372,13 +490,13 @@ def test_mac_count_matches_hooks_on_a_real_pass(name: str) -> None:
             layer.register_forward_hook(hook)
     assert torch.is_grad_enabled()  # so the plain network with the hooks runs, not a copy
     model._scene_embeddings(torch.zeros(1, 10 * model.sample_rate))
-    params, macs = cli.model_complexity(get_config(name), 10.0)
+    params, macs = model_complexity(get_config(name), 10.0)
     assert macs == total
     assert params == sum(p.numel() for p in model.parameters())
 
 
 def test_list_table(weights_env, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(cli, "model_complexity", lambda config, seconds: (1234567, 8_027_611_904))
+    monkeypatch.setattr(complexity, "known_complexity", lambda config: (1234567, 8_027_611_904))
     code, stdout, _ = run_cli(capsys, "list")
     assert code == 0
     lines = stdout.splitlines()
@@ -540,3 +658,20 @@ def test_validate_reports_a_missing_function_and_bad_attributes(tmp_path, capsys
     module.write_text(text.replace("sample_rate = 16000", "sample_rate = 12345.0"))
     code, stdout, _ = run_cli(capsys, "validate", module)
     assert code == 1 and "sample_rate must be an int" in stdout
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["--version"], ["embed", "--help"], ["list", "--help"]]
+)
+def test_help_and_version_do_not_import_torch(argv: list[str]) -> None:
+    """Startup stays fast: torch (about a second to import) is loaded only to do work."""
+    code = (
+        "import sys\n"
+        "from hear_mn import cli\n"
+        f"status = cli.main({argv!r})\n"
+        "assert status == 0, status\n"
+        "heavy = sorted(m for m in ('torch', 'soundfile', 'soxr') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -138,3 +138,17 @@ def test_hear_modules_are_generated_from_the_catalog() -> None:
     stale = [p.name for p, text in expected.items() if not p.exists() or p.read_text() != text]
     assert not stale, f"run python scripts/generate_modules.py: {stale[:5]} are out of date"
     assert not generator.stale_files(expected), "run python scripts/generate_modules.py"
+
+
+def test_complexity_table_is_what_the_counter_counts() -> None:
+    """hear-mn list reads this table; every row is recounted by the hook counter here."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "update_complexity_table.py"
+    spec = importlib.util.spec_from_file_location("update_complexity_table", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.table_source() == script.TABLE.read_text(), (
+        "run python scripts/update_complexity_table.py"
+    )
+    from hear_mn.complexity_table import COMPLEXITY_10S
+
+    assert list(COMPLEXITY_10S) == list(NAMED_CONFIGS)

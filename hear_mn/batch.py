@@ -1,0 +1,290 @@
+"""Embedding audio files in bulk: one ``.npz`` per input, written atomically, resumable.
+
+:func:`embed_files` is what ``hear-mn embed`` runs, so Python and the command line give the
+same files. Each output records the settings that produced it (model, features, windows,
+timestamps or scene, a fingerprint of the weights, the output format's version); a later
+run reuses an output only when its settings are those asked for, and stops before
+computing anything when the folder holds outputs of other settings (unless ``overwrite``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
+from hear_mn.hear import EmbeddingModel
+
+__all__ = [
+    "EmbedReport",
+    "EmbeddingInterrupted",
+    "OutputConflictError",
+    "OutputFolderError",
+    "check_writable",
+    "embed_files",
+    "output_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+# Bumped whenever hear-mn starts computing different numbers for the same settings, so that
+# outputs of the older computation are not reused.
+OUTPUTS_VERSION = 1
+# Settings recorded for information only: a difference does not make an output stale.
+INFORMATIONAL = ("hear_mn_version",)
+# When clips waiting for a batch partner hold more samples than this, run them anyway.
+MAX_PENDING_SAMPLES = 32000 * 600
+
+
+class OutputFolderError(OSError):
+    """The output folder cannot be created or written to."""
+
+
+class OutputConflictError(ValueError):
+    """The output folder holds outputs written with other settings."""
+
+
+@dataclass
+class EmbedReport:
+    """What a run did: outputs written, outputs reused, inputs that failed (with why)."""
+
+    out_dir: Path
+    written: list[Path] = field(default_factory=list)
+    resumed: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+
+class EmbeddingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`embed_files`; ``report`` says what was saved before it."""
+
+    def __init__(self, report: EmbedReport) -> None:
+        super().__init__(f"interrupted after writing {len(report.written)} output(s)")
+        self.report = report
+
+
+@dataclass
+class _Job:
+    path: Path
+    relative: Path
+    output: Path
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """SHA-256 over the model's state dict (names, shapes, dtypes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        value = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tuple(tensor.shape)}:{value.dtype};".encode())
+        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
+    return digest.hexdigest()
+
+
+def output_settings(model: EmbeddingModel, timestamps: bool) -> dict[str, object]:
+    """Everything an output of ``model`` depends on, as recorded in each ``.npz``."""
+    from hear_mn import __version__
+
+    return {
+        **model.output_settings(),
+        "timestamps": bool(timestamps),
+        "weights_sha256": weights_fingerprint(model),
+        "outputs_version": OUTPUTS_VERSION,
+        "hear_mn_version": __version__,
+    }
+
+
+def _same_settings(recorded: dict, asked: dict) -> bool:
+    def compared(settings: dict) -> dict:
+        return {k: v for k, v in settings.items() if k not in INFORMATIONAL}
+
+    return compared(recorded) == compared(asked)
+
+
+def _recorded_settings(output: Path) -> dict | None:
+    """The settings an existing output was written with (None: unknown or unreadable)."""
+    try:
+        with np.load(output, allow_pickle=False) as data:
+            return json.loads(str(data["settings"])) if "settings" in data.files else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def check_writable(out_dir: str | os.PathLike[str]) -> Path:
+    """Create ``out_dir`` and prove a file can be written in it, before any work is done."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".hear-mn-probe-"):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise OutputFolderError(
+            f"cannot write to the output folder {out_dir}: {reason}; choose a writable folder"
+        ) from error
+    return out_dir
+
+
+def _output_path(out_dir: Path, relative: Path) -> Path:
+    # Keep the source extension (a.wav -> a.wav.npz) so a.wav and a.flac do not collide.
+    return out_dir / relative.parent / (relative.name + ".npz")
+
+
+def _plan(
+    inputs: Iterable[str | os.PathLike[str]], out_dir: Path, report: EmbedReport
+) -> list[_Job]:
+    files = find_audio_files(inputs)
+    if not files:
+        raise ValueError(f"no audio files found in {' '.join(map(str, inputs))}")
+    jobs: list[_Job] = []
+    owners: dict[Path, Path] = {}
+    for path, relative in files:
+        output = _output_path(out_dir, relative)
+        if output in owners:
+            report.failures.append(
+                (path, f"its output {output} is already the output of {owners[output]}")
+            )
+            continue
+        owners[output] = path
+        jobs.append(_Job(path, relative, output))
+    return jobs
+
+
+def _split_done(
+    jobs: list[_Job], settings: dict, overwrite: bool, report: EmbedReport
+) -> list[_Job]:
+    """Jobs still to run; outputs of the same settings are reused, of others refused."""
+    todo, conflicts = [], []
+    for job in jobs:
+        if overwrite or not job.output.exists():
+            todo.append(job)
+            continue
+        recorded = _recorded_settings(job.output)
+        if recorded is not None and _same_settings(recorded, settings):
+            report.resumed.append(job.output)
+        else:
+            conflicts.append((job.output, recorded))
+    if conflicts:
+        example, recorded = conflicts[0]
+        found = (
+            f"{example.name} was written by model {recorded.get('model')!r}"
+            f"{' with timestamps' if recorded.get('timestamps') else ''}"
+            if recorded
+            else f"{example.name} records no settings (written by another tool or an older hear-mn)"
+        )
+        raise OutputConflictError(
+            f"{len(conflicts)} output(s) in {report.out_dir} were written with other settings "
+            f"than model {settings['model']!r}{' with timestamps' if settings['timestamps'] else ''} "
+            f"and these weights (e.g. {found}); nothing was computed. Use another output folder, "
+            "or --overwrite (overwrite=True) to replace them"
+        )
+    return todo
+
+
+def _embed_arrays(model: EmbeddingModel, audio: np.ndarray, timestamps: bool) -> list[dict]:
+    batch = torch.from_numpy(audio)
+    if timestamps:
+        embeddings, stamps = model.timestamp_embeddings(batch)
+        embeddings, stamps = embeddings.cpu().numpy(), stamps.cpu().numpy()
+        return [{"embedding": e, "timestamps": t} for e, t in zip(embeddings, stamps)]
+    return [{"embedding": e} for e in model.scene_embeddings(batch).cpu().numpy()]
+
+
+def _batches(
+    jobs: list[_Job], sample_rate: int, batch_size: int, report: EmbedReport, done: Callable
+) -> Iterator[list[tuple[_Job, np.ndarray]]]:
+    """Decoded inputs grouped by length (equal lengths share forward passes)."""
+    pending: dict[int, list[tuple[_Job, np.ndarray]]] = {}
+    pending_samples = 0
+    for job in jobs:
+        try:
+            audio = load_audio(job.path, sample_rate)
+        except AudioReadError as error:
+            report.failures.append((job.path, str(error)))
+            done(job, 0.0)
+            continue
+        group = pending.setdefault(len(audio), [])
+        group.append((job, audio))
+        pending_samples += len(audio)
+        if len(group) >= batch_size:
+            yield pending.pop(len(audio))
+            pending_samples -= len(audio) * len(group)
+        elif pending_samples > MAX_PENDING_SAMPLES:
+            for length in sorted(pending):
+                yield pending.pop(length)
+            pending_samples = 0
+    for length in sorted(pending):
+        yield pending.pop(length)
+
+
+def embed_files(
+    inputs: Iterable[str | os.PathLike[str]],
+    model: EmbeddingModel,
+    out_dir: str | os.PathLike[str] = "embeddings",
+    *,
+    timestamps: bool = False,
+    overwrite: bool = False,
+    batch_size: int = 8,
+    progress: Callable[[Path, float], None] | None = None,
+) -> EmbedReport:
+    """Embed audio files and directories into one ``.npz`` each under ``out_dir``.
+
+    Outputs mirror the inputs' relative paths with ``.npz`` appended and hold ``embedding``
+    (``(D,)`` scene, or ``(T, D)`` with ``timestamps``), ``timestamps`` (ms), ``model``,
+    ``features``, ``sample_rate`` and ``settings`` (JSON). Existing outputs with the same
+    settings are reused; others raise :class:`OutputConflictError` before any work, unless
+    ``overwrite``. Inputs that cannot be read or embedded are listed in the report's
+    ``failures`` and the others go on. ``progress(path, seconds_of_audio)`` is called per
+    input. Ctrl-C raises :class:`EmbeddingInterrupted` carrying the report so far.
+    """
+    out_dir = check_writable(out_dir)
+    report = EmbedReport(out_dir)
+    jobs = _plan(inputs, out_dir, report)
+    settings = output_settings(model, timestamps)
+    jobs = _split_done(jobs, settings, overwrite, report)
+    sample_rate = int(model.sample_rate)
+    features = "_".join(settings.get("features", []))
+    metadata = {
+        "model": np.array(model.name),
+        "features": np.array(features),
+        "sample_rate": np.array(sample_rate, dtype=np.int64),
+        "settings": np.array(json.dumps(settings, sort_keys=True)),
+    }
+
+    def done(job: _Job, seconds: float) -> None:
+        if progress is not None:
+            progress(job.path, seconds)
+
+    def run(group: list[tuple[_Job, np.ndarray]]) -> None:
+        try:
+            results = _embed_arrays(model, np.stack([audio for _, audio in group]), timestamps)
+        except Exception as error:  # a model failure on one batch must not end the run
+            if len(group) > 1:
+                for item in group:
+                    run([item])
+                return
+            job, audio = group[0]
+            report.failures.append((job.path, f"embedding failed: {error}"))
+            done(job, len(audio) / sample_rate)
+            return
+        for (job, audio), arrays in zip(group, results):
+            try:
+                save_npz(job.output, **arrays, **metadata)
+                report.written.append(job.output)
+            except OSError as error:
+                report.failures.append((job.path, f"cannot write {job.output}: {error}"))
+            done(job, len(audio) / sample_rate)
+
+    try:
+        for group in _batches(jobs, sample_rate, batch_size, report, done):
+            run(group)
+    except KeyboardInterrupt:
+        raise EmbeddingInterrupted(report) from None
+    return report
