@@ -153,9 +153,37 @@ def _config(name: str, features: str | None = None) -> ModelConfig:
         raise CLIError(str(error)) from None
 
 
+def default_threads() -> int:
+    """Torch threads for a run: the cores not already kept busy by other processes.
+
+    That is the cores this process may use minus the 1-minute load average (a core counts
+    as free unless it was busy all the time), at least 1:
+    on a loaded machine a second torch thread mostly waits for its descheduled partner at
+    the barrier after every operation (``benchmarks/bench_threads.py`` measures it).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return max(1, cores or 1)
+    return max(1, min(cores or 1, math.ceil((cores or 1) - load)))
+
+
+def _set_threads(threads: int | None) -> int:
+    """Use ``threads`` torch threads (None: :func:`default_threads`)."""
+    import torch
+
+    chosen = threads or default_threads()
+    torch.set_num_threads(chosen)
+    logger.info("using %d torch thread(s)", chosen)
+    return chosen
+
+
 def _load_model(args: argparse.Namespace, features: str | None) -> object:
     from hear_mn.registry import create_model
     from hear_mn.weights import WeightsError
+
+    _set_threads(args.threads)
 
     progress = False if args.quiet else None
     try:
@@ -748,6 +776,13 @@ def _add_model_options(parser: argparse.ArgumentParser, *, features: bool) -> No
         default=8,
         metavar="N",
         help="clips of equal length per forward pass (default 8)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch threads (default: the CPU cores not busy with other processes, from the "
+        "load average; on a loaded machine more threads can be several times slower)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 

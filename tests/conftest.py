@@ -58,6 +58,14 @@ def assert_matches_reference(
 
 
 @pytest.fixture(autouse=True)
+def _restore_torch_threads():
+    """In-process CLI runs set torch's thread count; give every test the same start."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def _isolated_weights_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's weights cache or the network from a test."""
     monkeypatch.setenv("HEAR_MN_HOME", str(tmp_path_factory.mktemp("hear_mn_home")))

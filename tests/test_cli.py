@@ -675,3 +675,25 @@ def test_help_and_version_do_not_import_torch(argv: list[str]) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(("load", "threads"), [(0.0, 4), (0.6, 4), (1.0, 3), (2.4, 2), (9.0, 1)])
+def test_default_threads_leave_busy_cores_alone(monkeypatch, load: float, threads: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    assert cli.default_threads() == threads
+
+
+def test_threads_option_sets_torch_threads(
+    weights_env, audio_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    chosen = []
+    monkeypatch.setattr(torch, "set_num_threads", chosen.append)
+    source = audio_dir / "speech_16k.flac"
+    assert (
+        run_cli(capsys, "embed", source, "--model", MODEL, "--out", tmp_path, "--threads", "3")[0]
+        == 0
+    )
+    monkeypatch.setattr(cli, "default_threads", lambda: 5)
+    assert run_cli(capsys, "embed", source, "--model", MODEL, "--out", tmp_path / "b")[0] == 0
+    assert chosen == [3, 5]
