@@ -1,28 +1,39 @@
-"""Audio files in, arrays out: reading, mixing to mono, resampling, and atomic ``.npz`` writes.
+"""Audio files in, arrays out: decoding, mixing to mono, resampling, and atomic ``.npz`` writes.
 
-Reading goes through soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, Opus, MP3 with
-libsndfile >= 1.1, AIFF, ...) and resampling through soxr at high quality, so no file is
-ever stretched by linear interpolation. Everything that can go wrong with one file raises
-:class:`AudioReadError`, whose message says which file and why, so a caller processing many
-files can report it and carry on.
+Decoding tries soundfile first (libsndfile: WAV, FLAC, OGG/Vorbis, Opus, MP3 with libsndfile
+>= 1.1, AIFF, ...) and PyAV second (FFmpeg: AAC/m4a, Opus in webm, WMA, AC-3, ... and the
+audio track of video files such as mp4, mkv, mov and webm). Either way the file is read in
+blocks; each block is mixed to mono and fed to one soxr stream (high quality), so memory holds
+the result plus one block, never the whole file at its own rate, and the result is exactly
+that of resampling the whole mono signal at once. Everything that can go wrong with one file
+raises :class:`AudioReadError`, whose message says which file and why, so a caller processing
+many files can report it and carry on.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-import tempfile
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "MEDIA_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "AudioInputs",
     "AudioReadError",
+    "InputNameError",
     "find_audio_files",
     "load_audio",
     "save_npz",
+    "scan_audio_inputs",
 ]
 
 logger = logging.getLogger(__name__)
@@ -30,53 +41,206 @@ logger = logging.getLogger(__name__)
 # Extensions picked up when a directory is searched; a file named directly is always tried.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
     {
+        ".aac",
+        ".ac3",
         ".aif",
         ".aifc",
         ".aiff",
+        ".amr",
+        ".ape",
         ".au",
         ".caf",
         ".flac",
+        ".m4a",
+        ".m4b",
+        ".mka",
+        ".mp2",
         ".mp3",
         ".oga",
         ".ogg",
         ".opus",
         ".rf64",
         ".snd",
+        ".spx",
         ".w64",
         ".wav",
         ".wave",
+        ".weba",
+        ".wma",
+        ".wv",
     }
 )
+# Video containers whose audio track is read (by PyAV).
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        ".3gp",
+        ".avi",
+        ".flv",
+        ".m4v",
+        ".mkv",
+        ".mov",
+        ".mp4",
+        ".mpeg",
+        ".mpg",
+        ".mts",
+        ".ogv",
+        ".webm",
+        ".wmv",
+    }
+)
+MEDIA_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+
+# Frames read from a file at a time (512 KiB as stereo float32): the memory beyond the result.
+_BLOCK_FRAMES = 1 << 16
 
 
 class AudioReadError(ValueError):
     """An audio file cannot be used: missing, empty, corrupt, undecodable or without samples."""
 
 
-def _soundfile():
+class InputNameError(ValueError):
+    """Two inputs have the same name, so their files would get the same relative paths."""
+
+
+@dataclass(frozen=True)
+class AudioInputs:
+    """What :func:`scan_audio_inputs` found.
+
+    ``files``: ``(path, relative_path)`` of each file to decode. ``ignored``: ``(path,
+    reason)`` of each other non-hidden file found in the directories, so that a caller can
+    say which files it did not read and why instead of skipping them silently.
+    """
+
+    files: list[tuple[Path, Path]]
+    ignored: list[tuple[Path, str]]
+
+
+def _require(module: str, package: str) -> Any:
+    """Import a declared dependency, or say how to install it."""
     try:
-        import soundfile
+        return importlib.import_module(module)
     except ImportError as error:  # pragma: no cover - a declared dependency
         raise ImportError(
-            "reading audio files needs the soundfile package: pip install soundfile"
+            f"the {package} package is not installed: pip install {package}"
         ) from error
-    return soundfile
 
 
-def _resample(audio: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    try:
-        import soxr
-    except ImportError as error:  # pragma: no cover - a declared dependency
-        raise ImportError("resampling audio needs the soxr package: pip install soxr") from error
-    return soxr.resample(audio, from_rate, to_rate, quality="HQ")
+class _MonoResampler:
+    """Mixes decoded blocks to mono and resamples them into one float32 array.
+
+    All blocks go through one soxr stream, which gives the same samples as ``soxr.resample``
+    of the whole mono signal. The result is allocated once from the decoder's length estimate
+    and grown or trimmed in place, so no second full-length array ever exists.
+    """
+
+    def __init__(self, path: Path, file_rate: int, sample_rate: int, expected_frames: int):
+        self._path = path
+        self._rates = (file_rate, sample_rate)
+        self._stream = None
+        if file_rate != sample_rate:
+            logger.debug("%s: resampling %d Hz -> %d Hz", path, file_rate, sample_rate)
+            self._stream = _require("soxr", "soxr").ResampleStream(
+                file_rate, sample_rate, 1, dtype="float32", quality="HQ"
+            )
+        expected = round(max(expected_frames, 0) * sample_rate / file_rate)
+        self._output = np.empty(expected + 1024, np.float32)  # slack for estimates a bit short
+        self._filled = 0
+        self._frames_in = 0
+
+    def push(self, block: np.ndarray) -> None:
+        """Add a (frames, channels) float32 block at the file's rate."""
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        if not np.isfinite(mono).all():
+            raise AudioReadError(f"{self._path}: the file holds NaN or Inf samples")
+        self._frames_in += len(mono)
+        self._append(mono if self._stream is None else self._stream.resample_chunk(mono))
+
+    def finish(self) -> np.ndarray:
+        """The whole signal at the target rate, shape (n_samples,)."""
+        if self._frames_in == 0:
+            raise AudioReadError(f"{self._path}: the file holds no audio samples")
+        if self._stream is not None:
+            self._append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        if self._filled == 0:
+            file_rate, sample_rate = self._rates
+            raise AudioReadError(
+                f"{self._path}: too short to resample from {file_rate} Hz to {sample_rate} Hz"
+            )
+        self._output.resize(self._filled, refcheck=False)  # in place: no copy is made
+        return self._output
+
+    def _append(self, samples: np.ndarray) -> None:
+        end = self._filled + len(samples)
+        if end > len(self._output):  # the estimate was short: grow a little, in place
+            capacity = len(self._output)
+            grown = max(end, capacity + capacity // 64 + _BLOCK_FRAMES)  # at most 1/64 spare
+            self._output.resize(grown, refcheck=False)
+        self._output[self._filled : end] = samples
+        self._filled = end
+
+
+def _read_with_soundfile(path: Path, sample_rate: int) -> np.ndarray:
+    with _require("soundfile", "soundfile").SoundFile(str(path)) as source:
+        sink = _MonoResampler(path, source.samplerate, sample_rate, source.frames)
+        block = np.empty((_BLOCK_FRAMES, source.channels), np.float32)
+        while len(read := source.read(out=block)):
+            sink.push(read)
+    return sink.finish()
+
+
+def _float_frames(av: Any, container: Any, stream: Any) -> Iterator[Any]:
+    """The stream's decoded frames as planar float32 (the converter flushed at the end)."""
+    to_float = av.AudioResampler(format="fltp")
+    for frame in container.decode(stream):
+        yield from to_float.resample(frame)
+    yield from to_float.resample(None)
+
+
+def _expected_frames(container: Any, stream: Any, rate: int) -> int:
+    """The stream's length in frames as the container states it (0 when it does not)."""
+    if stream.duration and stream.time_base:
+        return int(stream.duration * stream.time_base * rate)
+    if container.duration:
+        return int(container.duration * rate / 1_000_000)  # in FFmpeg's AV_TIME_BASE units
+    return 0
+
+
+def _read_with_pyav(path: Path, sample_rate: int) -> np.ndarray:
+    av = _require("av", "av")
+    sink = None
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            kinds = " and ".join(sorted({stream.type for stream in container.streams}))
+            held = f"only {kinds}" if kinds else "no streams"
+            raise LookupError(f"no audio stream (the file holds {held})")
+        stream = container.streams.best("audio")
+        for frame in _float_frames(av, container, stream):
+            if sink is None:
+                expected = _expected_frames(container, stream, frame.sample_rate)
+                sink = _MonoResampler(path, frame.sample_rate, sample_rate, expected)
+            sink.push(frame.to_ndarray().T)
+    if sink is None:
+        raise AudioReadError(f"{path}: the file holds no audio samples")
+    return sink.finish()
+
+
+_DECODERS = (("soundfile", _read_with_soundfile), ("PyAV", _read_with_pyav))
+
+
+def _reason(error: Exception) -> str:
+    """One line from a decoder's exception (libsndfile and FFmpeg keep theirs in attributes)."""
+    text = getattr(error, "error_string", None) or getattr(error, "strerror", None)
+    text = str(text or error).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     """Read ``path`` as float32 mono at ``sample_rate``: shape (n_samples,).
 
-    Channels are averaged; a different file rate is converted with soxr (high quality).
-    Raises :class:`AudioReadError` for a missing, empty, unreadable or corrupt file, a
-    file with no samples, or one holding NaN/Inf samples.
+    Decoded by soundfile, or by PyAV when soundfile cannot (m4a, webm, video files, ...),
+    in blocks. Channels are averaged; a different file rate is converted with soxr (high
+    quality). Raises :class:`AudioReadError` for a missing, empty, unreadable or corrupt file
+    (naming each decoder's reason), a file with no samples, or one holding NaN/Inf samples.
     """
     if not isinstance(sample_rate, int) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
@@ -86,69 +250,109 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
         raise AudioReadError(f"{path}: {reason}")
     if path.stat().st_size == 0:
         raise AudioReadError(f"{path}: empty file (0 bytes)")
-    soundfile = _soundfile()
-    try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as error:  # libsndfile reports bad files with several exception types
-        text = getattr(error, "error_string", None) or str(error).strip()
-        detail = text.splitlines()[0] if text else type(error).__name__
-        raise AudioReadError(f"{path}: not a readable audio file ({detail})") from error
-    if data.shape[0] == 0:
-        raise AudioReadError(f"{path}: the file holds no audio samples")
-    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    if not np.isfinite(mono).all():
-        raise AudioReadError(f"{path}: the file holds NaN or Inf samples")
-    if int(file_rate) != sample_rate:
-        logger.debug("%s: resampling %d Hz -> %d Hz", path, file_rate, sample_rate)
-        mono = _resample(mono, int(file_rate), sample_rate)
-        if mono.shape[0] == 0:
-            raise AudioReadError(
-                f"{path}: too short to resample from {file_rate} Hz to {sample_rate} Hz"
+    reasons = []
+    for name, read in _DECODERS:
+        try:
+            return read(path, sample_rate)
+        except (AudioReadError, MemoryError):
+            raise
+        except Exception as error:  # each library reports bad files with several exception types
+            reasons.append(f"{name}: {_reason(error)}")
+            logger.debug("%s: %s cannot read it", path, reasons[-1])
+    raise AudioReadError(f"{path}: not a readable audio file ({'; '.join(reasons)})")
+
+
+def _visible_files(root: Path) -> Iterator[tuple[Path, Path]]:
+    """``(path, path inside root)`` of the files under ``root``, sorted; hidden ones left out."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith("."):
+                path = Path(dirpath) / name
+                found.append((path.relative_to(root).as_posix(), path))
+    for relative, path in sorted(found):
+        yield path, Path(relative)
+
+
+def _input_folders(roots: list[Path]) -> list[str]:
+    """The folder each input's files go under when several inputs are given: its own name.
+
+    Two different inputs of the same name would mix their files, so they are refused.
+    """
+    names = [Path(os.path.abspath(root)).name for root in roots]  # "." and "x/" named too
+    owners: dict[str, Path] = {}
+    for root, name in zip(roots, names):
+        first = owners.setdefault(name, root)
+        if first.resolve() != root.resolve():
+            raise InputNameError(
+                f"inputs {first} and {root} have the same name {name!r}, so their files "
+                "would get the same output paths; give one of them another name (a symbolic "
+                "link will do) or process them separately"
             )
-    return np.ascontiguousarray(mono, dtype=np.float32)
+    return names
 
 
-def _is_hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def _not_media_reason(path: Path) -> str:
+    return "not an audio or video file extension" if path.suffix else "no file extension"
+
+
+def scan_audio_inputs(inputs: Iterable[str | os.PathLike[str]]) -> AudioInputs:
+    """Expand files and directories into the files to decode and the files left out (why).
+
+    A file is taken as given, whatever its extension, with its name as relative path. A
+    directory is searched recursively for files with an audio or video extension
+    (:data:`MEDIA_EXTENSIONS`, any case), skipping hidden files and directories; its other
+    files are listed in ``ignored`` with the reason. A file's relative path is its path
+    inside the directory; with several inputs it is prefixed by the directory's own name
+    (``train/a.wav``, ``test/a.wav``), so that inputs never collide, and two inputs of the
+    same name raise :class:`InputNameError`. Results keep the order of ``inputs``, each
+    directory's files sorted; a file reached twice is listed once. Raises
+    :class:`FileNotFoundError` for an input that does not exist.
+    """
+    roots = [Path(item) for item in inputs]
+    for root in roots:
+        if not root.is_file() and not root.is_dir():
+            raise FileNotFoundError(f"input {str(root)!r} does not exist")
+    folders = _input_folders(roots) if len(roots) > 1 else [""] * len(roots)
+    files: list[tuple[Path, Path]] = []
+    ignored: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for root, folder in zip(roots, folders):
+        direct = root.is_file()
+        if direct:
+            found = [(root, Path(root.name))]
+        else:
+            found = [(path, Path(folder, relative)) for path, relative in _visible_files(root)]
+        for path, relative in found:
+            key = path.resolve()
+            if key in seen:
+                continue
+            seen.add(key)
+            if direct or path.suffix.lower() in MEDIA_EXTENSIONS:
+                files.append((path, relative))
+            else:
+                ignored.append((path, _not_media_reason(path)))
+    return AudioInputs(files, ignored)
 
 
 def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
     """Expand files and directories into ``(path, relative_path)`` pairs.
 
-    A file is taken as given, whatever its extension, with its name as relative path. A
-    directory is searched recursively for files with an audio extension
-    (:data:`AUDIO_EXTENSIONS`, any case), skipping hidden files and directories, and each
-    file's relative path is its path inside that directory. Results keep the order of
-    ``inputs``, each directory's files sorted; a file reached twice is listed once.
-    Raises :class:`FileNotFoundError` for an input that does not exist.
+    The ``files`` of :func:`scan_audio_inputs` (see there); the files it ignores are dropped.
     """
-    found: list[tuple[Path, Path]] = []
-    seen: set[Path] = set()
+    return scan_audio_inputs(inputs).files
 
-    def add(path: Path, relative: Path) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            found.append((path, relative))
 
-    for item in inputs:
-        root = Path(item)
-        if root.is_file():
-            add(root, Path(root.name))
-        elif root.is_dir():
-            matches = []
-            for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for name in filenames:
-                    path = Path(dirpath) / name
-                    relative = path.relative_to(root)
-                    if path.suffix.lower() in AUDIO_EXTENSIONS and not _is_hidden(relative):
-                        matches.append((relative.as_posix(), path, relative))
-            for _, path, relative in sorted(matches):
-                add(path, relative)
-        else:
-            raise FileNotFoundError(f"input {str(item)!r} does not exist")
-    return found
+def _new_temporary_file(target: Path) -> tuple[Path, BinaryIO]:
+    """A new file beside ``target``, open for writing, whose permissions the umask decides.
+
+    Created with mode 0o666 as programs create files, so 0o644 under umask 022; tempfile's
+    files are 0o600, which would leave every output readable by its owner only.
+    """
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    return tmp, os.fdopen(os.open(tmp, flags, 0o666), "wb")
 
 
 def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
@@ -156,14 +360,11 @@ def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
 
     The archive is written to a temporary file in the same directory, flushed to disk and
     moved over ``path`` with :func:`os.replace`, so a reader (or a killed run) never sees a
-    partial file. Parent directories are created.
+    partial file. Parent directories are created; the file's permissions follow the umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    tmp = Path(handle.name)
+    tmp, handle = _new_temporary_file(path)
     try:
         with handle:
             np.savez(handle, **arrays)
