@@ -12,10 +12,19 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["hear_mn", "hear_mn.*"]),
+    # The Audio-MLP checkpoints (CC BY-SA 4.0) with their licence and attribution.
+    package_data={"hear_mn": ["checkpoints/*.pth", "checkpoints/*.txt", "checkpoints/*.md"]},
     python_requires=">=3.9",
-    install_requires=["torch>=2.1", "numpy", "soundfile>=0.12", "soxr>=0.3"],
+    install_requires=[
+        "torch>=2.1",
+        "numpy",
+        "soundfile>=0.12",
+        "soxr>=0.3",
+        "tqdm>=4.42",
+        "av>=10",
+    ],
     entry_points={"console_scripts": ["hear-mn=hear_mn.cli:main"]},
-    extras_require={"test": ["pytest>=7", "ruff"]},
+    extras_require={"test": ["pytest>=7", "ruff", "setuptools>=70.1"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: MIT License",

@@ -462,12 +462,16 @@ def create_model(
     """
     config = get_config(name, **{k: options.pop(k) for k in CONFIG_OPTIONS if k in options})
     model = config.build(**options)
-    if weights is not None and str(weights) != "":
-        state_dict = fetch_weights(config.weights, Path(weights))
-        model.load_checkpoint(state_dict, source=str(weights))
-    elif pretrained:
-        state_dict = fetch_weights(config.weights, download=download, progress=progress)
-        model.load_checkpoint(state_dict, source=config.weights.file_name)
+    path = Path(weights) if weights is not None and str(weights) != "" else None
+    if path is not None or pretrained:
+        # fetch_weights loads the file into the model; a cached file it refuses is removed.
+        fetch_weights(
+            config.weights,
+            path,
+            download=download,
+            progress=progress,
+            verify=model.load_checkpoint,
+        )
     model.eval()
     if device is not None:
         model.to(torch_device(device))

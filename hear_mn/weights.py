@@ -1,45 +1,64 @@
 """Pretrained weights: where they come from, where they are cached, and how they are checked.
 
-Lookup order for a released checkpoint (:func:`resolve_weights`):
+Lookup order for a released checkpoint (:func:`find_weights`, :func:`resolve_weights`):
 
 1. every directory listed in ``$HEAR_MN_WEIGHTS_DIR`` (``os.pathsep``-separated), for
    checkpoints the user downloaded by hand (machines without internet);
-2. the cache directory (:func:`cache_dir`): ``$HEAR_MN_HOME``, else
+2. the checkpoints shipped inside the package (:data:`PACKAGED_DIR`: the two Audio-MLP
+   files, CC BY-SA 4.0, see ``ATTRIBUTION.md`` there), so that they work offline;
+3. the cache directory (:func:`cache_dir`): ``$HEAR_MN_HOME``, else
    ``$XDG_CACHE_HOME/hear_mn``, else ``~/.cache/hear_mn``;
-3. a download into the cache, unless ``download=False`` or ``$HEAR_MN_OFFLINE`` is set.
+4. a download into the cache, unless ``download=False`` or ``$HEAR_MN_OFFLINE`` is set.
 
-Downloads go to a temporary file next to the destination and are moved into place only
-after their length and SHA-256 have been checked, so an interrupted download never leaves
-a partial checkpoint behind. Checkpoints are always read with ``weights_only=True``: loading
-weights must never run code from the file.
+Integrity: a file with a SHA-256 on record (``WeightsSpec.sha256``) is checked against it.
+The others (the EfficientAT release lists none) are torch zip archives with a CRC-32 per
+entry: the CRCs are verified before a download enters the cache and when a file is loaded,
+and the SHA-256 of the first verified copy is recorded next to it (``<file>.sha256``) and
+checked on later loads. Downloads go to a temporary file that is renamed into place only
+after these checks, so an interrupted or corrupt download never leaves anything behind.
+
+Only the cache is ever cleaned: a cached file proven bad (corrupt, unsafe, or refused by the
+model) is removed with a message naming it. Files the user gave (a path or
+``$HEAR_MN_WEIGHTS_DIR``) and shipped files are refused but never deleted, and a file that
+cannot be read (permissions, I/O errors) is reported as such and left alone. Checkpoints are
+always read with ``weights_only=True``: loading weights must never run code from the file.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
+import io
 import logging
 import os
-import re
+import pickle
+import pickletools
+import secrets
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import torch
+from tqdm import tqdm
 
 __all__ = [
+    "PACKAGED_DIR",
+    "BadWeightsError",
+    "StateDictCheck",
+    "WeightsAccessError",
     "WeightsError",
     "WeightsSpec",
     "WeightsUnavailableError",
     "cache_dir",
     "download_file",
     "fetch_weights",
+    "find_weights",
     "load_into",
     "load_state_dict_file",
     "offline_dirs",
@@ -54,10 +73,20 @@ ENV_WEIGHTS_DIR = "HEAR_MN_WEIGHTS_DIR"
 ENV_OFFLINE = "HEAR_MN_OFFLINE"
 ENV_QUIET = "HEAR_MN_QUIET"
 
+# Checkpoints shipped with the package (looked up after $HEAR_MN_WEIGHTS_DIR).
+PACKAGED_DIR = Path(__file__).parent / "checkpoints"
+
 _BLOCK = 1 << 20  # 1 MiB, for hashing and for download chunks
 _MAX_LISTED = 8  # how many keys of each kind an error message lists
-_WRAPPER_KEYS = ("model_state_dict", "state_dict")
+_WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
+# Prefixes that wrappers put before every key: DataParallel, training frameworks, and our
+# own embedders (whose state_dict() holds the network under "backbone.").
+_KNOWN_PREFIXES = ("module.", "model.", "backbone.")
+_LEGACY_PICKLES = 4  # a pre-zip torch file: magic number, protocol, sys info, then the object
 _TRUE = {"1", "true", "yes", "on"}
+
+# Where a found file comes from; only files in the cache are ever deleted.
+OFFLINE, SHIPPED, CACHED = "offline", "shipped", "cached"
 
 
 @dataclass(frozen=True)
@@ -86,6 +115,26 @@ class WeightsUnavailableError(WeightsError):
     """A weights file is not present locally and cannot be downloaded."""
 
 
+class BadWeightsError(WeightsError):
+    """A weights file was read and its contents are refused: corrupt, unsafe or the wrong model.
+
+    The one kind of error that proves a cached file bad, so the only one that removes it.
+    """
+
+
+class WeightsAccessError(WeightsError):
+    """A weights file or folder cannot be read or written (permissions, I/O errors).
+
+    Says nothing about the file's contents, so the file is never deleted for it.
+    """
+
+
+class StateDictCheck(Protocol):
+    """Loads a state dict into a model, raising :class:`WeightsError` when it does not fit."""
+
+    def __call__(self, state_dict: dict[str, torch.Tensor], *, source: str) -> None: ...
+
+
 # --------------------------------------------------------------------------- locations
 
 
@@ -109,7 +158,42 @@ def offline_dirs() -> list[Path]:
     return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
 
 
-# --------------------------------------------------------------------------- hashing
+def find_weights(file_name: str) -> tuple[str, Path] | None:
+    """Where ``file_name`` is found locally, in lookup order, without checking or downloading.
+
+    Returns ``("offline" | "shipped" | "cached", path)``, or None when it is nowhere.
+    """
+    candidates = [(OFFLINE, directory) for directory in offline_dirs()]
+    candidates += [(SHIPPED, PACKAGED_DIR), (CACHED, cache_dir())]
+    for origin, directory in candidates:
+        if (directory / file_name).is_file():
+            return origin, directory / file_name
+    return None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _reason(error: OSError) -> str:
+    """An OSError as its errno text and name, e.g. "Permission denied [EACCES]"."""
+    name = errno.errorcode.get(error.errno, "") if error.errno else ""
+    return f"{error.strerror or error} [{name}]" if name else str(error.strerror or error)
+
+
+def _unreadable(path: Path, error: OSError) -> WeightsAccessError:
+    return WeightsAccessError(
+        f"cannot read weights file {path}: {_reason(error)}. It was left as it is. Check that "
+        "this process may read it (the permissions of the file and its folders, the disk or "
+        f"network share), or use another copy: a directory listed in {ENV_WEIGHTS_DIR}, "
+        f"another cache directory ({ENV_HOME}), or a path to the file."
+    )
+
+
+def _unwritable(directory: Path, error: OSError) -> WeightsAccessError:
+    return WeightsAccessError(f"cannot write to directory {directory}: {_reason(error)}")
+
+
+# --------------------------------------------------------------------------- integrity
 
 
 def sha256_of(path: Path) -> str:
@@ -138,54 +222,82 @@ def _check_local_file(path: Path, spec: WeightsSpec) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- progress
+def _archive_problem(path: Path, *, require_zip: bool = False) -> str | None:
+    """Why the torch zip checkpoint at ``path`` is damaged (a CRC-32 fails), or None.
+
+    A file that is not a zip archive (a pre-1.6 torch file, or no checkpoint at all) has no
+    CRCs to check: it is refused when ``require_zip``, else left to ``torch.load``.
+    """
+    if not zipfile.is_zipfile(path):
+        if require_zip:
+            return "it is not a torch checkpoint (not a zip archive; an error page, perhaps)"
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad_entry = archive.testzip()
+    except zipfile.BadZipFile as error:
+        return f"its zip structure is damaged ({error})"
+    if bad_entry is not None:
+        return (
+            f"its entry {bad_entry!r} fails its CRC-32 check: the data changed after it was "
+            "written (damaged in transfer or on disk)"
+        )
+    return None
 
 
-def _human(num: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if num < 1024 or unit == "GiB":
-            return f"{num:.0f} {unit}" if unit == "B" else f"{num:.1f} {unit}"
-        num /= 1024
-    raise AssertionError("unreachable")
+def _record_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
 
 
-class _ProgressBar:
-    """Minimal one-line progress display on stderr (``\\r`` updates)."""
+def _recorded_sha256(path: Path) -> str | None:
+    record = _record_path(path)
+    if not record.is_file():
+        return None
+    words = record.read_text(encoding="ascii", errors="replace").split()
+    return words[0].lower() if words and len(words[0]) == 64 else None
 
-    _WIDTH = 30
 
-    def __init__(self, label: str, total: int | None, stream: IO[str]) -> None:
-        self.label = label
-        self.total = total if total and total > 0 else None
-        self.stream = stream
-        self.done = 0
-        self._last = 0.0
+def _record_sha256(path: Path) -> None:
+    """Write ``<file>.sha256`` (``sha256sum`` format) for a verified file; best effort."""
+    try:
+        text = f"{sha256_of(path)}  {path.name}\n".encode("ascii")
+        temp, handle = _new_temp_file(path.parent, _record_path(path).name)
+        try:
+            with handle:
+                handle.write(text)
+            os.replace(temp, _record_path(path))
+        finally:
+            temp.unlink(missing_ok=True)
+    except OSError as error:
+        logger.warning("could not record the sha256 of %s: %s", path, _reason(error))
 
-    def update(self, num_bytes: int) -> None:
-        self.done += num_bytes
-        now = time.monotonic()
-        if now - self._last >= 0.1:
-            self._last = now
-            self._draw()
 
-    def close(self) -> None:
-        self._draw()
-        self.stream.write("\n")
-        self.stream.flush()
+def _integrity_problem(path: Path, spec: WeightsSpec, *, record: bool) -> str | None:
+    """Why ``path`` is not an intact copy of ``spec``'s file, or None when it is.
 
-    def _draw(self) -> None:
-        if self.total:
-            frac = min(self.done / self.total, 1.0)
-            filled = int(frac * self._WIDTH)
-            bar = "#" * filled + "-" * (self._WIDTH - filled)
-            text = (
-                f"\r{self.label} [{bar}] {_human(self.done)} / {_human(self.total)}"
-                f" {frac * 100:3.0f}%"
-            )
-        else:
-            text = f"\r{self.label} {_human(self.done)}"
-        self.stream.write(text)
-        self.stream.flush()
+    Size and SHA-256 when on record, else the SHA-256 recorded for the first verified copy
+    (``record``: files in the cache), else the zip CRCs (then recorded when ``record``).
+    Raises :class:`WeightsAccessError` when the file cannot be read.
+    """
+    try:
+        problem = _check_local_file(path, spec)
+        if problem is not None or spec.sha256:
+            return problem
+        recorded = _recorded_sha256(path) if record else None
+        if recorded is not None:
+            actual = sha256_of(path)
+            if actual != recorded:
+                return f"its sha256 is {actual}, not {recorded} as when it was first verified"
+            return None
+        problem = _archive_problem(path)
+    except OSError as error:  # the file, or its recorded hash, cannot be read
+        raise _unreadable(Path(error.filename or path), error) from error
+    if problem is None and record:
+        _record_sha256(path)
+    return problem
+
+
+# --------------------------------------------------------------------------- download
 
 
 def _want_progress(progress: bool | None) -> bool:
@@ -198,9 +310,6 @@ def _want_progress(progress: bool | None) -> bool:
         return bool(isatty and isatty())
     except (OSError, ValueError):
         return False
-
-
-# --------------------------------------------------------------------------- download
 
 
 def _content_length(response: object) -> int | None:
@@ -227,6 +336,50 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _new_temp_file(directory: Path, name: str) -> tuple[Path, IO[bytes]]:
+    """A new, empty ``.<name>.<random>.part`` in ``directory``, opened for writing.
+
+    Created with mode 0o666 less the umask, like any file the user creates (tempfile's
+    0o600 would leave cached weights unreadable to other users).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = directory / f".{name}.{secrets.token_hex(6)}.part"
+        try:
+            fd = os.open(path, flags, 0o666)
+        except FileExistsError:
+            continue
+        return path, os.fdopen(fd, "wb")
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(directory))
+
+
+def _receive(response: IO[bytes], url: str, sink: IO[bytes], bar: tqdm) -> tuple[int, str, int]:
+    """Copy the response body to ``sink``: (bytes received, sha256, bytes announced or -1)."""
+    expected = _content_length(response)
+    digest = hashlib.sha256()
+    received = 0
+    while True:
+        try:
+            chunk = response.read(_BLOCK)
+        except http.client.IncompleteRead as error:
+            received += len(error.partial)
+            if expected is None:
+                expected = received + (error.expected or 0)
+            break
+        except (OSError, http.client.HTTPException) as error:
+            raise WeightsUnavailableError(
+                f"download of {url} was interrupted after {received} bytes: {error}; "
+                "run again to retry"
+            ) from error
+        if not chunk:
+            break
+        sink.write(chunk)
+        digest.update(chunk)
+        received += len(chunk)
+        bar.update(len(chunk))
+    return received, digest.hexdigest(), -1 if expected is None else expected
+
+
 def download_file(
     url: str,
     destination: Path,
@@ -235,93 +388,85 @@ def download_file(
     num_bytes: int | None = None,
     progress: bool | None = None,
     timeout: float = 60,
+    check_archive: bool = False,
 ) -> Path:
     """Download ``url`` to ``destination`` atomically and return ``destination``.
 
     The body is streamed to a temporary file in the destination directory, fsynced, and
     checked against the server's Content-Length, ``num_bytes`` and ``sha256`` (when
-    given) before it is moved into place with :func:`os.replace`. On failure the
-    temporary file is removed and ``destination`` is not touched.
+    given) and, with ``check_archive``, the CRC-32s of a torch zip checkpoint, before it is
+    moved into place with :func:`os.replace`. On failure the temporary file is removed and
+    ``destination`` is not touched. A progress bar (tqdm, on stderr) is shown when
+    ``progress`` is True, or when it is None, stderr is a terminal and ``$HEAR_MN_QUIET`` is
+    unset.
 
     Raises :class:`WeightsUnavailableError` when the URL cannot be fetched (network or
-    HTTP error) and :class:`WeightsError` when the received data fails a check.
+    HTTP error), :class:`WeightsAccessError` when the destination directory cannot be
+    written, and :class:`BadWeightsError` when the received data fails a check.
     """
     destination = Path(destination)
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    directory = destination.parent
     request = urllib.request.Request(url, headers={"User-Agent": "hear_mn"})
     logger.info("downloading %s to %s", url, destination)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        raise WeightsUnavailableError(f"could not download {url}: {exc}") from exc
-
-    tmp_path: Path | None = None
-    bar: _ProgressBar | None = None
-    received = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        temp, sink = _new_temp_file(directory, destination.name)
+    except OSError as error:
+        raise _unwritable(directory, error) from error
     try:
-        with (
-            response,
-            tempfile.NamedTemporaryFile(
-                dir=destination.parent, prefix=f".{destination.name}.", suffix=".part", delete=False
-            ) as tmp,
-        ):
-            tmp_path = Path(tmp.name)
-            expected_len = _content_length(response)
-            if _want_progress(progress):
-                bar = _ProgressBar(destination.name, expected_len or num_bytes, sys.stderr)
-            digest = hashlib.sha256()
+        with sink:
             try:
-                while chunk := response.read(_BLOCK):
-                    tmp.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            except http.client.IncompleteRead as exc:
-                received += len(exc.partial)
-                if expected_len is None:
-                    expected_len = received + (exc.expected or 0)
-            except (OSError, http.client.HTTPException) as exc:
-                raise WeightsUnavailableError(
-                    f"download of {url} was interrupted after {received} bytes: {exc}; "
-                    "run again to retry"
-                ) from exc
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        if bar is not None:
-            bar.close()
-            bar = None
-
-        if expected_len is not None and received != expected_len:
-            raise WeightsError(
-                f"download of {url} was truncated: got {received} of {expected_len} bytes; "
-                "run again to retry (nothing was saved)"
+                response = urllib.request.urlopen(request, timeout=timeout)
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+                raise WeightsUnavailableError(f"could not download {url}: {error}") from error
+            bar = tqdm(
+                total=_content_length(response) or num_bytes,
+                desc=destination.name,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                disable=not _want_progress(progress),
             )
-        if num_bytes is not None and received != num_bytes:
-            raise WeightsError(
-                f"download of {url} has the wrong size: got {received} bytes, expected "
-                f"{num_bytes}; run again to retry, and report it if it persists "
+            with response, bar:
+                received, digest, expected = _receive(response, url, sink, bar)
+            sink.flush()
+            os.fsync(sink.fileno())
+        problem = _download_problem(received, expected, num_bytes, sha256, digest)
+        if problem is None and check_archive:
+            problem = _archive_problem(temp, require_zip=True)
+        if problem is not None:
+            raise BadWeightsError(
+                f"download of {url} failed its checks: {problem}; run again to retry "
                 "(nothing was saved)"
             )
-        if sha256 and not _same_hash(sha256, digest.hexdigest()):
-            raise WeightsError(
-                f"download of {url} has the wrong sha256: expected {sha256.lower()}, got "
-                f"{digest.hexdigest()}; the file may be corrupt or the release may have "
-                "changed; run again to retry (nothing was saved)"
-            )
-        os.replace(tmp_path, destination)
-    except BaseException:
-        if bar is not None:
-            try:
-                bar.close()
-            except (OSError, ValueError):
-                pass
-        if tmp_path is not None:
-            tmp_path.unlink(missing_ok=True)
-        raise
-    _fsync_dir(destination.parent)
+        os.replace(temp, destination)
+    except OSError as error:
+        raise _unwritable(directory, error) from error
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync_dir(directory)
     logger.info("saved %s (%d bytes)", destination, received)
     return destination
+
+
+def _download_problem(
+    received: int, expected: int, num_bytes: int | None, sha256: str | None, digest: str
+) -> str | None:
+    """What is wrong with a received body (length, size, hash), or None."""
+    if expected >= 0 and received != expected:
+        return f"it was truncated: got {received} of {expected} bytes"
+    if num_bytes is not None and received != num_bytes:
+        return (
+            f"it has the wrong size: got {received} bytes, expected {num_bytes} (report it if "
+            "this persists)"
+        )
+    if sha256 and not _same_hash(sha256, digest):
+        return (
+            f"it has the wrong sha256: expected {sha256.lower()}, got {digest}; the file may be "
+            "corrupt or the release may have changed"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------- resolve
@@ -339,40 +484,44 @@ def _unavailable(spec: WeightsSpec, reason: str) -> WeightsUnavailableError:
     )
 
 
-def resolve_weights(
-    spec: WeightsSpec, *, download: bool = True, progress: bool | None = None
-) -> Path:
-    """Return the local path of the checkpoint described by ``spec``.
+def _remove_from_cache(path: Path) -> str:
+    """Delete a cached file and its recorded hash; say what happened, for the message."""
+    try:
+        path.unlink(missing_ok=True)
+        _record_path(path).unlink(missing_ok=True)
+    except OSError as error:
+        logger.warning("could not remove %s from the cache: %s", path, _reason(error))
+        return f"could not remove {path} from the cache ({_reason(error)}): delete it by hand"
+    logger.warning("removed %s from the cache", path)
+    return f"removed {path} from the cache"
 
-    Looks in :func:`offline_dirs` first, then in :func:`cache_dir`, and downloads into
-    the cache when the file is absent and downloading is allowed (``download=True`` and
-    ``$HEAR_MN_OFFLINE`` not set). A found file is checked against ``spec.num_bytes`` and
-    ``spec.sha256``: a bad file in an offline directory raises :class:`WeightsError` (it is
-    left alone); a bad file in the cache is deleted and downloaded again.
-    """
-    for directory in offline_dirs():
-        candidate = directory / spec.file_name
-        if candidate.is_file():
-            problem = _check_local_file(candidate, spec)
-            if problem is not None:
-                raise WeightsError(
-                    f"weights file {candidate} does not match the release: {problem}. "
-                    f"Replace it with a fresh copy from {spec.url} or remove it from "
-                    f"{ENV_WEIGHTS_DIR}."
-                )
-            logger.debug("using %s from %s", spec.file_name, directory)
-            return candidate
 
-    cached = cache_dir() / spec.file_name
+def _refuse_local(path: Path, origin: str, spec: WeightsSpec, problem: str) -> BadWeightsError:
+    if origin == SHIPPED:
+        advice = "the installation of hear-mn is damaged: reinstall it"
+    else:
+        advice = f"replace it with a fresh copy from {spec.url} or remove it from {ENV_WEIGHTS_DIR}"
+    return BadWeightsError(
+        f"weights file {path} is not a good copy of the release: {problem}. It was left as "
+        f"it is; {advice}."
+    )
+
+
+def _locate(spec: WeightsSpec, *, download: bool, progress: bool | None) -> tuple[str, Path]:
+    """The checked local copy of ``spec``'s file, downloading it when needed: (origin, path)."""
+    found = find_weights(spec.file_name)
     stale_reason = ""
-    if cached.is_file():
-        problem = _check_local_file(cached, spec)
+    if found is not None:
+        origin, path = found
+        problem = _integrity_problem(path, spec, record=origin == CACHED)
         if problem is None:
-            logger.debug("using cached %s", cached)
-            return cached
-        logger.warning("removing corrupt cached weights file %s: %s", cached, problem)
-        cached.unlink(missing_ok=True)
-        stale_reason = f"the cached copy {cached} was corrupt ({problem}) and was removed, and "
+            logger.debug("using %s (%s)", path, origin)
+            return found
+        if origin != CACHED:
+            raise _refuse_local(path, origin, spec, problem)
+        logger.warning("cached weights file %s is corrupt: %s", path, problem)
+        removal = _remove_from_cache(path)
+        stale_reason = f"the cached copy {path} was corrupt ({problem}; {removal}), and "
 
     if not download:
         raise _unavailable(spec, stale_reason + "downloading was disabled (download=False)")
@@ -380,37 +529,133 @@ def resolve_weights(
         raise _unavailable(
             spec, stale_reason + f"downloading is disabled because {ENV_OFFLINE} is set"
         )
+    cached = cache_dir() / spec.file_name
     try:
-        return download_file(
+        download_file(
             spec.url,
             cached,
             sha256=spec.sha256,
             num_bytes=spec.num_bytes,
             progress=progress,
+            check_archive=not spec.sha256,
         )
-    except WeightsUnavailableError as exc:
-        raise _unavailable(spec, stale_reason + str(exc)) from exc
+    except WeightsAccessError as error:
+        cause = error.__cause__
+        reason = _reason(cause) if isinstance(cause, OSError) else str(error)
+        raise WeightsAccessError(
+            f"cannot write to the weights cache directory {cached.parent} ({reason}), so "
+            f"{spec.file_name} cannot be downloaded. Set {ENV_HOME} to a writable folder, or "
+            f"download {spec.url} yourself and put it in a directory listed in "
+            f"{ENV_WEIGHTS_DIR}, or pass its path (load_model(path), create_model(..., "
+            "weights=path))."
+        ) from error
+    except WeightsUnavailableError as error:
+        raise _unavailable(spec, stale_reason + str(error)) from error
+    if not spec.sha256:
+        _record_sha256(cached)
+    return CACHED, cached
+
+
+def resolve_weights(
+    spec: WeightsSpec, *, download: bool = True, progress: bool | None = None
+) -> Path:
+    """Return the local path of the checkpoint described by ``spec``, checked.
+
+    Looks in :func:`offline_dirs`, the shipped checkpoints, then :func:`cache_dir`, and
+    downloads into the cache when the file is absent and downloading is allowed
+    (``download=True`` and ``$HEAR_MN_OFFLINE`` not set). A found file is checked (see the
+    module's docstring): a bad file in an offline directory or the package raises
+    :class:`BadWeightsError` and is left alone; a bad file in the cache is deleted and
+    downloaded again.
+    """
+    return _locate(spec, download=download, progress=progress)[1]
+
+
+# --------------------------------------------------------------------------- unsafe pickles
+
+
+_STRING_OPCODES = {"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE"}
+_STRING_OPCODES |= {"SHORT_BINUNICODE", "BINUNICODE8"}
+_NO_PUSH_OPCODES = {"MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "FRAME", "PROTO"}
+
+
+def _globals_in(stream: IO[bytes], count: int) -> Iterator[str]:
+    """The globals ("module.name") that the next ``count`` pickles in ``stream`` refer to.
+
+    Only reads opcodes (:func:`pickletools.genops`), never unpickles; raises ValueError on a
+    stream that is no pickle.
+    """
+    for _ in range(count):
+        pushed: list[object] = []  # what each opcode pushed, when it is a string
+        memo: dict[object, object] = {}
+        for opcode, argument, _ in pickletools.genops(stream):
+            name = opcode.name
+            if name == "GLOBAL" or name == "INST":
+                yield str(argument).replace(" ", ".")
+            elif name == "STACK_GLOBAL":
+                module, qualname = pushed[-2:] if len(pushed) >= 2 else (None, None)
+                yield f"{module}.{qualname}" if module and qualname else "<unknown global>"
+            elif name == "MEMOIZE":
+                memo[len(memo)] = pushed[-1] if pushed else None
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[argument] = pushed[-1] if pushed else None
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                pushed.append(memo.get(argument))
+            elif name in _STRING_OPCODES:
+                pushed.append(argument)
+            elif name not in _NO_PUSH_OPCODES:
+                pushed.append(None)
+
+
+def _foreign_globals(path: Path) -> list[str]:
+    """The non-tensor globals a checkpoint's pickle refers to ([] if none or unreadable)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.rpartition("/")[2] == "data.pkl")
+                stream: IO[bytes] = io.BytesIO(archive.read(name))
+                found = list(_globals_in(stream, 1))
+        else:
+            with open(path, "rb") as stream:
+                is_pickle = stream.read(1) == pickle.PROTO  # else garbage, no pickle at all
+                stream.seek(0)
+                found = list(_globals_in(stream, _LEGACY_PICKLES)) if is_pickle else []
+    except (OSError, ValueError, StopIteration, zipfile.BadZipFile):
+        return []
+    return sorted({name for name in found if not _is_tensor_machinery(name)})
+
+
+def _is_tensor_machinery(name: str) -> bool:
+    """Whether a pickled global is what torch.save writes for tensors and state dicts."""
+    if name == "collections.OrderedDict" or name.startswith("torch._utils._rebuild_"):
+        return True
+    module, _, attribute = name.rpartition(".")
+    if module in ("torch", "torch.storage") and attribute.endswith("Storage"):
+        return True
+    value = getattr(torch, attribute, None) if module == "torch" else None
+    return isinstance(value, torch.dtype) or value in (torch.Size, torch.device)
+
+
+def _describe_load_failure(path: Path, error: Exception) -> str:
+    foreign = _foreign_globals(path)  # found by reading the pickle, not torch's message
+    if foreign:
+        listed = ", ".join(foreign[:_MAX_LISTED])
+        return (
+            f"weights file {path} contains Python objects other than tensors ({listed}) and "
+            "was refused for safety: loading them could run code from the file. It is not a "
+            "plain state dict: use a checkpoint that holds only tensors (re-save "
+            "model.state_dict() with torch.save) from a source you trust."
+        )
+    text = str(error)
+    return (
+        f"weights file {path} is not a readable torch checkpoint (corrupt, truncated or "
+        f"not a checkpoint at all: {type(error).__name__}: "
+        f"{text.splitlines()[0] if text else ''}). If it is a downloaded weights file, delete "
+        "it and download it again."
+    )
 
 
 # --------------------------------------------------------------------------- loading
-
-
-def _describe_load_failure(path: Path, exc: Exception) -> str:
-    text = str(exc)
-    if "Unsupported global" in text:
-        match = re.search(r"GLOBAL (\S+)", text)
-        what = f" ({match.group(1)})" if match else ""
-        return (
-            f"weights file {path} contains Python objects other than tensors{what}, which "
-            "are refused because loading a checkpoint must never run code; it is not a "
-            "plain state dict. Use a checkpoint that holds only tensors (re-save "
-            "model.state_dict() with torch.save)."
-        )
-    return (
-        f"weights file {path} is not a readable torch checkpoint (corrupt, truncated or "
-        f"not a checkpoint at all: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-        "). If it is a downloaded weights file, delete it and download it again."
-    )
 
 
 def _unwrap(obj: object, path: Path, spec: WeightsSpec | None) -> object:
@@ -418,7 +663,7 @@ def _unwrap(obj: object, path: Path, spec: WeightsSpec | None) -> object:
     if key:
         if not isinstance(obj, Mapping) or key not in obj:
             found = sorted(map(str, obj.keys()))[:_MAX_LISTED] if isinstance(obj, Mapping) else []
-            raise WeightsError(
+            raise BadWeightsError(
                 f"weights file {path} has no entry {key!r} holding the state dict "
                 f"(found {type(obj).__name__} with keys {found}); is this the right file "
                 f"for {spec.file_name if spec else 'this model'}?"
@@ -434,7 +679,7 @@ def _unwrap(obj: object, path: Path, spec: WeightsSpec | None) -> object:
 
 def _check_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, Mapping):
-        raise WeightsError(
+        raise BadWeightsError(
             f"weights file {path} holds a {type(obj).__name__}, not a state dict (a mapping of "
             "parameter names to tensors); is it a checkpoint for this library?"
         )
@@ -445,7 +690,7 @@ def _check_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     ]
     if bad:
         more = f" (and {len(bad) - _MAX_LISTED} more)" if len(bad) > _MAX_LISTED else ""
-        raise WeightsError(
+        raise BadWeightsError(
             f"weights file {path} is not a state dict of tensors: {len(bad)} entries are not "
             f"str -> Tensor: {', '.join(bad[:_MAX_LISTED])}{more}; is it a checkpoint for "
             "this library (set WeightsSpec.state_dict_key if the state dict is nested)?"
@@ -453,24 +698,38 @@ def _check_state_dict(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return obj if isinstance(obj, dict) else dict(obj)
 
 
-def load_state_dict_file(path: Path, spec: WeightsSpec | None = None) -> dict[str, torch.Tensor]:
-    """Load a state dict from ``path`` safely (``weights_only=True``, on the CPU).
-
-    Unwraps ``spec.state_dict_key`` when set, or else a lone ``"model_state_dict"`` /
-    ``"state_dict"`` entry. Raises :class:`WeightsError` when the file is missing, is not
-    a readable checkpoint, holds non-tensor objects, or is not a ``str -> Tensor`` mapping.
-    """
-    path = Path(path)
+def _load(path: Path, spec: WeightsSpec | None, *, checked: bool) -> dict[str, torch.Tensor]:
+    """:func:`load_state_dict_file`; ``checked``: the file's integrity was already verified."""
     if not path.is_file():
         raise WeightsError(
             f"weights file {path} does not exist; check the path, or pass no path to use "
             "the released weights"
         )
     try:
+        problem = None if checked else _archive_problem(path)
+        if problem is not None:
+            raise BadWeightsError(f"weights file {path} is corrupt: {problem}")
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files; chain the original
-        raise WeightsError(_describe_load_failure(path, exc)) from exc
+    except WeightsError:
+        raise
+    except OSError as error:
+        raise _unreadable(path, error) from error
+    except Exception as error:  # torch raises many types for bad files; chain the original
+        raise BadWeightsError(_describe_load_failure(path, error)) from error
     return _check_state_dict(_unwrap(obj, path, spec), path)
+
+
+def load_state_dict_file(path: Path, spec: WeightsSpec | None = None) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``path`` safely (``weights_only=True``, on the CPU).
+
+    A torch zip checkpoint's CRC-32s are verified first. Unwraps ``spec.state_dict_key``
+    when set, or else a lone ``"model_state_dict"`` / ``"state_dict"`` / ``"model"`` entry.
+    Raises :class:`BadWeightsError` when the file is corrupt, not a readable checkpoint,
+    holds non-tensor objects, or is not a ``str -> Tensor`` mapping;
+    :class:`WeightsAccessError` when it cannot be read; :class:`WeightsError` when it is
+    missing.
+    """
+    return _load(Path(path), spec, checked=False)
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -479,14 +738,70 @@ def _listing(title: str, items: list[str]) -> str:
     return f"  {len(items)} {title}:\n    {shown}{more}"
 
 
+def _common_prefix(keys: list[str]) -> str:
+    """The longest prefix ending in "." that every key starts with ("" when none)."""
+    prefix = os.path.commonprefix(keys)
+    return prefix[: prefix.rfind(".") + 1]
+
+
+def _strip_known_prefixes(
+    state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+) -> Mapping[str, torch.Tensor]:
+    """``state_dict`` without the wrapper prefixes (:data:`_KNOWN_PREFIXES`) on all its keys.
+
+    A prefix is kept when the model's own keys all start with it too.
+    """
+    while state_dict.keys() != expected.keys():
+        prefix = next(
+            (
+                p
+                for p in _KNOWN_PREFIXES
+                if all(k.startswith(p) for k in state_dict)
+                and not all(k.startswith(p) for k in expected)
+            ),
+            None,
+        )
+        if prefix is None or not state_dict:
+            break
+        state_dict = {key[len(prefix) :]: value for key, value in state_dict.items()}
+    return state_dict
+
+
+def _prefix_mismatch(
+    module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str
+) -> BadWeightsError | None:
+    """A short error when no key fits because the checkpoint's keys carry another prefix."""
+    keys, expected = list(state_dict), list(module.state_dict())
+    found = _common_prefix(keys)
+    wanted = _common_prefix(expected)
+    if found.endswith(wanted):
+        found = found[: len(found) - len(wanted)]
+    if not keys or not expected or not found or set(keys) & set(expected):
+        return None
+    return BadWeightsError(
+        f"{source}: checkpoint does not fit {type(module).__name__}: none of its "
+        f"{len(keys)} keys is a key of the model.\n"
+        f"  checkpoint keys start with {found!r}, e.g. {keys[0]!r}\n"
+        f"  the model expects keys like {expected[0]!r} ({len(expected)} keys)\n"
+        f"  (the prefixes {', '.join(map(repr, _KNOWN_PREFIXES))} are removed automatically; "
+        "is this a checkpoint for this model?)"
+    )
+
+
 def load_into(
     module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str
 ) -> None:
     """Load ``state_dict`` into ``module`` strictly, explaining any key or shape mismatch.
 
-    ``source`` (usually the file name) prefixes the error message.
+    Wrapper prefixes on every key ("module.", "model.", "backbone.") are removed first, so a
+    DataParallel checkpoint or one of our embedders' own ``state_dict()`` loads. ``source``
+    (usually the file name) prefixes the error message (a :class:`BadWeightsError`).
     """
     expected = module.state_dict()
+    state_dict = _strip_known_prefixes(state_dict, expected)
+    prefix_error = _prefix_mismatch(module, state_dict, source)
+    if prefix_error is not None:
+        raise prefix_error
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = []
@@ -511,11 +826,29 @@ def load_into(
             )
         if mismatched:
             parts.append(_listing("shape mismatches", mismatched))
-        raise WeightsError("\n".join(parts))
+        raise BadWeightsError("\n".join(parts))
     try:
         module.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(f"{source}: could not load the checkpoint: {exc}") from exc
+    except RuntimeError as error:
+        raise BadWeightsError(f"{source}: could not load the checkpoint: {error}") from error
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+def _load_verified(
+    path: Path, spec: WeightsSpec, verify: StateDictCheck | None, *, checked: bool
+) -> dict[str, torch.Tensor]:
+    """Load ``path`` and hand it to ``verify``; any refusal becomes a :class:`BadWeightsError`."""
+    state = _load(path, spec, checked=checked)
+    if verify is not None:
+        try:
+            verify(state, source=str(path))
+        except (BadWeightsError, WeightsAccessError):
+            raise
+        except WeightsError as error:
+            raise BadWeightsError(str(error)) from error
+    return state
 
 
 def fetch_weights(
@@ -524,15 +857,20 @@ def fetch_weights(
     *,
     download: bool = True,
     progress: bool | None = None,
+    verify: StateDictCheck | None = None,
 ) -> dict[str, torch.Tensor]:
     """Return the state dict for ``spec``, from ``path`` when given, else the release.
 
-    A user-supplied ``path`` is not required to match ``spec.sha256``; a warning is logged
-    when it has the release's file name but a different hash.
+    ``verify(state_dict, source=path)`` (e.g. a model's ``load_checkpoint``) is called with
+    the loaded state dict and raises :class:`WeightsError` when it does not fit. A cached
+    file that fails to load or is refused by ``verify`` is removed from the cache (the error
+    names it); files the user gave and shipped files are never deleted. A user-supplied
+    ``path`` is not required to match ``spec.sha256``; a warning is logged when it has the
+    release's file name but a different hash.
     """
     if path is not None and os.fspath(path) != "":
         local = Path(path).expanduser()
-        state = load_state_dict_file(local, spec)
+        state = _load_verified(local, spec, verify, checked=False)
         if spec.sha256 and local.name == spec.file_name:
             actual = sha256_of(local)
             if not _same_hash(spec.sha256, actual):
@@ -543,11 +881,14 @@ def fetch_weights(
                     spec.sha256.lower(),
                 )
         return state
-    resolved = resolve_weights(spec, download=download, progress=progress)
+    origin, resolved = _locate(spec, download=download, progress=progress)
     try:
-        return load_state_dict_file(resolved, spec)
-    except WeightsError:
-        if resolved.parent == cache_dir():
-            logger.warning("removing %s from the cache: it is not a usable checkpoint", resolved)
-            resolved.unlink(missing_ok=True)
-        raise
+        return _load_verified(resolved, spec, verify, checked=True)
+    except BadWeightsError as error:
+        if origin != CACHED or spec.sha256:
+            raise  # the user's or the package's file, or the release itself: keep it
+        removal = _remove_from_cache(resolved)
+        raise BadWeightsError(
+            f"{error}\nhear_mn {removal}; the next call downloads it again (if this error "
+            f"comes back, the file at {spec.url} is not a checkpoint for this model)."
+        ) from error

@@ -7,18 +7,30 @@ The release URL is swapped for a local HTTP server serving the random reference 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, SEED_SYSTEM, relative_error, require_shared
+from conftest import REFERENCE, SEED_SYSTEM, SHARED, relative_error, require_shared
+from test_weights import flip_tensor_byte
 
+import hear_mn.kwmlp
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn import registry
+from hear_mn.registry import create_model
 from hear_mn.weights import WeightsError, WeightsUnavailableError, cache_dir
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHIPPED = PROJECT / "hear_mn" / "checkpoints"
+SHIPPED_FILES = ("kwmlp.pth", "audiomae.pth", "LICENSE-CC-BY-SA-4.0.txt", "ATTRIBUTION.md")
+AUDIOMLP = SHARED / "fixtures" / "audiomlp"
 
 
 def _serve(server, monkeypatch, name: str, checkpoint: Path) -> str:
@@ -149,3 +161,162 @@ def test_checkpoint_of_the_other_head_is_refused_with_its_keys() -> None:
     mlp_module = importlib.import_module("hear_mn.mn10_all_b_mel_avgs")
     with pytest.raises(WeightsError, match="classifier.2.weight"):
         mlp_module.load_model(str(SEED_SYSTEM / "mn10_fc_seed1.pt"))
+
+
+# --------------------------------------------------------------------------- damaged downloads
+
+
+def test_corrupt_efficientat_download_is_refused_and_not_kept(server, local_release: str) -> None:
+    file_name = registry.CHECKPOINTS["mn04_as"].weights.file_name
+    server.files[file_name] = flip_tensor_byte(server.files[file_name])
+    with pytest.raises(WeightsError, match="CRC") as error:
+        hear_module.load_model()
+    assert local_release in str(error.value)
+    assert not any(cache_dir().glob("*"))
+
+
+def test_wrong_width_download_is_refused_and_removed(server, monkeypatch) -> None:
+    _serve(server, monkeypatch, "mn04_as", require_shared() / "mn10_seed1.pt")
+    cached = cache_dir() / "mn04_as_mAP_432.pt"
+    with pytest.raises(WeightsError, match=r"shape mismatches") as error:
+        hear_module.load_model()
+    assert f"removed {cached}" in str(error.value)
+    assert not cached.exists()
+    with pytest.raises(WeightsError, match=r"shape mismatches"):
+        hear_module.load_model()
+    assert len(server.requests) == 2  # not kept: downloaded again, refused again
+
+
+def test_wrong_width_in_weights_dir_is_refused_not_deleted(
+    local_release: str, tmp_path: Path, monkeypatch
+) -> None:
+    wrong = tmp_path / "mn04_as_mAP_432.pt"
+    shutil.copy(require_shared() / "mn10_seed1.pt", wrong)
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(WeightsError, match=r"shape mismatches") as error:
+        hear_module.load_model()
+    assert str(wrong) in str(error.value) and "removed" not in str(error.value)
+    assert wrong.exists()
+
+
+# --------------------------------------------------------------------------- state dict layouts
+
+
+@pytest.fixture(scope="module")
+def mn01_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(1)
+    return create_model("mn01_e1_l", pretrained=False).state_dict()
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda state: state,
+        lambda state: {"state_dict": state, "epoch": 3},
+        lambda state: {"model": state},
+        lambda state: {f"module.{key}": value for key, value in state.items()},
+        lambda state: {"state_dict": {f"module.{key}": value for key, value in state.items()}},
+    ],
+    ids=["model.state_dict()", "state_dict wrapper", "model wrapper", "DataParallel", "both"],
+)
+def test_a_models_own_state_dict_and_common_wrappers_load(
+    mn01_state: dict[str, torch.Tensor], tmp_path: Path, layout
+) -> None:
+    path = tmp_path / "mine.pt"
+    torch.save(layout(mn01_state), path)
+    model = create_model("mn01_e1_l", weights=path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, mn01_state[key]), key
+
+
+def test_unknown_prefix_says_which_prefix_was_found_and_what_was_expected(
+    mn01_state: dict[str, torch.Tensor], tmp_path: Path
+) -> None:
+    path = tmp_path / "other.pt"
+    torch.save({f"encoder.{key}": value for key, value in mn01_state.items()}, path)
+    with pytest.raises(WeightsError) as error:
+        create_model("mn01_e1_l", weights=path)
+    message = str(error.value)
+    assert "keys start with 'encoder.backbone.'" in message
+    assert "expects keys like 'features.0.0.weight'" in message
+    assert len(message.splitlines()) <= 12
+
+
+# --------------------------------------------------------------------------- shipped Audio-MLP
+
+
+def test_shipped_audiomlp_checkpoints_are_the_release_with_their_licence() -> None:
+    for name in ("kwmlp", "audiomae"):
+        spec = registry.CHECKPOINTS[name].weights
+        shipped = SHIPPED / spec.file_name
+        assert shipped.stat().st_size == spec.num_bytes
+        assert hashlib.sha256(shipped.read_bytes()).hexdigest() == spec.sha256
+    licence = (SHIPPED / "LICENSE-CC-BY-SA-4.0.txt").read_text()
+    assert licence.startswith("Attribution-ShareAlike 4.0 International\n")
+    assert "Section 8 -- Interpretation." in licence
+    assert licence.rstrip().endswith("Creative Commons may be contacted at creativecommons.org.")
+    attribution = (SHIPPED / "ATTRIBUTION.md").read_text()
+    for fact in (
+        "HEAR-2021-Audio-MLP",
+        "Mashrur M. Morshed",
+        "Ahmad Omar Ahsan",
+        registry.AUDIOMLP_CHECKPOINTS,
+        "unmodified",
+        "CC BY-SA 4.0",
+        registry.CHECKPOINTS["kwmlp"].weights.sha256,
+        registry.CHECKPOINTS["audiomae"].weights.sha256,
+    ):
+        assert fact in attribution, fact
+
+
+def _audiomlp_reference(name: str) -> tuple[np.lib.npyio.NpzFile, np.lib.npyio.NpzFile]:
+    require_shared(AUDIOMLP)
+    return np.load(AUDIOMLP / "audiomlp_inputs.npz"), np.load(AUDIOMLP / f"{name}_ref.npz")
+
+
+def _assert_audiomlp_reference(
+    name: str, module: object, model: object, keys: tuple[str, ...] = ()
+) -> None:
+    """The HEAR functions of ``module`` give the reference outputs (for ``keys``, else all)."""
+    inputs, reference = _audiomlp_reference(name)
+    for key in keys or inputs.files:
+        audio = torch.from_numpy(inputs[key])
+        embeddings, timestamps = module.get_timestamp_embeddings(audio, model)
+        np.testing.assert_array_equal(timestamps.numpy(), reference[f"{key}/timestamps"])
+        assert relative_error(embeddings, reference[f"{key}/timestamp_embeddings"]) <= 1e-5
+        scene = module.get_scene_embeddings(audio, model)
+        assert relative_error(scene, reference[f"{key}/scene"]) <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["kwmlp", "audiomae"])
+def test_audiomlp_works_offline_from_the_package(name: str, server, monkeypatch) -> None:
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    assert not any(cache_dir().glob("*"))
+    module = importlib.import_module(f"hear_mn.{name}")
+    _assert_audiomlp_reference(name, module, create_model(name))
+    if name == "kwmlp":
+        _assert_audiomlp_reference(name, hear_mn.kwmlp, hear_mn.kwmlp.load_model(), ("len1",))
+    assert not any(cache_dir().glob("*")) and server.requests == []
+
+
+def test_wheel_ships_the_audiomlp_checkpoints_and_licences(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("setup.py", "setup.cfg", "README.md", "LICENSE"):
+        shutil.copy(PROJECT / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(PROJECT / "hear_mn", source / "hear_mn", ignore=ignore)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation"]
+        + ["--no-index", "-q", "-w", str(tmp_path / "dist")],
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, f"building the wheel failed:\n{build.stdout}{build.stderr}"
+    (wheel,) = (tmp_path / "dist").glob("hear_mn-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        for name in SHIPPED_FILES:
+            assert archive.read(f"hear_mn/checkpoints/{name}") == (SHIPPED / name).read_bytes()
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        assert "Requires-Dist: tqdm" in archive.read(metadata).decode()

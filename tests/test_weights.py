@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import logging
 import os
 import pickle
 import socket
+import stat
+import struct
+import sys
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from local_http import FILE_NAME, LocalServer
 
+import hear_mn.weights
 from hear_mn.weights import (
     WeightsError,
     WeightsSpec,
@@ -477,3 +485,410 @@ def test_fetch_weights_resolves_release(
     _assert_same_state(fetch_weights(spec, "", progress=False), _tiny_state())
     _assert_same_state(fetch_weights(spec, None), _tiny_state())
     assert len(server.requests) == 1
+
+
+# --------------------------------------------------------------------------- damaged checkpoints
+
+
+def flip_tensor_byte(data: bytes) -> bytes:
+    """A torch zip checkpoint with one byte flipped inside a tensor's data (its CRC-32 is off)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        entry = next(e for e in archive.infolist() if "/data/" in e.filename and e.file_size > 1)
+    name_length, extra_length = struct.unpack("<HH", data[entry.header_offset + 26 :][:4])
+    offset = entry.header_offset + 30 + name_length + extra_length + entry.file_size // 2
+    return data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1 :]
+
+
+def test_flip_tensor_byte_still_loads_with_torch(checkpoint: tuple[bytes, str], tmp_path: Path):
+    """The damage the checks below must catch: torch itself loads the file without complaint."""
+    path = tmp_path / "flipped.pt"
+    path.write_bytes(flip_tensor_byte(checkpoint[0]))
+    loaded = torch.load(path, weights_only=True)
+    assert not all(torch.equal(loaded[k], v) for k, v in _tiny_state().items())
+
+
+def test_download_with_a_flipped_tensor_byte_is_refused(
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path
+) -> None:
+    server.files[FILE_NAME] = flip_tensor_byte(checkpoint[0])
+    spec = WeightsSpec(FILE_NAME, server.url("ok"))  # no SHA-256 on record, like EfficientAT
+    with pytest.raises(WeightsError, match="CRC") as info:
+        fetch_weights(spec, progress=False)
+    assert server.url("ok") in str(info.value)
+    assert _files_in(env) == []
+
+
+def test_corrupt_cached_file_without_hash_is_removed_naming_it(
+    checkpoint: tuple[bytes, str], env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.mkdir()
+    cached = env / FILE_NAME
+    cached.write_bytes(flip_tensor_byte(checkpoint[0]))
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="CRC") as info:
+        fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
+    assert str(cached) in str(info.value)
+    assert "removed" in str(info.value)
+    assert _files_in(env) == []
+
+
+def test_corrupt_file_in_weights_dir_is_refused_not_deleted(
+    checkpoint: tuple[bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    damaged = flip_tensor_byte(checkpoint[0])
+    (offline / FILE_NAME).write_bytes(damaged)
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
+    with pytest.raises(WeightsError, match="CRC") as info:
+        fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
+    assert str(offline / FILE_NAME) in str(info.value)
+    assert "removed" not in str(info.value)
+    assert (offline / FILE_NAME).read_bytes() == damaged
+
+
+def test_corrupt_user_path_is_refused_not_deleted(
+    checkpoint: tuple[bytes, str], tmp_path: Path
+) -> None:
+    user = tmp_path / "mine.pt"
+    user.write_bytes(flip_tensor_byte(checkpoint[0]))
+    with pytest.raises(WeightsError, match="CRC"):
+        fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"), user)
+    assert user.exists()
+
+
+def test_first_verified_copy_is_recorded_and_checked_later(
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data, sha = checkpoint
+    server.files[FILE_NAME] = data
+    spec = WeightsSpec(FILE_NAME, server.url("ok"))
+    fetch_weights(spec, progress=False)
+    sidecar = env / f"{FILE_NAME}.sha256"
+    assert sidecar.read_text().split()[0] == sha
+    # A different, intact checkpoint under the same name: its CRCs are fine, its hash is not.
+    torch.save({k: v + 1 for k, v in _tiny_state().items()}, env / FILE_NAME)
+    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+        _assert_same_state(fetch_weights(spec, progress=False), _tiny_state())
+    assert len(server.requests) == 2  # the changed copy was removed and downloaded again
+    assert any(str(env / FILE_NAME) in r.getMessage() for r in caplog.records)
+
+
+# --------------------------------------------------------------------------- unreadable files
+
+
+@pytest.mark.parametrize(
+    "error",
+    [PermissionError(errno.EACCES, os.strerror(errno.EACCES)), OSError(errno.EIO, "I/O error")],
+    ids=["EACCES", "EIO"],
+)
+def test_unreadable_cached_file_is_kept_and_reported(
+    checkpoint: tuple[bytes, str], env: Path, monkeypatch: pytest.MonkeyPatch, error: OSError
+) -> None:
+    env.mkdir()
+    cached = env / FILE_NAME
+    cached.write_bytes(checkpoint[0])
+
+    def cannot_read(*args: object, **kwargs: object) -> None:
+        raise type(error)(error.errno, error.strerror, str(cached))
+
+    monkeypatch.setattr(torch, "load", cannot_read)
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    with pytest.raises(WeightsError) as info:
+        fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
+    assert cached.read_bytes() == checkpoint[0]  # not deleted
+    message = str(info.value)
+    assert str(cached) in message
+    assert error.strerror in message
+    assert "permissions" in message  # what to do
+    assert "corrupt" not in message
+
+
+def test_io_error_while_checking_a_cached_file_is_reported(
+    checkpoint: tuple[bytes, str], env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, sha = checkpoint
+    env.mkdir()
+    (env / FILE_NAME).write_bytes(data)
+
+    def failing_disk(path: Path) -> str:
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(hear_mn.weights, "sha256_of", failing_disk)
+    with pytest.raises(WeightsError, match="Input/output error") as info:
+        resolve_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha))
+    assert str(env / FILE_NAME) in str(info.value)
+    assert (env / FILE_NAME).read_bytes() == data
+
+
+# --------------------------------------------------------------------------- wrong files
+
+
+def _refuse_all(state_dict: dict[str, torch.Tensor], *, source: str) -> None:
+    raise WeightsError(f"{source}: checkpoint does not fit the model")
+
+
+def test_fetch_weights_verify_failure_removes_the_cached_file(
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path
+) -> None:
+    server.files[FILE_NAME] = checkpoint[0]
+    spec = WeightsSpec(FILE_NAME, server.url("ok"))
+    with pytest.raises(WeightsError, match="does not fit") as info:
+        fetch_weights(spec, progress=False, verify=_refuse_all)
+    assert str(env / FILE_NAME) in str(info.value)
+    assert "removed" in str(info.value)
+    assert _files_in(env) == []
+
+
+def test_fetch_weights_verify_failure_never_deletes_user_files(
+    checkpoint: tuple[bytes, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    (offline / FILE_NAME).write_bytes(checkpoint[0])
+    spec = WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never")
+    for path in (offline / FILE_NAME, None):
+        monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
+        with pytest.raises(WeightsError, match="does not fit") as info:
+            fetch_weights(spec, path, verify=_refuse_all)
+        assert "removed" not in str(info.value)
+        assert (offline / FILE_NAME).read_bytes() == checkpoint[0]
+
+
+def test_fetch_weights_verify_is_given_the_state_dict(checkpoint: tuple[bytes, str], tmp_path):
+    user = tmp_path / "mine.pt"
+    user.write_bytes(checkpoint[0])
+    seen: list[tuple[dict[str, torch.Tensor], str]] = []
+    state = fetch_weights(
+        WeightsSpec(FILE_NAME, "http://unused"),
+        user,
+        verify=lambda state_dict, *, source: seen.append((state_dict, source)),
+    )
+    assert seen == [(state, str(user))]
+
+
+# --------------------------------------------------------------------------- unsafe pickles
+
+
+class SystemCall:
+    """Pickles to ``os.system(command)``: what a malicious checkpoint does."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (self.command,)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol 4")
+@pytest.mark.parametrize(
+    ("protocol", "zip_format"),
+    [(2, True), (4, True), (2, False)],
+    ids=["zip, protocol 2", "zip, protocol 4", "legacy format"],
+)
+def test_code_in_a_checkpoint_is_refused_and_never_runs(
+    tmp_path: Path, protocol: int, zip_format: bool
+) -> None:
+    marker = tmp_path / "code_ran"
+    path = tmp_path / "evil.pt"
+    payload = {"weight": torch.zeros(2), "x": SystemCall(f"touch {marker}")}
+    torch.save(payload, path, pickle_protocol=protocol, _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(WeightsError) as info:
+        load_state_dict_file(path)
+    message = str(info.value)
+    assert "contains Python objects other than tensors" in message
+    assert "refused" in message and "safety" in message
+    assert "system" in message  # names the global it refused
+    assert str(path) in message
+    assert "weights_only" not in message  # not torch's own advice to turn the check off
+    assert isinstance(info.value.__cause__, pickle.UnpicklingError)
+    assert not marker.exists()
+
+
+def test_code_in_a_cached_download_is_refused_and_removed(
+    server: LocalServer, tmp_path: Path, env: Path
+) -> None:
+    marker = tmp_path / "code_ran"
+    data = _save({"x": SystemCall(f"touch {marker}")}, tmp_path / "src" / "evil.pt")
+    server.files[FILE_NAME] = data
+    with pytest.raises(WeightsError, match="Python objects other than tensors"):
+        fetch_weights(WeightsSpec(FILE_NAME, server.url("ok")), progress=False)
+    assert not marker.exists()
+    assert _files_in(env) == []
+
+
+# --------------------------------------------------------------------------- cache directory
+
+
+@pytest.mark.parametrize("what", ["file", "directory"])
+def test_read_only_cache_dir_names_the_directory_and_what_to_do(
+    server: LocalServer,
+    checkpoint: tuple[bytes, str],
+    env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    what: str,
+) -> None:
+    server.files[FILE_NAME] = checkpoint[0]
+    if what == "file":
+        env.mkdir()
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def read_only_open(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & os.O_CREAT and Path(os.fspath(path)).parent == env:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def read_only_mkdir(path: object, *args: object, **kwargs: object) -> None:
+        if Path(os.fspath(path)) == env:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    monkeypatch.setattr(os, "mkdir", read_only_mkdir)
+    with pytest.raises(WeightsError) as info:
+        fetch_weights(WeightsSpec(FILE_NAME, server.url("ok")), progress=False)
+    message = str(info.value)
+    assert f"cannot write to the weights cache directory {env}" in message
+    assert os.strerror(errno.EACCES) in message
+    assert "HEAR_MN_HOME" in message and "HEAR_MN_WEIGHTS_DIR" in message
+    assert ".part" not in message
+    monkeypatch.undo()
+    assert _files_in(env) == []
+
+
+# --------------------------------------------------------------------------- file modes
+
+
+@pytest.fixture
+def umask() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize(
+    ("mask", "mode"), [(0o022, 0o644), (0o027, 0o640)], ids=["umask 022", "umask 027"]
+)
+def test_downloaded_files_honour_the_umask(
+    server: LocalServer, checkpoint: tuple[bytes, str], env: Path, umask: None, mask: int, mode: int
+) -> None:
+    server.files[FILE_NAME] = checkpoint[0]
+    os.umask(mask)
+    fetch_weights(WeightsSpec(FILE_NAME, server.url("ok")), progress=False)
+    assert sorted(_files_in(env)) == [FILE_NAME, f"{FILE_NAME}.sha256"]
+    for name in _files_in(env):
+        assert stat.S_IMODE((env / name).stat().st_mode) == mode, name
+
+
+# --------------------------------------------------------------------------- progress bar
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_is_tqdm_on_stderr(
+    server: LocalServer,
+    checkpoint: tuple[bytes, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    server.files[FILE_NAME] = checkpoint[0]
+    bars: list[dict[str, object]] = []
+    real_tqdm = hear_mn.weights.tqdm
+
+    def recording_tqdm(*args: object, **kwargs: object) -> object:
+        bars.append(kwargs)
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(hear_mn.weights, "tqdm", recording_tqdm)
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    download_file(server.url("ok"), tmp_path / "a.pt")  # a terminal: shown
+    assert bars[-1]["file"] is terminal and not bars[-1]["disable"]
+    assert "a.pt" in terminal.getvalue() and "100%" in terminal.getvalue()
+
+    monkeypatch.setenv("HEAR_MN_QUIET", "1")
+    shown = terminal.getvalue()
+    download_file(server.url("ok"), tmp_path / "b.pt")  # quiet: hidden
+    assert bars[-1]["disable"] and terminal.getvalue() == shown
+    download_file(server.url("ok"), tmp_path / "c.pt", progress=True)  # asked: shown
+    assert not bars[-1]["disable"] and "c.pt" in terminal.getvalue()
+    assert capsys.readouterr().out == ""
+
+
+# --------------------------------------------------------------------------- prefixes and wrappers
+
+
+def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {prefix + key: value for key, value in state.items()}
+
+
+@pytest.mark.parametrize("prefix", ["backbone.", "module.", "module.backbone.", "model."])
+def test_load_into_strips_a_common_prefix(prefix: str) -> None:
+    model = torch.nn.Linear(3, 2)
+    load_into(model, _prefixed(_tiny_state(), prefix), source="prefixed.pt")
+    _assert_same_state(model.state_dict(), _tiny_state())
+
+
+@pytest.mark.parametrize("key", ["model", "state_dict", "model_state_dict"])
+def test_common_wrappers_with_data_parallel_prefix_load(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "wrapped.pt"
+    _save({key: _prefixed(_tiny_state(), "module."), "epoch": torch.tensor(3)}, path)
+    model = torch.nn.Linear(3, 2)
+    load_into(model, load_state_dict_file(path), source=str(path))
+    _assert_same_state(model.state_dict(), _tiny_state())
+
+
+def test_load_into_names_the_prefix_found_and_expected() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with pytest.raises(WeightsError) as info:
+        load_into(model, _prefixed(_tiny_state(), "encoder."), source="other.pt")
+    message = str(info.value)
+    assert "keys start with 'encoder.'" in message
+    assert "expects keys like '0.weight'" in message
+    assert len(message.splitlines()) <= 12
+
+
+# --------------------------------------------------------------------------- shipped checkpoints
+
+
+def _kwmlp_spec() -> WeightsSpec:
+    from hear_mn.registry import CHECKPOINTS
+
+    return CHECKPOINTS["kwmlp"].weights
+
+
+def test_lookup_order_weights_dir_then_package_then_cache(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _kwmlp_spec()
+    shipped = Path(hear_mn.weights.__file__).parent / "checkpoints" / spec.file_name
+    env.mkdir()
+    (env / spec.file_name).write_bytes(b"a stale cached copy")
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    assert resolve_weights(spec) == shipped  # the package before the cache
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    (offline / spec.file_name).write_bytes(shipped.read_bytes())
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
+    assert resolve_weights(spec) == offline / spec.file_name  # the user's folder first
+    assert (env / spec.file_name).read_bytes() == b"a stale cached copy"  # never looked at
+
+
+def test_damaged_shipped_file_is_refused_not_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _kwmlp_spec()
+    damaged = tmp_path / "checkpoints" / spec.file_name
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"damaged")
+    monkeypatch.setattr(hear_mn.weights, "PACKAGED_DIR", damaged.parent)
+    with pytest.raises(WeightsError, match="reinstall") as info:
+        fetch_weights(spec, download=False)
+    assert str(damaged) in str(info.value)
+    assert damaged.read_bytes() == b"damaged"
