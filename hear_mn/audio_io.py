@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "AUDIO_EXTENSIONS",
     "MEDIA_EXTENSIONS",
+    "audio_duration",
     "VIDEO_EXTENSIONS",
     "AudioInputs",
     "AudioReadError",
@@ -260,6 +261,24 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
             reasons.append(f"{name}: {_reason(error)}")
             logger.debug("%s: %s cannot read it", path, reasons[-1])
     raise AudioReadError(f"{path}: not a readable audio file ({'; '.join(reasons)})")
+
+
+def audio_duration(path: str | os.PathLike[str]) -> float | None:
+    """The file's duration in seconds as its header states it (None when unknown or
+    unreadable): cheap, for progress estimates, not a promise that it decodes."""
+    path = Path(path)
+    try:
+        info = _require("soundfile", "soundfile").info(str(path))
+        return float(info.frames) / info.samplerate
+    except Exception:  # not a soundfile format: ask FFmpeg's container
+        pass
+    try:
+        with _require("av", "av").open(str(path)) as container:
+            stream = container.streams.audio[0] if container.streams.audio else None
+            milliseconds = _expected_frames(container, stream, 1000) if stream else 0
+            return milliseconds / 1000 or None
+    except Exception:  # unreadable: load_audio will say why
+        return None
 
 
 def _visible_files(root: Path) -> Iterator[tuple[Path, Path]]:

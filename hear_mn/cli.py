@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import textwrap
-import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 from hear_mn.catalog import AUDIOMLP_CONFIGS, DEFAULT_CONFIG, GROUP_TITLES
 
 if TYPE_CHECKING:
+    from hear_mn.audio_io import AudioInputs
     from hear_mn.registry import ModelConfig
 
 __all__ = ["main", "weights_location"]
@@ -78,40 +78,36 @@ def _is_tty(stream: IO[str]) -> bool:
         return False
 
 
-class _Progress:
-    """A one-line progress bar on stderr, drawn only when enabled (a terminal, not --quiet)."""
+class _AudioProgress:
+    """A tqdm bar over the seconds of audio in ``files``, with the time left, on stderr.
 
-    _WIDTH = 28
+    The total comes from the files' headers (read only when the bar is shown); a file
+    counts with its header's duration when it is done, or with what was decoded when its
+    header gave none.
+    """
 
-    def __init__(self, label: str, total: int, enabled: bool) -> None:
-        self.label = label
-        self.total = max(total, 0)
-        self.enabled = enabled and self.total > 0
-        self.done = 0
-        self._last = 0.0
-        self._shown = False
+    def __init__(self, label: str, files: Sequence[tuple[Path, Path]], enabled: bool) -> None:
+        from tqdm import tqdm
 
-    def advance(self, count: int = 1, note: str = "") -> None:
-        self.done += count
-        now = time.monotonic()
-        if self.enabled and (now - self._last >= 0.1 or self.done >= self.total):
-            self._last = now
-            self._draw(note)
+        from hear_mn.audio_io import audio_duration
 
-    def _draw(self, note: str) -> None:
-        frac = min(self.done / self.total, 1.0)
-        filled = int(frac * self._WIDTH)
-        bar = "#" * filled + "-" * (self._WIDTH - filled)
-        note = note if len(note) <= 40 else "..." + note[-37:]
-        sys.stderr.write(f"\r{self.label} [{bar}] {self.done}/{self.total} {note:<40}")
-        sys.stderr.flush()
-        self._shown = True
+        self._durations = {path: audio_duration(path) for path, _ in files} if enabled else {}
+        self._bar = tqdm(
+            total=round(sum(d for d in self._durations.values() if d), 1),
+            desc=label,
+            unit="s",
+            disable=not enabled,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of audio "
+            "[{elapsed}<{remaining}, {rate_fmt}]",
+        )
+
+    def done(self, path: Path, seconds: float) -> None:
+        self._bar.update(self._durations.get(path) or seconds)
 
     def close(self) -> None:
-        if self._shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._shown = False
+        self._bar.close()
 
 
 def _positive_int(text: str) -> int:
@@ -198,29 +194,33 @@ def _load_model(args: argparse.Namespace, features: str | None) -> object:
         raise CLIError(str(error)) from None
 
 
-def _find_inputs(inputs: Sequence[str]) -> list[tuple[Path, Path]]:
-    from hear_mn.audio_io import find_audio_files
+def _find_inputs(inputs: Sequence[str]) -> AudioInputs:
+    """The files to read and the other files found in the folders (listed at the end, not
+    skipped silently); a missing input or two inputs of the same name end the command."""
+    from hear_mn.audio_io import InputNameError, scan_audio_inputs
 
     try:
-        files = find_audio_files(inputs)
-    except FileNotFoundError as error:
+        scan = scan_audio_inputs(inputs)
+    except (FileNotFoundError, InputNameError) as error:
         raise CLIError(str(error)) from None
-    if not files:
-        raise CLIError(f"no audio files found in {' '.join(inputs)}")
-    return files
+    if not scan.files:
+        raise CLIError(f"no audio or video files found in {' '.join(map(str, inputs))}")
+    return scan
+
+
+def _report_ignored(ignored: list[tuple[Path, str]], quiet: bool) -> None:
+    if ignored and not quiet:
+        _err(f"{PROG}: ignored {len(ignored)} file(s) in the input folders, not read as audio:")
+        for path, reason in ignored:
+            _err(f"  {path}: {reason}")
 
 
 def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
-    """Where the configuration's released weights file is: ("offline"|"cached"|"missing", path)."""
-    from hear_mn.weights import cache_dir, offline_dirs
+    """Where the released weights file is: ("offline"|"shipped"|"cached"|"missing", path)."""
+    from hear_mn.weights import find_weights
 
-    name = config.weights.file_name
-    for directory in offline_dirs():
-        if (directory / name).is_file():
-            return "offline", directory / name
-    if (cache_dir() / name).is_file():
-        return "cached", cache_dir() / name
-    return "missing", None
+    found = find_weights(config.weights.file_name)
+    return found if found is not None else ("missing", None)
 
 
 # --------------------------------------------------------------------------- list
@@ -312,13 +312,13 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     )
 
     _config(args.model, args.features)
-    files = _find_inputs(args.inputs)
+    scan = _find_inputs(args.inputs)
     try:
         check_writable(args.out)
     except OutputFolderError as error:
         raise CLIError(str(error)) from None
     model = _load_model(args, args.features)
-    progress = _Progress("embed", len(files), _is_tty(sys.stderr) and not args.quiet)
+    progress = _AudioProgress("embed", scan.files, _is_tty(sys.stderr) and not args.quiet)
     try:
         report = embed_files(
             args.inputs,
@@ -327,7 +327,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
             timestamps=args.timestamps,
             overwrite=args.overwrite,
             batch_size=args.batch_size,
-            progress=lambda path, seconds: progress.advance(note=path.name),
+            progress=progress.done,
         )
     except OutputConflictError as error:
         raise CLIError(str(error)) from None
@@ -347,6 +347,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
                 f"skipped {len(report.resumed)} file(s) whose output already exists in "
                 f"{args.out} with the same settings (--overwrite recomputes them)"
             )
+    _report_ignored(scan.ignored, args.quiet)
     _report_failures(report.failures, "embedding")
     return EXIT_FAILED if report.failures else EXIT_OK
 
@@ -392,7 +393,8 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             f"{args.model} has no AudioSet classifier (Audio-MLP models give embeddings only); "
             f"tag with a MobileNet, e.g. --model {DEFAULT_CONFIG}"
         )
-    files = _find_inputs(args.inputs)
+    scan = _find_inputs(args.inputs)
+    files = scan.files
     try:
         labels = load_labels(args.labels, progress=False if args.quiet else None)
     except LabelsError as error:
@@ -404,19 +406,19 @@ def _cmd_tag(args: argparse.Namespace) -> int:
     failures: list[tuple[Path, str]] = []
     results = []
     show = _is_tty(sys.stderr) and not args.quiet and args.json
-    progress = _Progress("tag", len(files), show)
+    progress = _AudioProgress("tag", files, show)
     try:
-        for path, relative in files:
+        for path, _ in files:
             try:
                 audio = load_audio(path, sample_rate)
                 segments = _tag_file(model, audio, window, args.batch_size)
             except AudioReadError as error:
                 failures.append((path, str(error)))
-                progress.advance(note=relative.as_posix())
+                progress.done(path, 0.0)
                 continue
             except Exception as error:  # one bad file must not end the run
                 failures.append((path, f"tagging failed: {type(error).__name__}: {error}"))
-                progress.advance(note=relative.as_posix())
+                progress.done(path, 0.0)
                 continue
             entry = {
                 "file": str(path),
@@ -441,7 +443,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
                     }
                 )
             results.append(entry)
-            progress.advance(note=relative.as_posix())
+            progress.done(path, len(audio) / sample_rate)
             if not args.json:
                 _print_tags(entry)
     finally:
@@ -455,6 +457,7 @@ def _cmd_tag(args: argparse.Namespace) -> int:
             "failures": [{"file": str(p), "error": reason} for p, reason in failures],
         }
         _out(json.dumps(report, indent=2))
+    _report_ignored(scan.ignored, args.quiet)
     _report_failures(failures, "tagging")
     return EXIT_FAILED if failures else EXIT_OK
 

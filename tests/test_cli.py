@@ -366,11 +366,67 @@ def test_embed_progress_bar_only_on_a_terminal(
     monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
     source = audio_dir / "speech_16k.flac"
     _, _, stderr = run_cli(capsys, "embed", source, "--model", MODEL, "--out", tmp_path / "a")
-    assert "embed [" in stderr and "1/1" in stderr
+    # Progress by audio time, with the time left (tqdm's elapsed<remaining).
+    assert "embed" in stderr and "1.0/1.0 s of audio" in stderr and "<" in stderr
     code, stdout, stderr = run_cli(
         capsys, "embed", source, "--model", MODEL, "--out", tmp_path / "b", "--quiet"
     )
     assert code == 0 and stdout == "" and stderr == ""
+
+
+def test_files_no_decoder_reads_are_listed_not_skipped_silently(
+    weights_env, audio_dir, tmp_path, capsys
+) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "song.flac").write_bytes((audio_dir / "speech_16k.flac").read_bytes())
+    (folder / "notes.txt").write_text("lyrics")
+    (folder / "README").write_text("no extension")
+    code, stdout, stderr = run_cli(
+        capsys, "embed", folder, "--model", MODEL, "--out", tmp_path / "o"
+    )
+    assert code == 0 and "embedded 1 file(s)" in stdout
+    assert "ignored 2 file(s)" in stderr
+    assert f"{folder / 'notes.txt'}: not an audio or video file extension" in stderr
+    assert f"{folder / 'README'}: no file extension" in stderr
+
+
+def test_inputs_of_the_same_name_are_a_usage_error(
+    weights_env, audio_dir, tmp_path, capsys
+) -> None:
+    for parent in ("a", "b"):
+        (tmp_path / parent / "data").mkdir(parents=True)
+        (tmp_path / parent / "data" / "x.flac").write_bytes(
+            (audio_dir / "speech_16k.flac").read_bytes()
+        )
+    code, _, stderr = run_cli(
+        capsys,
+        "embed",
+        tmp_path / "a" / "data",
+        tmp_path / "b" / "data",
+        "--model",
+        MODEL,
+        "--out",
+        tmp_path / "o",
+    )
+    assert code == 2 and "have the same name 'data'" in stderr and "Traceback" not in stderr
+
+
+def test_several_input_folders_get_their_own_output_folders(
+    weights_env, audio_dir, tmp_path, capsys
+) -> None:
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "a.flac").write_bytes((audio_dir / "speech_16k.flac").read_bytes())
+    out = tmp_path / "o"
+    code, stdout, _ = run_cli(
+        capsys, "embed", tmp_path / "train", tmp_path / "test", "--model", MODEL, "--out", out
+    )
+    assert code == 0 and "embedded 2 file(s)" in stdout
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.npz")) == [
+        "test/a.flac.npz",
+        "train/a.flac.npz",
+    ]
 
 
 def test_python_dash_m_runs_the_cli(weights_env, audio_dir, tmp_path) -> None:
