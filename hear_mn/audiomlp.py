@@ -389,8 +389,17 @@ class AudioMLPModel(EmbeddingModel):
         """Load a released checkpoint's state dict (the ``model_state_dict`` entry), strictly.
 
         Only the keys listed in ``arch.unused_checkpoint_keys`` are dropped; any other
-        missing, unexpected or mis-shaped key raises an error naming ``source``.
+        missing, unexpected or mis-shaped key raises an error naming ``source``. This
+        model's own ``state_dict()`` (encoder and frontend buffers) loads too.
         """
+        if any(key.startswith("encoder.") for key in state_dict):
+            # This model's own state dict: the encoder's weights beside the frontend's
+            # constant buffers, which are computed, not loaded.
+            state_dict = {
+                key.removeprefix("encoder."): value
+                for key, value in state_dict.items()
+                if not key.startswith("frontend.")
+            }
         unused = set(self.arch.unused_checkpoint_keys)
         kept = {k: v for k, v in state_dict.items() if k not in unused}
         dropped = sorted(unused & set(state_dict))

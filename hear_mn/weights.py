@@ -659,8 +659,10 @@ def _describe_load_failure(path: Path, error: Exception) -> str:
 
 
 def _unwrap(obj: object, path: Path, spec: WeightsSpec | None) -> object:
+    """The state dict inside a checkpoint: the spec's entry, a usual wrapper's, or itself."""
     key = spec.state_dict_key if spec is not None else None
-    if key:
+    plain = isinstance(obj, Mapping) and all(isinstance(v, torch.Tensor) for v in obj.values())
+    if key and not plain:  # a bare state dict (e.g. a model's own) is taken as it is
         if not isinstance(obj, Mapping) or key not in obj:
             found = sorted(map(str, obj.keys()))[:_MAX_LISTED] if isinstance(obj, Mapping) else []
             raise BadWeightsError(
@@ -669,7 +671,7 @@ def _unwrap(obj: object, path: Path, spec: WeightsSpec | None) -> object:
                 f"for {spec.file_name if spec else 'this model'}?"
             )
         return obj[key]
-    if isinstance(obj, Mapping) and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    if isinstance(obj, Mapping) and not plain:
         wrappers = [k for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
         if len(wrappers) == 1:
             logger.debug("unwrapping %r from %s", wrappers[0], path)

@@ -229,6 +229,18 @@ def test_a_models_own_state_dict_and_common_wrappers_load(
         assert torch.equal(value, mn01_state[key]), key
 
 
+@pytest.mark.parametrize("name", ["kwmlp", "audiomae"])
+def test_an_audiomlp_models_own_state_dict_loads(name: str, tmp_path: Path) -> None:
+    """Its state dict holds the encoder (the checkpoint's part) and the frontend's buffers."""
+    torch.manual_seed(0)
+    trained = create_model(name, pretrained=False)
+    path = tmp_path / "mine.pt"
+    torch.save(trained.state_dict(), path)
+    loaded = create_model(name, weights=path)
+    for key, value in trained.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
 def test_unknown_prefix_says_which_prefix_was_found_and_what_was_expected(
     mn01_state: dict[str, torch.Tensor], tmp_path: Path
 ) -> None:
