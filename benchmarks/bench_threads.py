@@ -7,7 +7,7 @@ number of competing CPU-bound processes (pure Python loops), every configuration
 fresh child process (the wait policy must be set before torch loads), the configurations
 in alternation, and the median call time is reported with its ratio to 1 thread.
 
-    python benchmarks/bench_threads.py                       # loads 0, 2, 8; about 6 min
+    python benchmarks/bench_threads.py                       # loads 0, 1, 2, 8; about 8 min
     python benchmarks/bench_threads.py --loads 0,4 --rounds 2 --json bench_out/threads.json
 """
 
@@ -26,17 +26,13 @@ from pathlib import Path
 CONFIGS = (
     ("1 thread", 1, None),
     ("2 threads", 2, None),
-    ("2 threads, OMP_WAIT_POLICY=PASSIVE", 2, "PASSIVE"),
-    ("auto (hear-mn embed default)", 0, None),
+    ("2 threads, OMP_WAIT_POLICY=PASSIVE (hear-mn's default)", 2, "PASSIVE"),
 )
 
 CHILD = """
 import os, statistics, sys, time
 threads = int(sys.argv[1])
 import torch
-if threads == 0:
-    from hear_mn.cli import default_threads
-    threads = default_threads()
 torch.set_num_threads(threads)
 import hear_mn
 torch.manual_seed(0)
@@ -75,7 +71,7 @@ def _measure(threads: int, policy: str | None, model: str, calls: int) -> tuple[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loads", default="0,2,8", help="numbers of busy processes beside")
+    parser.add_argument("--loads", default="0,1,2,8", help="numbers of busy processes beside")
     parser.add_argument("--model", default="mn04_e1_l")
     parser.add_argument("--rounds", type=int, default=3, help="child runs per configuration")
     parser.add_argument("--calls", type=int, default=5, help="timed calls per child")
@@ -110,7 +106,7 @@ def main() -> None:
                 }
             )
             print(
-                f"busy {load:2d}  {label:<36} threads {used[label]}  {seconds:7.3f} s  "
+                f"busy {load:2d}  {label:<54} threads {used[label]}  {seconds:7.3f} s  "
                 f"{seconds / base:5.2f}x the time of 1 thread"
             )
     if args.json:

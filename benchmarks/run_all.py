@@ -1,6 +1,7 @@
 """Run every benchmark with one command; write results JSON and a markdown table.
 
-    python benchmarks/run_all.py                  # full suite (about 10 min on 2 cores)
+    python benchmarks/run_all.py                  # full suite (about 25 min on 2 cores)
+    python benchmarks/run_all.py --render         # rewrite results.md from results.json
     python benchmarks/run_all.py --quick          # shorter inputs, for a smoke run
 
 Writes ``benchmarks/results/results.json`` and ``benchmarks/results/results.md`` (machine,
@@ -121,6 +122,21 @@ def markdown(results: dict) -> str:
     ]
     if "audiomlp" in results:
         lines += ["", "Audio-MLP, 60 s of 16 kHz audio:", "", "```", results["audiomlp"], "```"]
+    if "threads" in results:
+        lines += [
+            "",
+            "Threads beside busy processes (pure Python loops), scene embeddings of 4 clips of "
+            "10 s with mn04, each configuration in a fresh process, in alternation "
+            "(`bench_threads.py`):",
+            "",
+            "| busy processes | configuration | time (s) | vs. 1 thread |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['busy_processes']} | {r['config']} | {r['seconds']:.3f} | "
+            f"{r['vs_1_thread']:.2f}x |"
+            for r in results["threads"]["results"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -128,7 +144,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short inputs: a smoke run")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite results.md from results.json"
+    )
     args = parser.parse_args()
+    if args.render:
+        results = json.loads((RESULTS / "results.json").read_text())
+        (RESULTS / "results.md").write_text(markdown(results))
+        return
     threads = str(args.threads)
     seconds = "5" if args.quick else "20"
     minutes = "1" if args.quick else "60"
@@ -157,6 +180,7 @@ def main() -> None:
         ),
         "streaming": _run("bench_streaming.py", "--seconds", "10" if args.quick else "60"),
         "long_audio": _run("bench_long_audio.py", "--minutes", minutes, "--threads", threads),
+        "threads": _run("bench_threads.py", "--rounds", "1" if args.quick else "3"),
     }
     audiomlp = subprocess.run(
         [sys.executable, str(HERE / "bench_audiomlp_reference.py"), "--threads", threads],

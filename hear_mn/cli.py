@@ -150,19 +150,23 @@ def _config(name: str, features: str | None = None) -> ModelConfig:
 
 
 def default_threads() -> int:
-    """Torch threads for a run: the cores not already kept busy by other processes.
+    """Torch threads for a run: the CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
-    That is the cores this process may use minus the 1-minute load average (a core counts
-    as free unless it was busy all the time), at least 1:
-    on a loaded machine a second torch thread mostly waits for its descheduled partner at
-    the barrier after every operation (``benchmarks/bench_threads.py`` measures it).
+
+def _passive_waiting() -> None:
+    """Let OpenMP threads sleep, not spin, while they wait (unless the user chose otherwise).
+
+    Torch's threads meet at a barrier after every operation. On a shared machine one of
+    them is often descheduled, and the default policy's spinning partner then burns the
+    CPU the descheduled one needs: beside 2 busy processes on 2 cores, 2 threads took 1.6x
+    to 9.5x the time of 1 thread, and with passive waiting 0.67x to 0.90x, for a few
+    per cent on an idle machine (``benchmarks/bench_threads.py``). OpenMP reads this once,
+    when torch loads, so it is set before any command imports torch.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return max(1, cores or 1)
-    return max(1, min(cores or 1, math.ceil((cores or 1) - load)))
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _set_threads(threads: int | None) -> int:
@@ -716,13 +720,18 @@ _EMBED_EXAMPLES = f"""examples:
   hear-mn embed a.flac b.mp3 --model mn04_e1_l --timestamps --batch-size 16
   hear-mn embed clips/ --model mn40_ext_e1_l --features e1_l_all_se --device cuda
   hear-mn embed clips/ --model mn04_e1_l --weights my_finetuned.pt --overwrite
+  hear-mn embed train/ test/ --model kwmlp        # OUT/train/..., OUT/test/...
 
 Each input file gets OUT/<its path relative to the input directory>.npz (a file named
-directly: OUT/<its name>.npz), e.g. recordings/birds/a.wav -> embeddings/birds/a.wav.npz,
-holding `embedding` ((D,) scene, or (T, D) with --timestamps), `timestamps` ((T,) ms, with
---timestamps), `model`, `features` and `sample_rate`. Load one with numpy.load.
-Existing outputs are skipped (so an interrupted run resumes); --overwrite recomputes them.
-Files that cannot be read are listed at the end; the exit code is then 1.
+directly: OUT/<its name>.npz; with several inputs, each directory's files go under its own
+name), e.g. recordings/birds/a.wav -> embeddings/birds/a.wav.npz, holding `embedding` ((D,)
+scene, or (T, D) with --timestamps), `timestamps` ((T,) ms, with --timestamps), `model`,
+`features`, `sample_rate` and `settings` (JSON). Load one with numpy.load.
+Outputs written with the same settings (model, features, mode, weights) are skipped, so an
+interrupted run resumes; outputs of other settings stop the run before any work, and
+--overwrite recomputes them. Files that cannot be read are listed at the end (exit code
+1), as are files in the folders that are not audio or video. Ctrl-C says how many outputs
+were saved (exit code 130).
 """
 
 _TAG_EXAMPLES = f"""examples:
@@ -784,8 +793,8 @@ def _add_model_options(parser: argparse.ArgumentParser, *, features: bool) -> No
         "--threads",
         type=_positive_int,
         metavar="N",
-        help="torch threads (default: the CPU cores not busy with other processes, from the "
-        "load average; on a loaded machine more threads can be several times slower)",
+        help="torch threads (default: every CPU core this process may use; OpenMP threads "
+        "wait passively unless OMP_WAIT_POLICY is set, so a busy machine slows them little)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 
@@ -847,7 +856,8 @@ def build_parser() -> argparse.ArgumentParser:
         "embed",
         help="audio files -> .npz embeddings",
         description=_wrap(
-            "Embed audio files (any format soundfile reads: wav, flac, ogg, mp3, ...; any "
+            "Embed audio files (any format soundfile reads: wav, flac, ogg, mp3, ...; else "
+            "FFmpeg through PyAV: m4a, aac, opus, webm, and the audio of video files; any "
             "sample rate, resampled with soxr; any number of channels, mixed to mono). "
             "Directories are searched recursively."
         ),
@@ -937,6 +947,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help and --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
 
+    _passive_waiting()
     package_logger = logging.getLogger("hear_mn")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))

@@ -1,7 +1,7 @@
 """Regenerate README.md's generated blocks (never edit them by hand).
 
-The model tables come from the catalog and registry; the speed section is the benchmark suite's
-``benchmarks/results/results.md`` (written by ``python benchmarks/run_all.py``).
+The model tables come from the catalog and registry; the speed section summarises the
+benchmark suite's ``benchmarks/results/results.md`` (written by ``python benchmarks/run_all.py``).
 
     python scripts/update_readme_table.py          # rewrite the table
     python scripts/update_readme_table.py --check  # exit 1 if README.md is out of date
@@ -113,10 +113,20 @@ def _replace_block(text: str, start: str, end: str, body: str) -> str:
     return f"{head}{start}\n{body.strip()}\n{end}{tail}"
 
 
+def speed_summary(results: str) -> str:
+    """The suite's headline table (up to its first following section), and where the rest is."""
+    summary = results.split("\nWhere the time goes", 1)[0].rstrip()
+    return (
+        f"{summary}\n\nThe suite's other tables (where the time goes, what each inference "
+        "rewrite buys, streaming, an hour of audio, Audio-MLP, threads beside busy "
+        "processes) are in [benchmarks/results/results.md](benchmarks/results/results.md)."
+    )
+
+
 def updated_readme(text: str) -> str:
     text = _replace_block(text, START, END, model_table())
     if SPEED_RESULTS.exists():
-        speed = SPEED_RESULTS.read_text(encoding="utf-8")
+        speed = speed_summary(SPEED_RESULTS.read_text(encoding="utf-8"))
         text = _replace_block(text, SPEED_START, SPEED_END, speed)
     return text
 

@@ -733,11 +733,21 @@ def test_help_and_version_do_not_import_torch(argv: list[str]) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-@pytest.mark.parametrize(("load", "threads"), [(0.0, 4), (0.6, 4), (1.0, 3), (2.4, 2), (9.0, 1)])
-def test_default_threads_leave_busy_cores_alone(monkeypatch, load: float, threads: int) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
-    assert cli.default_threads() == threads
+def test_default_threads_are_the_cores_this_process_may_use(monkeypatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert cli.default_threads() == 3
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_waits_passively_unless_the_user_chose(
+    capsys, monkeypatch, given: str | None, expected: str
+) -> None:
+    if given is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", given)
+    run_cli(capsys, "list", "--group", "audiomlp")
+    assert os.environ["OMP_WAIT_POLICY"] == expected
 
 
 def test_threads_option_sets_torch_threads(
