@@ -78,6 +78,12 @@ def _files_in(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
 
 
+def _assert_removed_naming(error: Exception, path: Path, cache: Path) -> None:
+    """The error names the refused cache file, says it was removed, and the cache is empty."""
+    assert str(path) in str(error) and "removed" in str(error)
+    assert _files_in(cache) == []
+
+
 def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
     assert a.keys() == b.keys()
     for key, value in a.items():
@@ -527,9 +533,7 @@ def test_corrupt_cached_file_without_hash_is_removed_naming_it(
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
     with pytest.raises(WeightsError, match="CRC") as info:
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
-    assert str(cached) in str(info.value)
-    assert "removed" in str(info.value)
-    assert _files_in(env) == []
+    _assert_removed_naming(info.value, cached, env)
 
 
 def test_corrupt_file_in_weights_dir_is_refused_not_deleted(
@@ -635,9 +639,7 @@ def test_fetch_weights_verify_failure_removes_the_cached_file(
     spec = WeightsSpec(FILE_NAME, server.url("ok"))
     with pytest.raises(WeightsError, match="does not fit") as info:
         fetch_weights(spec, progress=False, verify=_refuse_all)
-    assert str(env / FILE_NAME) in str(info.value)
-    assert "removed" in str(info.value)
-    assert _files_in(env) == []
+    _assert_removed_naming(info.value, env / FILE_NAME, env)
 
 
 def test_fetch_weights_verify_failure_never_deletes_user_files(
