@@ -280,6 +280,20 @@ def test_an_unwritable_output_folder_is_found_before_any_work(
     assert code == 2 and "cannot write" in stderr and str(blocker / "emb") in stderr
 
 
+def test_a_float_wav_of_huge_samples_is_a_failure_not_an_npz_of_nan(
+    weights_env, audio_dir, tmp_path, capsys
+) -> None:
+    folder = tmp_path / "loud"
+    folder.mkdir()
+    sf.write(folder / "huge.wav", _tone(1.0, 32000) * 1e30, 32000, subtype="FLOAT")
+    (folder / "fine.flac").write_bytes((audio_dir / "speech_16k.flac").read_bytes())
+    out = tmp_path / "o"
+    code, stdout, stderr = run_cli(capsys, "embed", folder, "--model", MODEL, "--out", out)
+    assert code == 1 and "embedded 1 file(s)" in stdout
+    assert "huge.wav" in stderr and "not finite" in stderr and "peak at" in stderr
+    assert [p.name for p in out.rglob("*.npz")] == ["fine.flac.npz"]
+
+
 def test_ctrl_c_says_how_many_outputs_were_saved(
     weights_env, audio_dir, tmp_path, capsys, monkeypatch
 ) -> None:
