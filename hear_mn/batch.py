@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
+from hear_mn.audio_io import AudioInputs, AudioReadError, load_audio, save_npz, scan_audio_inputs
 from hear_mn.hear import EmbeddingModel
 
 __all__ = [
@@ -138,11 +138,15 @@ def _output_path(out_dir: Path, relative: Path) -> Path:
 
 
 def _plan(
-    inputs: Iterable[str | os.PathLike[str]], out_dir: Path, report: EmbedReport
+    inputs: Iterable[str | os.PathLike[str]] | AudioInputs, out_dir: Path, report: EmbedReport
 ) -> list[_Job]:
-    files = find_audio_files(inputs)
+    if not isinstance(inputs, AudioInputs):
+        inputs = list(inputs)
+    scan = inputs if isinstance(inputs, AudioInputs) else scan_audio_inputs(inputs)
+    files = scan.files
     if not files:
-        raise ValueError(f"no audio files found in {' '.join(map(str, inputs))}")
+        where = "the scanned inputs" if inputs is scan else " ".join(map(str, inputs))
+        raise ValueError(f"no audio files found in {where}")
     jobs: list[_Job] = []
     owners: dict[Path, Path] = {}
     for path, relative in files:
@@ -225,7 +229,7 @@ def _batches(
 
 
 def embed_files(
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str]] | AudioInputs,
     model: EmbeddingModel,
     out_dir: str | os.PathLike[str] = "embeddings",
     *,
@@ -235,6 +239,9 @@ def embed_files(
     progress: Callable[[Path, float], None] | None = None,
 ) -> EmbedReport:
     """Embed audio files and directories into one ``.npz`` each under ``out_dir``.
+
+    ``inputs``: files and directories, or what :func:`~hear_mn.audio_io.scan_audio_inputs`
+    found in them (so a caller that scanned already does not walk the folders again).
 
     Outputs mirror the inputs' relative paths with ``.npz`` appended and hold ``embedding``
     (``(D,)`` scene, or ``(T, D)`` with ``timestamps``), ``timestamps`` (ms), ``model``,

@@ -325,7 +325,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     progress = _AudioProgress("embed", scan.files, _is_tty(sys.stderr) and not args.quiet)
     try:
         report = embed_files(
-            args.inputs,
+            scan,
             model,
             args.out,
             timestamps=args.timestamps,

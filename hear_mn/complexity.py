@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from hear_mn.complexity_table import COMPLEXITY_10S
-from hear_mn.registry import ModelConfig
+from hear_mn.registry import ModelConfig, get_config
 
 __all__ = ["known_complexity", "model_complexity"]
 
@@ -63,12 +63,6 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
 def known_complexity(config: ModelConfig) -> tuple[int, int]:
     """(parameters, MACs per 10 s) of a named configuration from the table, else counted."""
     known = COMPLEXITY_10S.get(config.name)
-    if known is not None and config == _named(config.name):
+    if known is not None and config == get_config(config.name):
         return known
     return model_complexity(config, 10.0)
-
-
-def _named(name: str) -> ModelConfig:
-    from hear_mn.registry import get_config
-
-    return get_config(name)

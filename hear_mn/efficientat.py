@@ -169,12 +169,15 @@ class MobileNetEmbedder(EmbeddingModel):
                 f"clips of {n_samples} samples padded by {windows.pad} on each side are shorter "
                 f"than one window of {windows.size} samples; use a larger pad or smaller window"
             )
-        per_pass = max(1, self.window_batch_size * TIMESTAMP_WINDOW // windows.size)
-        embeddings = self._embed_windows(audio, n_windows, windows, per_pass)
+        embeddings = self._embed_windows(audio, n_windows, windows, self._per_pass(windows.size))
         timestamps = torch.arange(n_windows, device=audio.device) * (
             1000.0 * windows.hop / SAMPLE_RATE
         )
         return embeddings, timestamps.float().expand(n_sounds, n_windows)
+
+    def _per_pass(self, window_size: int) -> int:
+        """Windows per forward pass: ``window_batch_size`` 160 ms windows' worth of samples."""
+        return max(1, self.window_batch_size * TIMESTAMP_WINDOW // window_size)
 
     def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
         n_sounds, n_samples = audio.shape
@@ -211,10 +214,9 @@ class MobileNetEmbedder(EmbeddingModel):
         ``window_batch_size`` windows at a time; used by streaming on its buffer.
         """
         size, hop = self.windows.size, self.windows.hop
-        per_pass = max(1, self.window_batch_size * TIMESTAMP_WINDOW // size)
         parts = [
             self.embed_mels(self.frontend.sliding_windows(signal[a * hop :], b - a, size, hop))
-            for a, b in _chunks(count, per_pass)
+            for a, b in _chunks(count, self._per_pass(size))
         ]
         return torch.cat(parts) if parts else signal.new_empty(0, self.timestamp_embedding_size)
 

@@ -342,8 +342,9 @@ class MobileNet(nn.Module):
         pooled: dict[int, torch.Tensor] = {}
         se_bottlenecks: dict[int, torch.Tensor] = {}
         x = mels
-        for index in range(plan.last + 1):
-            layer = self.features[index]
+        for index, layer in enumerate(self.features):
+            if index > plan.last:
+                break
             if isinstance(layer, InvertedResidual):
                 x, bottleneck = layer(x)
                 if bottleneck is not None:

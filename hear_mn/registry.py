@@ -358,8 +358,9 @@ def _take(tokens: list[str], part: tuple[str, ...]) -> bool:
     return False
 
 
-def _parse_name(name: str) -> tuple[ModelConfig, str | None]:
-    """A MobileNet name by the grammar above -> (configuration, its features text or None)."""
+def _parse_name(name: str) -> tuple[ModelConfig, str | None, str | None]:
+    """A MobileNet name by the grammar above -> (configuration, features text, pooling),
+    the last two None where the name gives none."""
     tokens = name.split("_")
     arch = tokens[0]
     if arch not in WIDTHS:
@@ -393,7 +394,7 @@ def _parse_name(name: str) -> tuple[ModelConfig, str | None]:
     config = ModelConfig(name, checkpoint).with_options(
         timestamp_window=int(window[-1][2:]) if window else None
     )
-    return replace(config, pooling=pooling or DEFAULT_POOLING), "_".join(rest) or None
+    return config, "_".join(rest) or None, pooling
 
 
 # The options of a configuration (ModelConfig.with_options): the rest go to the model class.
@@ -425,13 +426,13 @@ def get_config(name: str, **options: object) -> ModelConfig:
         return _named_config(name).with_options(features=features, **options)
     if name in CHECKPOINTS and CHECKPOINTS[name].family == "audiomlp":
         return ModelConfig(name, CHECKPOINTS[name]).with_options(features=features, **options)
-    config, named_features = _parse_name(name)
+    config, named_features, named_pooling = _parse_name(name)
     if features is None:
         if named_features is None:
             raise ValueError(f"model name {name!r} names no embedding features; e.g. {name}_e1_l")
         features = named_features
-    if options.get("pooling") is None and config.pooling != DEFAULT_POOLING:
-        options["pooling"] = config.pooling
+    if options.get("pooling") is None:
+        options["pooling"] = named_pooling
     return config.with_options(features=features, **options)
 
 

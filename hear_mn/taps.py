@@ -50,24 +50,6 @@ PAPER_SE_COMPONENTS: tuple[int, ...] = (12, 13, 14, 15)
 # The same tap under its paper name and its newer name.
 SYNONYMS = {"l": "logits", "e1": "clf1", "mels": "mel_avgs", "clf": "clf2"}
 
-FEATURE_HELP = {
-    "e1": "global average of the last conv layer",
-    "l": "the 527 AudioSet logits",
-    "clf": "classifier hidden layer, after its Hardswish",
-    "se": "squeeze-excitation bottlenecks of the last four SE blocks",
-    "all_se": "squeeze-excitation bottlenecks of all eight SE blocks",
-    "block": "global averages of features 0, 5, 10 and 16",
-    "mels": "mean log-mel over time",
-}
-NEWER_HELP = {
-    "mel_avgs": "mean log-mel over time (= mels)",
-    "clf1": "global average of the last conv layer (= e1)",
-    "clf2": "classifier hidden layer, after its Hardswish (= clf)",
-    "logits": "the 527 AudioSet logits (= l)",
-    "seK": f"SE bottleneck of component K (K in {', '.join(map(str, SE_COMPONENTS))})",
-    "bK": "output of feature component K (0 ... 15), pooled by the pooling function",
-}
-
 
 def _channel_mean_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean((2, 3)), x.amax((2, 3))
@@ -86,31 +68,20 @@ class PoolingFunction(NamedTuple):
 
     pool: Pooling
     size: Callable[[int, int], int]  # output size from (C, F)
-    help: str
 
 
 # Time pooling flattens channel-major: C blocks of F values.
 POOLINGS: dict[str, PoolingFunction] = {
-    "avg_ch_pool": PoolingFunction(
-        global_average, lambda c, f: c, "mean over frequency and time (C values)"
-    ),
-    "max_ch_pool": PoolingFunction(
-        lambda x: x.amax((2, 3)), lambda c, f: c, "max over frequency and time (C)"
-    ),
+    "avg_ch_pool": PoolingFunction(global_average, lambda c, f: c),
+    "max_ch_pool": PoolingFunction(lambda x: x.amax((2, 3)), lambda c, f: c),
     "add_avg_max_ch_pool": PoolingFunction(
-        lambda x: torch.add(*_channel_mean_max(x)),
-        lambda c, f: c,
-        "mean + max over freq. and time (C)",
+        lambda x: torch.add(*_channel_mean_max(x)), lambda c, f: c
     ),
     "cat_avg_max_ch_pool": PoolingFunction(
-        lambda x: torch.cat(_channel_mean_max(x), 1), lambda c, f: 2 * c, "[mean; max] (2C)"
+        lambda x: torch.cat(_channel_mean_max(x), 1), lambda c, f: 2 * c
     ),
-    "avg_time_pool": PoolingFunction(
-        _time_mean, lambda c, f: c * f, "mean over time, channel-major (C x F)"
-    ),
-    "avg_max_time_pool": PoolingFunction(
-        _time_mean_plus_max, lambda c, f: c * f, "mean + max over time (C x F)"
-    ),
+    "avg_time_pool": PoolingFunction(_time_mean, lambda c, f: c * f),
+    "avg_max_time_pool": PoolingFunction(_time_mean_plus_max, lambda c, f: c * f),
 }
 DEFAULT_POOLING = "avg_ch_pool"
 
