@@ -1,29 +1,29 @@
 """AudioSet class names, in the order of the MobileNets' 527 logits.
 
 They come from AudioSet's published ``class_labels_indices.csv`` (CC BY 4.0), found and
-cached exactly like a weights file (see :mod:`hear_mn.weights`): first in the directories of
+cached exactly like a weights file (see :mod:`hear_mn.hub`): first in the directories of
 ``$HEAR_MN_WEIGHTS_DIR``, then in the cache directory, else downloaded once into the cache
-(unless ``$HEAR_MN_OFFLINE`` is set).
+(unless ``$HEAR_MN_OFFLINE`` is set). A malformed copy in the cache is removed and downloaded
+again; one the user gave is refused and left alone.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from hear_mn.weights import (
+from hear_mn.hub import (
     ENV_HOME,
-    ENV_OFFLINE,
     ENV_WEIGHTS_DIR,
-    WeightsError,
-    WeightsUnavailableError,
+    FileError,
+    FileUnavailableError,
+    RemoteFile,
     cache_dir,
-    download_file,
-    offline_dirs,
+    fetch,
 )
 
 __all__ = [
@@ -37,18 +37,22 @@ __all__ = [
     "resolve_labels",
 ]
 
-logger = logging.getLogger(__name__)
-
 LABELS_FILE = "class_labels_indices.csv"
 LABELS_URL = (
     "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/class_labels_indices.csv"
 )
 NUM_CLASSES = 527
-_TRUE = {"1", "true", "yes", "on"}
 
 
-class LabelsError(WeightsError):
+class LabelsError(FileError):
     """The AudioSet class list is unavailable or malformed."""
+
+
+class _LabelsFile(RemoteFile):
+    """``class_labels_indices.csv`` as a published file, worded for hub's messages."""
+
+    kind: ClassVar[str] = "labels"
+    supply_hint: ClassVar[str] = ", or pass its path (load_labels(path), hear-mn tag --labels)"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,11 @@ def read_labels(path: str | os.PathLike[str]) -> list[AudioSetLabel]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise LabelsError(f"cannot read the AudioSet class list {path}: {error}") from error
+    return _parse(text, path)
+
+
+def _parse(text: str, path: Path) -> list[AudioSetLabel]:
+    """The classes listed in ``text``, read from ``path``; :class:`LabelsError` if malformed."""
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or [cell.strip() for cell in rows[0]] != ["index", "mid", "display_name"]:
         raise LabelsError(
@@ -88,23 +97,28 @@ def read_labels(path: str | os.PathLike[str]) -> list[AudioSetLabel]:
     return labels
 
 
-def resolve_labels(*, download: bool = True, progress: bool | None = None) -> Path:
-    """Local path of ``class_labels_indices.csv``: offline directories, cache, or download."""
-    for directory in offline_dirs():
-        candidate = directory / LABELS_FILE
-        if candidate.is_file():
-            return candidate
-    cached = cache_dir() / LABELS_FILE
-    if cached.is_file():
-        return cached
-    offline = os.environ.get(ENV_OFFLINE, "").strip().lower() in _TRUE
-    if not download or offline:
-        why = f"{ENV_OFFLINE} is set" if offline else "downloading was disabled"
-        raise LabelsError(_unavailable_message(why))
+def _check_labels(path: Path, *, downloaded: bool) -> str | None:
+    """hub's check: why ``path`` is not AudioSet's class list, or None (OSError: unreadable)."""
     try:
-        return download_file(LABELS_URL, cached, progress=progress)
-    except WeightsUnavailableError as error:
-        raise LabelsError(_unavailable_message(str(error))) from error
+        _parse(path.read_text(encoding="utf-8-sig"), path)
+    except UnicodeDecodeError as error:
+        return f"it is not UTF-8 text ({error})"
+    except LabelsError as error:
+        return str(error)
+    return None
+
+
+def resolve_labels(*, download: bool = True, progress: bool | None = None) -> Path:
+    """Local path of ``class_labels_indices.csv``, checked: found where weights are looked
+    for (:func:`hear_mn.hub.fetch`), or downloaded into the cache. Raises :class:`LabelsError`.
+    """
+    spec = _LabelsFile(LABELS_FILE, LABELS_URL)  # the URL read now: tests point it elsewhere
+    try:
+        return fetch(spec, download=download, progress=progress, check=_check_labels)[1]
+    except FileUnavailableError as error:
+        raise LabelsError(_unavailable_message(error.reason)) from error
+    except FileError as error:  # a copy the user gave is malformed, or a file is unreadable
+        raise LabelsError(str(error)) from error
 
 
 def _unavailable_message(reason: str) -> str:
@@ -129,12 +143,4 @@ def load_labels(
     """
     if path is not None and os.fspath(path) != "":
         return read_labels(Path(path).expanduser())
-    resolved = resolve_labels(download=download, progress=progress)
-    try:
-        return read_labels(resolved)
-    except LabelsError as error:
-        if resolved.parent != cache_dir():
-            raise
-        logger.warning("removing malformed cached %s: %s", resolved, error)
-        resolved.unlink(missing_ok=True)
-        return read_labels(resolve_labels(download=download, progress=progress))
+    return read_labels(resolve_labels(download=download, progress=progress))

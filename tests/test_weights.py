@@ -11,6 +11,7 @@ import pickle
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ import pytest
 import torch
 from local_http import FILE_NAME, LocalServer
 
-import hear_mn.weights
+import hear_mn.download
+import hear_mn.hub
+from hear_mn import labels
+from hear_mn.labels import LABELS_FILE, NUM_CLASSES, LabelsError, load_labels
 from hear_mn.weights import (
     WeightsError,
     WeightsSpec,
@@ -297,7 +301,7 @@ def test_corrupt_cache_file_is_replaced_by_download(
     env.mkdir()
     (env / FILE_NAME).write_bytes(data[:-10])
     spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha)
-    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+    with caplog.at_level(logging.WARNING, logger="hear_mn.hub"):
         path = resolve_weights(spec, progress=False)
     assert path.read_bytes() == data
     assert len(server.requests) == 1
@@ -572,7 +576,7 @@ def test_first_verified_copy_is_recorded_and_checked_later(
     assert sidecar.read_text().split()[0] == sha
     # A different, intact checkpoint under the same name: its CRCs are fine, its hash is not.
     torch.save({k: v + 1 for k, v in _tiny_state().items()}, env / FILE_NAME)
-    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+    with caplog.at_level(logging.WARNING, logger="hear_mn.hub"):
         _assert_same_state(fetch_weights(spec, progress=False), _tiny_state())
     assert len(server.requests) == 2  # the changed copy was removed and downloaded again
     assert any(str(env / FILE_NAME) in r.getMessage() for r in caplog.records)
@@ -618,7 +622,7 @@ def test_io_error_while_checking_a_cached_file_is_reported(
     def failing_disk(path: Path) -> str:
         raise OSError(errno.EIO, "Input/output error", str(path))
 
-    monkeypatch.setattr(hear_mn.weights, "sha256_of", failing_disk)
+    monkeypatch.setattr(hear_mn.hub, "sha256_of", failing_disk)
     with pytest.raises(WeightsError, match="Input/output error") as info:
         resolve_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha))
     assert str(env / FILE_NAME) in str(info.value)
@@ -801,13 +805,13 @@ def test_progress_bar_is_tqdm_on_stderr(
 ) -> None:
     server.files[FILE_NAME] = checkpoint[0]
     bars: list[dict[str, object]] = []
-    real_tqdm = hear_mn.weights.tqdm
+    real_tqdm = hear_mn.download.tqdm
 
     def recording_tqdm(*args: object, **kwargs: object) -> object:
         bars.append(kwargs)
         return real_tqdm(*args, **kwargs)
 
-    monkeypatch.setattr(hear_mn.weights, "tqdm", recording_tqdm)
+    monkeypatch.setattr(hear_mn.download, "tqdm", recording_tqdm)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     download_file(server.url("ok"), tmp_path / "a.pt")  # a terminal: shown
@@ -869,7 +873,7 @@ def test_lookup_order_weights_dir_then_package_then_cache(
     env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = _kwmlp_spec()
-    shipped = Path(hear_mn.weights.__file__).parent / "checkpoints" / spec.file_name
+    shipped = hear_mn.hub.PACKAGED_DIR / spec.file_name
     env.mkdir()
     (env / spec.file_name).write_bytes(b"a stale cached copy")
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
@@ -889,8 +893,67 @@ def test_damaged_shipped_file_is_refused_not_deleted(
     damaged = tmp_path / "checkpoints" / spec.file_name
     damaged.parent.mkdir()
     damaged.write_bytes(b"damaged")
-    monkeypatch.setattr(hear_mn.weights, "PACKAGED_DIR", damaged.parent)
+    monkeypatch.setattr(hear_mn.hub, "PACKAGED_DIR", damaged.parent)
     with pytest.raises(WeightsError, match="reinstall") as info:
         fetch_weights(spec, download=False)
     assert str(damaged) in str(info.value)
     assert damaged.read_bytes() == b"damaged"
+
+
+# --------------------------------------------------------------------------- hub: other files
+
+
+def test_hub_does_not_import_torch() -> None:
+    code = "import sys, hear_mn.hub; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _labels_csv() -> bytes:
+    rows = ["index,mid,display_name"] + [f'{i},/m/{i:05d},"Class {i}"' for i in range(NUM_CLASSES)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+@pytest.fixture
+def labels_server(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
+    """The local server publishing a well-formed AudioSet class list at LABELS_URL."""
+    server.files[LABELS_FILE] = _labels_csv()
+    monkeypatch.setattr(labels, "LABELS_URL", server.url("ok", LABELS_FILE))
+    return server
+
+
+def test_malformed_cached_labels_are_removed_and_downloaded_once(
+    labels_server: LocalServer, env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.mkdir()
+    (env / LABELS_FILE).write_text("<html>blocked</html>")  # a proxy's page, no hash recorded
+    with caplog.at_level(logging.WARNING, logger="hear_mn.hub"):
+        assert len(load_labels(progress=False)) == NUM_CLASSES
+    assert len(labels_server.requests) == 1
+    assert any(str(env / LABELS_FILE) in r.getMessage() for r in caplog.records)
+    assert (env / LABELS_FILE).read_bytes() == _labels_csv()
+
+
+def test_a_malformed_labels_download_never_enters_the_cache(
+    labels_server: LocalServer, env: Path
+) -> None:
+    labels_server.files[LABELS_FILE] = b"<html>blocked</html>"
+    with pytest.raises(LabelsError, match="failed its checks") as info:
+        load_labels(progress=False)
+    assert "first line should be 'index,mid,display_name'" in str(info.value)
+    assert _files_in(env) == []
+
+
+def test_malformed_labels_in_weights_dir_are_refused_not_deleted(
+    labels_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offline = tmp_path / "offline"
+    offline.mkdir()
+    bad = offline / LABELS_FILE
+    bad.write_text("<html>blocked</html>")
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
+    with pytest.raises(LabelsError) as info:
+        load_labels(progress=False)
+    assert str(bad) in str(info.value) and "left as it is" in str(info.value)
+    assert "removed" not in str(info.value)
+    assert bad.read_text() == "<html>blocked</html>"
+    assert labels_server.requests == []
