@@ -26,18 +26,33 @@ from pathlib import Path
 
 import torch
 from bench_speed import interleaved_medians
+from torch import nn
 
 from hear_mn.efficientat import MobileNetEmbedder
 from hear_mn.inference import fold_batchnorm, work_in_place
+from hear_mn.mobilenet import BackboneOutputs, BackbonePlan
 from hear_mn.registry import create_model
 
 
+class _Contiguous(nn.Module):
+    """The plain network on input in the default (contiguous) layout."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, mels: torch.Tensor, plan: BackbonePlan) -> BackboneOutputs:
+        return self.network(mels.contiguous(), plan)
+
+
 def _with(
-    model: MobileNetEmbedder, backbone: Callable | None, shared_frames: bool
+    model: MobileNetEmbedder, rewrite: Callable | None, shared_frames: bool
 ) -> Callable[[Callable[[], torch.Tensor]], Callable[[], torch.Tensor]]:
-    """Wrap a call so that it runs with ``backbone`` (None: as shipped) and frame sharing on/off."""
+    """Wrap a call so that it runs with the backbone rewrite ``rewrite`` (None: as shipped)
+    and frame sharing on/off."""
     frontend = model.frontend
     shipped_sliding = type(frontend).sliding_windows.__get__(frontend)
+    shipped_rewrite = model.inference_rewrite
 
     def one_by_one(signal: torch.Tensor, count: int, size: int, hop: int) -> torch.Tensor:
         return frontend(signal.unfold(0, size, hop)[:count])
@@ -45,15 +60,12 @@ def _with(
     def wrap(call: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:
             frontend.sliding_windows = shipped_sliding if shared_frames else one_by_one
-            if backbone is None:
-                model.__dict__.pop("_inference_backbone", None)
-            else:
-                model._inference_backbone = lambda: backbone
+            model.inference_rewrite = shipped_rewrite if rewrite is None else rewrite
             try:
                 return call()
             finally:
                 frontend.__dict__.pop("sliding_windows", None)
-                model.__dict__.pop("_inference_backbone", None)
+                model.inference_rewrite = shipped_rewrite
 
         return run
 
@@ -67,12 +79,9 @@ def ablate(name: str, seconds: float, repeats: int, compile_backbone: bool) -> d
     audio = 0.1 * torch.randn(1, int(seconds * model.sample_rate), generator=generator)
     clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
     network = copy.deepcopy(model.backbone).to(memory_format=torch.contiguous_format).eval()
-    folded = fold_batchnorm(model.backbone)
     variants = {
-        "plain": _with(
-            model, lambda mels, plan: network(mels.contiguous(), plan), shared_frames=False
-        ),
-        "+ channels_last, BatchNorm folded": _with(model, folded, shared_frames=False),
+        "plain": _with(model, lambda _: _Contiguous(network), shared_frames=False),
+        "+ channels_last, BatchNorm folded": _with(model, fold_batchnorm, shared_frames=False),
         "+ in-place activations and gates": _with(model, None, shared_frames=False),
         "+ shared STFT frames (hear-mn)": _with(model, None, shared_frames=True),
     }
@@ -80,10 +89,11 @@ def ablate(name: str, seconds: float, repeats: int, compile_backbone: bool) -> d
     if compile_backbone:
         compiled = torch.compile(work_in_place(fold_batchnorm(model.backbone)), dynamic=False)
         start = time.perf_counter()
-        _with(model, compiled, shared_frames=True)(lambda: model.timestamp_embeddings(audio))()
-        _with(model, compiled, shared_frames=True)(lambda: model.scene_embeddings(clips))()
+        with_compiled = _with(model, lambda _: compiled, shared_frames=True)
+        with_compiled(lambda: model.timestamp_embeddings(audio))()
+        with_compiled(lambda: model.scene_embeddings(clips))()
         result["compile_s"] = time.perf_counter() - start
-        variants["in-place copy under torch.compile, shared frames"] = _with(model, compiled, True)
+        variants["in-place copy under torch.compile, shared frames"] = with_compiled
 
     for call_name, call in (
         ("timestamps", lambda: model.timestamp_embeddings(audio)[0]),

@@ -46,7 +46,7 @@ def breakdown(name: str, repeats: int) -> list[dict]:
     ):
         with torch.inference_mode():
             mels = frontend_fn()
-            backbone = model._inference_backbone()
+            backbone = model.inference_network()
             seconds = interleaved_medians(
                 {
                     "total": total_fn,

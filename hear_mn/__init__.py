@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 # Public name -> the module that defines it.
 _EXPORTS = {
-    "EmbeddingModel": "hear_mn.hear",
+    "EmbeddingModel": "hear_mn.model",
     "get_scene_embeddings": "hear_mn.hear",
     "get_timestamp_embeddings": "hear_mn.hear",
     "NAMED_CONFIGS": "hear_mn.registry",

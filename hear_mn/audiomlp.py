@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.audio import positive_int
-from hear_mn.hear import EmbeddingModel
+from hear_mn.checkpoint import load_into
+from hear_mn.model import EmbeddingModel
 from hear_mn.streaming import EmbeddingStream
 
 logger = logging.getLogger(__name__)
@@ -405,8 +406,6 @@ class AudioMLPModel(EmbeddingModel):
         dropped = sorted(unused & set(state_dict))
         if dropped:
             logger.debug("%s: not using checkpoint keys %s", source, dropped)
-        from hear_mn.weights import load_into
-
         load_into(self.encoder, kept, source=f"{source} ({self.arch.name})")
 
     def frame_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
@@ -498,12 +497,3 @@ class AudioMLPStream(EmbeddingStream):
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
         return (indices + 1) * float(HOP_MS)
 
-
-def build_model(arch: AudioMLPArch | str, *, autocast: bool = False) -> AudioMLPModel:
-    """A randomly initialised :class:`AudioMLPModel` for ``arch`` (or its name)."""
-    if isinstance(arch, str):
-        try:
-            arch = ARCHS[arch]
-        except KeyError:
-            raise ValueError(f"unknown Audio-MLP model {arch!r}; known: {sorted(ARCHS)}") from None
-    return AudioMLPModel(arch, autocast=autocast)

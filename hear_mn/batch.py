@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hear_mn.audio_io import AudioInputs, AudioReadError, load_audio, save_npz, scan_audio_inputs
-from hear_mn.hear import EmbeddingModel
+from hear_mn.model import EmbeddingModel
 
 __all__ = [
     "EmbedReport",

@@ -48,10 +48,10 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
                 layer.register_forward_hook(count)
         audio = torch.zeros(1, max(1, round(seconds * model.sample_rate)), device=device)
         try:
-            # With autograd on, the plain network (whose layers count) runs, not an
-            # inference copy.
+            # With autograd on, a model runs its modules as built (whose layers count),
+            # not a copy rewritten for inference.
             with torch.enable_grad():
-                model._scene_embeddings(audio)
+                model(audio)
         except (NotImplementedError, RuntimeError):
             if device == "cpu":
                 raise

@@ -10,16 +10,17 @@ Scene embeddings: one pass per clip up to 10 s; longer clips average 10 s window
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from hear_mn.audio import duration_to_samples, extended_span, positive_int
+from hear_mn.checkpoint import load_into
 from hear_mn.frontend import LogMelFrontend
-from hear_mn.hear import EmbeddingModel
 from hear_mn.inference import inference_backbone
 from hear_mn.mobilenet import DEFAULT_STRIDES, MobileNet, feature_info
+from hear_mn.model import EmbeddingModel
 from hear_mn.streaming import EmbeddingStream
 from hear_mn.taps import DEFAULT_POOLING, backbone_plan, concatenate_taps, embedding_size
 
@@ -109,6 +110,8 @@ class MobileNetEmbedder(EmbeddingModel):
         # channels_last makes this depthwise-separable network several times faster on CPU;
         # loading a checkpoint copies into these tensors and keeps their layout.
         self.backbone = MobileNet(width, head, strides).to(memory_format=torch.channels_last)
+        # A state dict loaded into the module changes the weights the rewrite was made from.
+        self.register_load_state_dict_post_hook(_refresh_after_load)
         self.eval()
 
     def output_settings(self) -> dict[str, object]:
@@ -127,9 +130,8 @@ class MobileNetEmbedder(EmbeddingModel):
 
     def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
         """Load a released EfficientAT state dict (backbone only) strictly."""
-        from hear_mn.weights import load_into
-
         load_into(self.backbone, state_dict, source=source)
+        self.refresh_inference()
 
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         """Frontend + backbone + taps for a batch of equal-length signals: (batch, samples) -> (batch, D)."""
@@ -140,7 +142,7 @@ class MobileNetEmbedder(EmbeddingModel):
 
         The backbone runs only as far as the features need (:attr:`plan`).
         """
-        backbone = self._inference_backbone()
+        backbone = self.inference_network()
         outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last), self.plan)
         return concatenate_taps(self.features, outputs, mels)
 
@@ -188,21 +190,49 @@ class MobileNetEmbedder(EmbeddingModel):
         per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
         return self._embed_windows(audio, windows.count(n_samples), windows, per_pass).mean(1)
 
-    def _inference_backbone(self) -> MobileNet:
-        """The backbone rewritten for inference (:mod:`hear_mn.inference`), kept up to date.
+    def inference_network(self) -> MobileNet:
+        """The backbone that runs: the plain one in training mode or with autograd on (the
+        rewrites are inference-only), else its rewritten copy (:attr:`inference_rewrite`).
 
-        Kept outside the module tree (not in ``state_dict``, not moved by ``.to``): the key
-        holds each tensor's storage and version, so loading weights, editing them in place or
-        moving the model invalidates it. In training mode the plain backbone runs.
+        The copy is kept outside the module tree (not in ``state_dict``, not moved by
+        ``.to``) and made again after anything that changes the weights through the module:
+        loading a state dict or checkpoint, ``.to`` / ``.cuda`` / ``.half``, ``.train`` /
+        ``.eval``. After editing parameters in place by hand, call :meth:`refresh_inference`.
         """
-        if self.backbone.training or torch.is_grad_enabled():
+        if self.backbone.training or torch.is_grad_enabled() or self.inference_rewrite is None:
             return self.backbone
-        key = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
-        cached = self.__dict__.get("_for_inference")
-        if cached is None or cached[0] != key:
-            cached = (key, inference_backbone(self.backbone))
-            self.__dict__["_for_inference"] = cached
-        return cached[1]
+        rewritten = self.__dict__.get("_rewritten")
+        if rewritten is None:
+            rewritten = self.inference_rewrite(self.backbone)
+            self.__dict__["_rewritten"] = rewritten
+        return rewritten
+
+    def refresh_inference(self) -> None:
+        """Drop the rewritten backbone; the next inference pass rewrites the current one."""
+        self.__dict__.pop("_rewritten", None)
+
+    @property
+    def inference_rewrite(self) -> Callable[[MobileNet], MobileNet] | None:
+        """How the backbone is rewritten for inference (None: it runs as it is); default
+        :func:`hear_mn.inference.inference_backbone` (BatchNorm folded, in place)."""
+        return self.__dict__.get("_inference_rewrite", inference_backbone)
+
+    @inference_rewrite.setter
+    def inference_rewrite(self, rewrite: Callable[[MobileNet], MobileNet] | None) -> None:
+        self.__dict__["_inference_rewrite"] = rewrite
+        self.refresh_inference()
+
+    def train(self, mode: bool = True) -> MobileNetEmbedder:
+        self.refresh_inference()
+        return super().train(mode)
+
+    def _apply(self, fn: Callable, *args: object, **kwargs: object) -> MobileNetEmbedder:
+        self.refresh_inference()
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the rewritten backbone (it is made again where it is needed)."""
+        return {key: value for key, value in self.__dict__.items() if key != "_rewritten"}
 
     def stream(self) -> MobileNetStream:
         """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""
@@ -313,6 +343,11 @@ class MobileNetStream(EmbeddingStream):
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
         return indices * (1000.0 * self.windows.hop / SAMPLE_RATE)
+
+
+def _refresh_after_load(module: MobileNetEmbedder, _: object) -> None:
+    """load_state_dict hook (a module-level function, so that models pickle)."""
+    module.refresh_inference()
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -1,10 +1,11 @@
-"""The HEAR wrapper shared by every model family: input checks, devices, precision, no-grad.
+"""The model base shared by every family: input checks, devices, precision, no-grad.
 
 A model family (MobileNets, Audio-MLP) subclasses :class:`EmbeddingModel` and implements
 two methods on a checked float32 batch that already sits on the model's device:
 ``_timestamp_embeddings`` and ``_scene_embeddings``. Everything a HEAR caller relies on
 (shape and dtype checks, moving audio to the model, float32 output, inference mode,
-optional fp16 autocast on CUDA) is done here once.
+optional fp16 autocast on CUDA) is done here once. The HEAR module functions are in
+:mod:`hear_mn.hear`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 class EmbeddingModel(torch.nn.Module):
     """A HEAR model: ``sample_rate``, ``scene_embedding_size``, ``timestamp_embedding_size``.
 
+    A family may run a copy of its network rewritten for inference (BatchNorm folded, in
+    place) when autograd is off; with autograd on the modules run as built.
     ``autocast`` runs the network under fp16 autocast on CUDA (as the EfficientAT reference
     did); it is off by default so that CPU and CUDA give the same float32 numbers. Outputs
     are float32 either way.
@@ -54,7 +57,8 @@ class EmbeddingModel(torch.nn.Module):
             return tensor.device
         return torch.device("cpu")
 
-    def _precision(self) -> contextlib.AbstractContextManager:
+    def precision(self) -> contextlib.AbstractContextManager:
+        """The numeric context of a forward pass: fp16 autocast on CUDA when ``autocast``."""
         if self.autocast and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.float16)
         return contextlib.nullcontext()
@@ -79,7 +83,7 @@ class EmbeddingModel(torch.nn.Module):
         if (window_size, hop, pad) != (None, None, None):
             windows = self.timestamp_windows(window_size, hop, pad)
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self._precision():
+        with torch.inference_mode(), self.precision():
             if windows is None:
                 embeddings, timestamps = self._timestamp_embeddings(batch)
             else:
@@ -93,7 +97,7 @@ class EmbeddingModel(torch.nn.Module):
         ``sample_rate``: the rate of ``audio`` when it is not the model's (resampled first).
         """
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self._precision():
+        with torch.inference_mode(), self.precision():
             embeddings = self._scene_embeddings(batch)
         require_finite(embeddings, "scene embeddings", peak_of(batch))
         return embeddings.float()
@@ -133,6 +137,12 @@ class EmbeddingModel(torch.nn.Module):
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""
         raise NotImplementedError(f"{self.name} does not support streaming")
 
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """The bare computation of scene embeddings: a float32 (n_sounds, n_samples) batch
+        already on the model's device, at its rate; no checks, no inference mode (for
+        counting operations, tracing and export). HEAR callers use :meth:`scene_embeddings`."""
+        return self._scene_embeddings(audio)
+
     def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
@@ -163,7 +173,8 @@ def require_finite(embeddings: torch.Tensor, what: str, peak: Callable[[], float
     raise ValueError(f"{what} are not finite: {reason}")
 
 
-def _check_model(model: object) -> EmbeddingModel:
+def as_embedding_model(model: object) -> EmbeddingModel:
+    """``model`` itself when it is an :class:`EmbeddingModel`, else a clear TypeError."""
     if not isinstance(model, EmbeddingModel):
         raise TypeError(
             f"model must come from this module's load_model(), got {type(model).__name__}"
@@ -171,99 +182,17 @@ def _check_model(model: object) -> EmbeddingModel:
     return model
 
 
-def get_timestamp_embeddings(
-    audio: torch.Tensor, model: EmbeddingModel
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """HEAR API: embeddings and their centre times in milliseconds.
-
-    ``audio`` is (n_sounds, n_samples) float at ``model.sample_rate``, on any device; a numpy
-    float array is converted. Returns float32 tensors on the model's device.
-    """
-    return _check_model(model).get_timestamp_embeddings(audio)
-
-
-def get_scene_embeddings(audio: torch.Tensor, model: EmbeddingModel) -> torch.Tensor:
-    """HEAR API: one embedding per clip, (n_sounds, model.scene_embedding_size) float32."""
-    return _check_model(model).get_scene_embeddings(audio)
-
-
-def _one_of(
-    name: str, value: object, alias: str, alias_value: object, same: Callable = lambda v: v
-) -> object:
-    """One option given under our name or the original's: both only when they agree."""
-    if value is not None and alias_value is not None and same(value) != same(alias_value):
-        raise ValueError(f"{name}={value!r} and {alias}={alias_value!r} disagree; give one of them")
-    return alias_value if value is None else value
-
-
-def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
-    """The HEAR ``load_model`` of a per-configuration module (``hear_mn.<config_name>``).
-
-    Besides our options it takes the original EfficientAT_HEAR modules' keywords:
-    ``mode`` (= ``features``), ``model_name`` (a checkpoint name), ``feature_pooling_fn``
-    (= ``pooling``, by name), ``head_type`` (checked against the checkpoint) and
-    ``all_blocks`` (accepted; block features bK always name component K here).
-    """
-
-    def load_model(
-        model_file_path: str = "",
-        *,
-        device: str | None = None,
-        autocast: bool = False,
-        pretrained: bool = True,
-        download: bool = True,
-        progress: bool | None = None,
-        mode: str | list[str] | tuple[str, ...] | None = None,
-        model_name: str | None = None,
-        feature_pooling_fn: str | None = None,
-        head_type: str | None = None,
-        all_blocks: bool | None = None,
-        **options: object,
-    ) -> EmbeddingModel:
-        from hear_mn.registry import create_model
-        from hear_mn.taps import parse_features
-
-        if all_blocks is not None and not isinstance(all_blocks, bool):
-            raise TypeError(f"all_blocks must be True or False, got {all_blocks!r}")
-        if feature_pooling_fn is not None and not isinstance(feature_pooling_fn, str):
-            raise TypeError(
-                "feature_pooling_fn takes the pooling function's name here (e.g. "
-                f"'avg_time_pool'), got {feature_pooling_fn!r}"
-            )
-        features = _one_of("features", options.pop("features", None), "mode", mode, parse_features)
-        pooling = _one_of(
-            "pooling", options.pop("pooling", None), "feature_pooling_fn", feature_pooling_fn
+def torch_device(device: object) -> torch.device:
+    """Check a device name early, with a clear message instead of a deep torch error."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from error
+    if resolved.type == "meta":
+        raise ValueError(
+            "device 'meta' holds no data (only shapes), so no embedding can be computed there; "
+            "use device='cpu', 'cuda' or 'cuda:N'"
         )
-        return create_model(
-            config_name,
-            weights=model_file_path or None,
-            pretrained=pretrained,
-            features=features,
-            pooling=pooling,
-            checkpoint=model_name,
-            head=head_type,
-            device=device,
-            download=download,
-            progress=progress,
-            autocast=autocast,
-            **options,
-        )
-
-    load_model.__doc__ = f"""HEAR API: load {config_name}.
-
-    model_file_path: a checkpoint file; empty means the released pretrained weights
-        (looked up in $HEAR_MN_WEIGHTS_DIR and the cache $HEAR_MN_HOME, else downloaded).
-    features (or mode): another embedding feature set, e.g. "e1_l_all_se" or
-        ["b5", "b11", "mel_avgs"] (MobileNets only; heareval:
-        --model-options '{{"features": "e1_l_all_se"}}' or '{{"mode": ["b5", "mel_avgs"]}}').
-    pooling (or feature_pooling_fn): how block features bK are pooled, e.g. "avg_time_pool".
-    timestamp_window, timestamp_hop: timestamp windows in milliseconds (default 160, 50).
-    model_name: another released checkpoint, e.g. "mn10_as_hop_5" (its frontend comes with it).
-    head_type, all_blocks: the original's keywords, accepted (see hear_mn.hear.make_load_model).
-    device: "cpu" (default), "cuda" or "cuda:N"; audio on any device is moved to it.
-    autocast: fp16 autocast on CUDA (the EfficientAT reference's setting); outputs stay float32.
-    pretrained: False builds random weights without touching the network (tests, benchmarks).
-    Other options (window_batch_size) go to the model class.
-    """
-    load_model.__qualname__ = "load_model"
-    return load_model
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
+    return resolved

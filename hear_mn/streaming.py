@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from hear_mn.audio import StreamResampler, as_audio_chunk, check_sample_rate
-from hear_mn.hear import EmbeddingModel, _check_model, require_finite
+from hear_mn.model import EmbeddingModel, as_embedding_model, require_finite
 
 
 class EmbeddingStream:
@@ -69,7 +69,7 @@ class EmbeddingStream:
             self.num_samples += samples.shape[0]
             if samples.numel():
                 self._peak = max(self._peak, float(samples.abs().max()))
-            with torch.inference_mode(), self.model._precision():
+            with torch.inference_mode(), self.model.precision():
                 embeddings = self._push(samples) if samples.numel() or not last else None
                 if last:
                     closing = self._close()
@@ -115,7 +115,7 @@ def stream(model: EmbeddingModel, sample_rate: int | None = None) -> EmbeddingSt
     ``sample_rate``: the rate of the pushed audio when it is not ``model.sample_rate``;
     chunks are resampled with soxr as they come (the same samples as resampling it whole).
     """
-    started = _check_model(model).stream()
+    started = as_embedding_model(model).stream()
     if sample_rate is not None and check_sample_rate(sample_rate) != model.sample_rate:
         started._resampler = StreamResampler(sample_rate, model.sample_rate)
     return started

@@ -157,7 +157,7 @@ def test_backbone_runs_only_as_far_as_the_features_need(features, last, classifi
 
 def _count_layer_calls(model) -> list[int]:
     calls = [0] * 17
-    backbone = model._inference_backbone()
+    backbone = model.inference_network()
     for index, layer in enumerate(backbone.features):
         layer.register_forward_hook(lambda *_, index=index: calls.__setitem__(index, 1))
     return calls

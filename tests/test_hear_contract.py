@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
+from conftest import randomize_batchnorm, relative_error
 
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn.efficientat import MobileNetEmbedder
@@ -15,13 +18,7 @@ from hear_mn.hear import get_scene_embeddings, get_timestamp_embeddings
 def model() -> MobileNetEmbedder:
     torch.manual_seed(0)
     built = hear_module.load_model(pretrained=False)
-    # Random BatchNorm statistics make every layer matter, as in the reference fixtures.
-    for buffer_name, buffer in built.backbone.named_buffers():
-        if buffer_name.endswith("running_mean"):
-            buffer.normal_(0, 0.1)
-        elif buffer_name.endswith("running_var"):
-            buffer.uniform_(0.5, 1.5)
-    return built
+    return randomize_batchnorm(built)
 
 
 def _audio(n_sounds: int, n_samples: int, seed: int = 0) -> torch.Tensor:
@@ -71,7 +68,7 @@ def test_window_chunking_does_not_change_results(model: MobileNetEmbedder) -> No
     small = hear_module.load_model(pretrained=False, window_batch_size=7)
     small.load_state_dict(model.state_dict())
     chunked, _ = get_timestamp_embeddings(clips, small)
-    assert (chunked - reference).abs().max() <= 1e-6 * reference.abs().max()
+    assert relative_error(chunked, reference) <= 1e-6
 
 
 def test_windows_are_processed_in_bounded_chunks(model: MobileNetEmbedder, monkeypatch) -> None:
@@ -155,7 +152,7 @@ def test_cuda_model_and_audio_on_any_device(model: MobileNetEmbedder) -> None:
     gpu_scene = get_scene_embeddings(clips, on_gpu)  # CPU audio, CUDA model
     assert gpu_scene.dtype == torch.float32 and gpu_scene.device.type == "cuda"
     cpu_scene = get_scene_embeddings(clips.cuda(), model)  # CUDA audio, CPU model
-    assert (gpu_scene.cpu() - cpu_scene).abs().max() <= 1e-4 * cpu_scene.abs().max()
+    assert relative_error(gpu_scene.cpu(), cpu_scene) <= 1e-4
     half = hear_module.load_model(pretrained=False, device="cuda", autocast=True)
     half.load_state_dict(model.state_dict())
     embeddings, timestamps = get_timestamp_embeddings(clips, half)
@@ -176,7 +173,7 @@ def test_folded_inference_backbone_follows_weight_changes() -> None:
     after = get_scene_embeddings(clips, first)
     expected = get_scene_embeddings(clips, second)
     assert not torch.allclose(before, after)
-    assert (after - expected).abs().max() <= 1e-6 * expected.abs().max()
+    assert relative_error(after, expected) <= 1e-6
 
 
 def test_folded_backbone_matches_the_plain_one(model: MobileNetEmbedder) -> None:
@@ -184,4 +181,52 @@ def test_folded_backbone_matches_the_plain_one(model: MobileNetEmbedder) -> None
     folded = get_scene_embeddings(clips, model)
     assert torch.is_grad_enabled()  # so the plain BatchNorm backbone runs here
     plain = model.embed_audio(clips).detach()
-    assert (folded - plain).abs().max() <= 1e-5 * plain.abs().max()
+    assert relative_error(folded, plain) <= 1e-5
+
+
+def test_the_inference_copy_is_made_again_after_every_weight_change() -> None:
+    """The folded copy is dropped by every event that changes the weights through the
+    module (load_state_dict, load_checkpoint, .to, .train/.eval, a new rewrite), and by
+    refresh_inference() after an in-place edit; without that call it is kept (explicit state)."""
+    clips = _audio(1, 6000, seed=9)
+    torch.manual_seed(3)
+    model = hear_module.load_model(pretrained=False)
+
+    def copy() -> torch.nn.Module:
+        with torch.no_grad():  # with autograd on, the plain backbone runs
+            return model.inference_network()
+
+    first = copy()
+    assert first is not model.backbone and copy() is first  # kept while nothing changes
+    for change in (
+        lambda: model.load_state_dict(model.state_dict()),
+        lambda: model.load_checkpoint(model.backbone.state_dict(), source="test"),
+        lambda: model.to(torch.float32),
+        lambda: model.eval(),
+    ):
+        change()
+        assert copy() is not first, change
+        first = copy()
+    before = get_scene_embeddings(clips, model)
+    with torch.no_grad():
+        model.backbone.features[0][0].weight.mul_(2.0)
+    assert torch.equal(get_scene_embeddings(clips, model), before)  # the copy was kept
+    model.refresh_inference()
+    after = get_scene_embeddings(clips, model)
+    with torch.enable_grad():
+        plain = model(clips).detach()  # autograd on: the modules as built
+    assert not torch.allclose(after, before)
+    assert relative_error(after, plain) <= 1e-5
+
+
+def test_the_inference_rewrite_is_a_setting() -> None:
+    clips = _audio(1, 6000, seed=10)
+    model = hear_module.load_model(pretrained=False)
+    rewritten = get_scene_embeddings(clips, model)
+    restored = pickle.loads(pickle.dumps(model))  # pickled without the rewritten copy
+    assert "_rewritten" in model.__dict__ and "_rewritten" not in restored.__dict__
+    assert torch.equal(get_scene_embeddings(clips, restored), rewritten)
+    model.inference_rewrite = None
+    with torch.no_grad():
+        assert model.inference_network() is model.backbone
+    assert relative_error(get_scene_embeddings(clips, model), rewritten) <= 1e-5

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import require_shared
 
+from hear_mn.families.efficientat import WIDTHS
 from hear_mn.mobilenet import MobileNet
 from hear_mn.registry import (
     CHECKPOINTS,
     NAMED_CONFIGS,
     PAPER_CONFIGS,
-    WIDTHS,
     create_model,
     get_config,
 )

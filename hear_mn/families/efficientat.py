@@ -1,0 +1,246 @@
+"""The EfficientAT MobileNet family: the release's checkpoints, its names, options and builder.
+
+Names outside the catalog are read by the grammar
+``<arch>[_as][_<tag>]_<features>[_<pooling>][_ts<ms>]``, e.g. ``mn40_ext_e1_l`` (the
+mn40_as_ext checkpoint, features e1 and l), ``mn10_hop5_b5_b11_mel_avgs`` or
+``mn20_all_b_avg_time_pool``; a checkpoint's ``tags`` are the name parts that pick it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from hear_mn.audio import duration_to_samples
+from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, register_family
+from hear_mn.efficientat import SAMPLE_RATE, MobileNetEmbedder
+from hear_mn.mobilenet import DEFAULT_STRIDES, feature_info
+from hear_mn.taps import (
+    DEFAULT_POOLING,
+    POOLINGS,
+    check_pooling,
+    embedding_size,
+    parse_features,
+    uses_block_features,
+)
+from hear_mn.weights import WeightsSpec
+
+EFFICIENTAT_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
+EFFICIENTAT_LICENSE = "MIT (EfficientAT release)"
+FULLY_CONVOLUTIONAL = "fully_convolutional"
+FAMILY = "mobilenet"
+
+# Width multiplier of each MobileNet architecture.
+WIDTHS: dict[str, float] = {
+    "mn01": 0.1,
+    "mn02": 0.2,
+    "mn04": 0.4,
+    "mn05": 0.5,
+    "mn10": 1.0,
+    "mn20": 2.0,
+    "mn30": 3.0,
+    "mn40": 4.0,
+}
+
+
+@dataclass(frozen=True)
+class MobileNetCheckpoint(Checkpoint):
+    """A released MobileNet with its frontend (mel bands, STFT hop) and backbone (head,
+    strides) settings; ``tags``: the name parts that pick it (e.g. "hop_5" and "hop5")."""
+
+    n_mels: int = 128
+    hop_length: int = 320
+    head: str = "mlp"
+    strides: tuple[int, ...] = DEFAULT_STRIDES
+    tags: tuple[str, ...] = ()
+
+    @property
+    def width(self) -> float:
+        return WIDTHS[self.arch]
+
+
+def _release(
+    arch: str, map_percent: int, num_params: int, *tags: str, **settings: object
+) -> MobileNetCheckpoint:
+    """A checkpoint of the EfficientAT v0.0.1 release, ``<arch>_as[_<tags[0]>]``;
+    ``settings``: n_mels, hop_length, head, strides where they differ from mnXX_as."""
+    name = f"{arch}_as" + "".join(f"_{tag}" for tag in tags[:1])
+    file_name = f"{name}_mAP_{map_percent}.pt"
+    weights = WeightsSpec(
+        file_name=file_name,
+        url=EFFICIENTAT_RELEASE + file_name,
+        license=EFFICIENTAT_LICENSE,
+        meta={"audioset_map": map_percent / 1000},
+    )
+    return MobileNetCheckpoint(
+        name, FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params, tags=tags, **settings
+    )
+
+
+_FC = {"head": FULLY_CONVOLUTIONAL}
+RELEASE: tuple[MobileNetCheckpoint, ...] = (
+    _release("mn01", 298, 123_783),
+    _release("mn02", 378, 324_695),
+    _release("mn04", 432, 983_599),
+    _release("mn05", 443, 1_431_239),
+    _release("mn10", 471, 4_876_831),
+    _release("mn20", 478, 17_909_287),
+    _release("mn30", 482, 39_086_367),
+    _release("mn40", 484, 68_427_303),
+    _release("mn40", 487, 68_427_303, "ext"),
+    _release("mn40", 483, 68_427_303, "no_im_pre"),
+    _release("mn10", 474, 4_876_831, "mels_256", "mels256", n_mels=256),
+    _release("mn10", 453, 4_876_831, "mels_40", "mels40", n_mels=40),
+    _release("mn10", 461, 4_876_831, "mels_64", "mels64", n_mels=64),
+    _release("mn10", 475, 4_876_831, "hop_5", "hop5", hop_length=160),
+    _release("mn10", 463, 4_876_831, "hop_15", "hop15", hop_length=480),
+    _release("mn10", 456, 4_876_831, "hop_20", "hop20", hop_length=640),
+    _release("mn10", 447, 4_876_831, "hop_25", "hop25", hop_length=800),
+    _release("mn10", 465, 3_478_638, "fc", **_FC),
+    _release("mn10", 466, 3_478_638, "fc_s2221", strides=(2, 2, 2, 1), **_FC),
+    _release("mn10", 466, 3_478_638, "fc_s2211", strides=(2, 2, 1, 1), **_FC),
+)
+
+
+def _take(tokens: list[str], part: tuple[str, ...]) -> bool:
+    """Remove the first occurrence of the token run ``part`` from ``tokens``, if any."""
+    for start in range(len(tokens) - len(part) + 1):
+        if tuple(tokens[start : start + len(part)]) == part:
+            del tokens[start : start + len(part)]
+            return True
+    return False
+
+
+def _checkpoint(name: str) -> MobileNetCheckpoint:
+    checkpoint = CHECKPOINTS.get(name)
+    if not isinstance(checkpoint, MobileNetCheckpoint):
+        known = ", ".join(c.name for c in RELEASE)
+        raise ValueError(f"unknown EfficientAT checkpoint {name!r}; known: {known}")
+    return checkpoint
+
+
+class MobileNetFamily(Family):
+    """EfficientAT MobileNetV3s: any feature set, pooling and timestamp windows."""
+
+    name = FAMILY
+
+    def new_config(self, name: str, checkpoint: Checkpoint) -> ModelConfig:
+        return ModelConfig(name, checkpoint, pooling=DEFAULT_POOLING)
+
+    def parse_name(self, name: str) -> tuple[ModelConfig, str | None, str | None] | None:
+        tokens = name.split("_")
+        arch = tokens[0]
+        if arch not in WIDTHS:
+            return None
+        rest = tokens[1:]
+        if rest[:1] == ["as"]:
+            rest = rest[1:]
+        checkpoint = CHECKPOINTS.get(f"{arch}_as")
+        tagged = sorted(
+            ((tuple(tag.split("_")), c) for c in RELEASE if c.arch == arch for tag in c.tags),
+            key=lambda pair: -len(pair[0]),
+        )
+        for tag, candidate in tagged:
+            if _take(rest, tag):
+                checkpoint = candidate
+                break
+        else:
+            if rest[:1] == ["ext"]:
+                raise ValueError(f"no released checkpoint '{arch}_as_ext' for {name!r}")
+        if checkpoint is None:
+            raise ValueError(f"no released checkpoint for {name!r}")
+        pooling = None
+        for candidate_pooling in sorted(POOLINGS, key=len, reverse=True):
+            suffix = candidate_pooling.split("_")
+            if rest[-len(suffix) :] == suffix:
+                pooling, rest = candidate_pooling, rest[: -len(suffix)]
+                break
+        window = [token for token in rest if token[:2] == "ts" and token[2:].isdigit()]
+        rest = [token for token in rest if token not in window]
+        config = self.new_config(name, checkpoint)
+        if window:
+            config = self.with_options(config, timestamp_window=int(window[-1][2:]))
+        return config, "_".join(rest) or None, pooling
+
+    def name_examples(self) -> str:
+        return f"start with one of {', '.join(WIDTHS)}"
+
+    def with_options(
+        self,
+        config: ModelConfig,
+        *,
+        features: str | tuple[str, ...] | list[str] | None = None,
+        pooling: str | None = None,
+        timestamp_window: float | None = None,
+        timestamp_hop: float | None = None,
+        checkpoint: str | None = None,
+        head: str | None = None,
+    ) -> ModelConfig:
+        if checkpoint is not None:
+            config = replace(config, checkpoint=_checkpoint(checkpoint))
+        current = config.checkpoint
+        if head is not None and head != current.head:
+            with_head = [c.name for c in RELEASE if c.head == head]
+            raise ValueError(
+                f"head_type {head!r} does not match checkpoint {current.name!r}, whose "
+                f"head is {current.head!r}: the head comes with the checkpoint; "
+                f"checkpoints with a {head!r} head: {', '.join(with_head) or 'none'} "
+                "(choose one with model_name=)"
+            )
+        if features is not None:
+            config = replace(config, features=parse_features(features))
+        if pooling is not None:
+            config = replace(config, pooling=check_pooling(pooling))
+            if not uses_block_features(config.features):
+                raise ValueError(
+                    f"pooling={pooling!r} acts on block features (b0 ... b15), and features "
+                    f"{'_'.join(config.features)!r} have none; add some, e.g. features='b5_b11'"
+                )
+        if timestamp_window is not None:
+            duration_to_samples(timestamp_window, SAMPLE_RATE, "timestamp_window")
+            config = replace(config, timestamp_window_ms=timestamp_window)
+        if timestamp_hop is not None:
+            duration_to_samples(timestamp_hop, SAMPLE_RATE, "timestamp_hop")
+            config = replace(config, timestamp_hop_ms=timestamp_hop)
+        if config.features:
+            self.embedding_sizes(config)  # checks that every feature exists for this head
+        return config
+
+    def embedding_sizes(self, config: ModelConfig) -> tuple[int, int]:
+        c = config.checkpoint
+        info = feature_info(c.width, c.n_mels, c.strides, c.head)
+        size = embedding_size(config.features, info, config.pooling)
+        return size, size
+
+    def describe(self, config: ModelConfig) -> str:
+        text = (
+            f"EfficientAT {config.checkpoint.name} weights, features {' + '.join(config.features)}"
+        )
+        if uses_block_features(config.features):
+            text += f" ({config.pooling})"
+        if config.timestamp_window_ms is not None:
+            text += f", {config.timestamp_window_ms:g} ms timestamp windows"
+        if config.timestamp_hop_ms is not None:
+            text += f" every {config.timestamp_hop_ms:g} ms"
+        return f"{text}, {self.embedding_sizes(config)[0]}-d embeddings"
+
+    def build(self, config: ModelConfig, **options: object) -> MobileNetEmbedder:
+        c = config.checkpoint
+        windows = {
+            "timestamp_window_ms": config.timestamp_window_ms,
+            "timestamp_hop_ms": config.timestamp_hop_ms,
+        }
+        return MobileNetEmbedder(
+            name=config.name,
+            width=c.width,
+            n_mels=c.n_mels,
+            hop_length=c.hop_length,
+            head=c.head,
+            strides=c.strides,
+            features=config.features,
+            pooling=config.pooling,
+            **{key: value for key, value in windows.items() if value is not None},
+            **options,
+        )
+
+
+register_family(MobileNetFamily(), RELEASE)

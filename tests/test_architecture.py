@@ -1,0 +1,145 @@
+"""The package's structure: imports flow one way, no one uses another module's private names,
+and modules stay small enough to read (ARCHITECTURE.md describes the layout)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hear_mn"
+# Modules allowed past MAX_LINES, and why.
+LONG_MODULES = {
+    "hear_mn.audiomlp": "the two gMLP encoders, their frontends and their streaming in one "
+    "reference-exact unit (see its docstring); split, the numbers would be spread apart",
+}
+MAX_LINES = 420
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST, modules: set[str], here: str) -> list[tuple[str, list[str]]]:
+    """(imported hear_mn module, names taken from it) of every import, at any depth, except
+    those only for type checkers."""
+    found: list[tuple[str, list[str]]] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, []) for alias in node.names if alias.name in modules)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module
+            if node.level:
+                package = here.rsplit(".", node.level)[0]
+                base = f"{package}.{node.module}"
+            if base not in modules:
+                return
+            names = []
+            for alias in node.names:
+                if f"{base}.{alias.name}" in modules:
+                    found.append((f"{base}.{alias.name}", []))
+                else:
+                    names.append(alias.name)
+            found.append((base, names))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def _package() -> dict[str, tuple[Path, ast.AST]]:
+    return {
+        _module_name(path): (path, ast.parse(path.read_text(), str(path)))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+
+
+def _graph() -> dict[str, set[str]]:
+    package = _package()
+    modules = set(package)
+    return {
+        name: {target for target, _ in _imports(tree, modules, name) if target != name}
+        for name, (_, tree) in package.items()
+    }
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (a module list that ends where it starts), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*path[path.index(target) :], target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    graph = _graph()
+    assert "hear_mn.registry" in graph and graph["hear_mn.registry"]
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_only_the_family_modules_name_a_family() -> None:
+    """The model base, the registry and the HEAR API never import a family's code."""
+    graph = _graph()
+    family_code = {"hear_mn.efficientat", "hear_mn.audiomlp", "hear_mn.mobilenet", "hear_mn.taps"}
+    for generic in ("hear_mn.config", "hear_mn.model", "hear_mn.registry", "hear_mn.hear"):
+        assert not graph[generic] & family_code, (generic, graph[generic] & family_code)
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    package = _package()
+    modules = set(package)
+    offences = [
+        f"{name} imports {target}.{taken}"
+        for name, (_, tree) in package.items()
+        for target, names in _imports(tree, modules, name)
+        for taken in names
+        if taken.startswith("_") and not taken.startswith("__") and target != name
+    ]
+    assert offences == []
+
+
+def test_modules_stay_readable() -> None:
+    long = {
+        name: len(path.read_text().splitlines())
+        for name, (path, _) in _package().items()
+        if name not in LONG_MODULES
+    }
+    assert {name: lines for name, lines in long.items() if lines > MAX_LINES} == {}
