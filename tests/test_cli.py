@@ -17,14 +17,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, SHARED, require_shared
+from conftest import REFERENCE, SHARED, relative_error, require_shared
 
 from hear_mn import cli, complexity
 from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
 from hear_mn.catalog import GROUP_TITLES, NAMED
+from hear_mn.cli import common as cli_common
+from hear_mn.cli import embed as cli_embed
 from hear_mn.complexity import model_complexity
 from hear_mn.labels import NUM_CLASSES, LabelsError, load_labels
 from hear_mn.registry import NAMED_CONFIGS, create_model, get_config
+from hear_mn.validation import FAIL, PASS, SKIP, validate_module
 
 sf = pytest.importorskip("soundfile")
 
@@ -206,7 +209,7 @@ def test_embed_folder_resume_and_overwrite(weights_env, audio_dir, tmp_path, cap
     )
     assert code == 1 and "embedded 4 file(s)" in stdout and "skipped" not in stdout
     again = np.load(out / READABLE["stereo_44k.wav"])["embedding"]
-    np.testing.assert_allclose(again, reference, rtol=0, atol=1e-5 * np.abs(reference).max())
+    assert relative_error(again, reference) <= 1e-5
     assert not [p for p in out.rglob("*") if p.name.startswith(".")], "temporary files left"
 
 
@@ -270,8 +273,8 @@ def test_an_unwritable_output_folder_is_found_before_any_work(
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     monkeypatch.setattr(
-        cli,
-        "_load_model",
+        cli_embed,
+        "load_model",
         lambda *a, **k: pytest.fail("loaded a model for a run that cannot write"),
     )
     code, _, stderr = run_cli(
@@ -377,7 +380,7 @@ def test_embed_with_a_module_of_the_original_package(
 def test_embed_progress_bar_only_on_a_terminal(
     weights_env, audio_dir, tmp_path, capsys, monkeypatch
 ) -> None:
-    monkeypatch.setattr(cli, "_is_tty", lambda stream: True)
+    monkeypatch.setattr(cli_embed, "is_tty", lambda stream: True)
     source = audio_dir / "speech_16k.flac"
     _, _, stderr = run_cli(capsys, "embed", source, "--model", MODEL, "--out", tmp_path / "a")
     # Progress by audio time, with the time left (tqdm's elapsed<remaining).
@@ -730,6 +733,33 @@ def test_validate_reports_a_missing_function_and_bad_attributes(tmp_path, capsys
     assert code == 1 and "sample_rate must be an int" in stdout
 
 
+def test_validate_module_gives_the_results_as_data(tmp_path, capsys) -> None:
+    """The validator from Python: one CheckResult per check, each also handed over at once,
+    and nothing printed; an exception of the module under test keeps its traceback."""
+    module = tmp_path / "broken_data.py"
+    text = BROKEN_MODULE.format(scale=1.0, dtype="float64")
+    module.write_text(text)
+    seen = []
+    results = validate_module(str(module), on_result=seen.append)
+    assert results == seen and len(results) == 9
+    assert [r.status for r in results[:4]] == [PASS] * 4 and results[2].detail == "Model"
+    failed = [r.detail for r in results if r.status == FAIL]
+    assert len(failed) == 5 and any("dtype torch.float64" in reason for reason in failed)
+    assert capsys.readouterr() == ("", "")
+
+    module.write_text(text.replace("return Model()", "raise RuntimeError('no weights')"))
+    results = validate_module(str(module), model_file="w.pt")
+    assert [(r.name, r.status) for r in results] == [
+        (f"import {module}", PASS),
+        ("HEAR API functions", PASS),
+        ("load_model('w.pt')", FAIL),
+        ("model attributes", SKIP),
+        ("embeddings", SKIP),
+    ]
+    assert results[2].detail == "raised RuntimeError: no weights"
+    assert "Traceback" in results[2].traceback and "no weights" in results[2].traceback
+
+
 @pytest.mark.parametrize(
     "argv", [["--help"], ["--version"], ["embed", "--help"], ["list", "--help"]]
 )
@@ -774,6 +804,6 @@ def test_threads_option_sets_torch_threads(
         run_cli(capsys, "embed", source, "--model", MODEL, "--out", tmp_path, "--threads", "3")[0]
         == 0
     )
-    monkeypatch.setattr(cli, "default_threads", lambda: 5)
+    monkeypatch.setattr(cli_common, "default_threads", lambda: 5)
     assert run_cli(capsys, "embed", source, "--model", MODEL, "--out", tmp_path / "b")[0] == 0
     assert chosen == [3, 5]

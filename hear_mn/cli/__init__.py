@@ -1,0 +1,118 @@
+"""The ``hear-mn`` command line: ``list``, ``embed``, ``tag`` and ``validate``.
+
+Run ``hear-mn --help`` (or ``python -m hear_mn --help``) for the commands and
+``hear-mn COMMAND --help`` for each command's options and examples. Exit codes: 0 success,
+1 some inputs failed (or a validation check failed), 2 nothing was done because of a usage
+error (bad flag, unknown model, missing input, weights not available).
+
+One module per command (:mod:`~hear_mn.cli.listing`, :mod:`~hear_mn.cli.embed`,
+:mod:`~hear_mn.cli.tag`, :mod:`~hear_mn.cli.validate`), each with ``add_parser`` and
+``run``; what they share is in :mod:`hear_mn.cli.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+# Only torch-free modules at import time: `hear-mn --help` and `--version` stay fast.
+from hear_mn.cli import embed, listing, tag, validate
+from hear_mn.cli.common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    FORMATTER,
+    PROG,
+    CLIError,
+    Parser,
+    default_threads,
+    err,
+    passive_waiting,
+    weights_location,
+    wrap,
+)
+
+__all__ = ["build_parser", "default_threads", "main", "weights_location"]
+
+COMMANDS = (listing, embed, tag, validate)  # in the order `hear-mn --help` lists them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``hear-mn`` (exposed for documentation tools)."""
+    from hear_mn import __version__
+
+    parser = Parser(
+        prog=PROG,
+        description=wrap(
+            "Audio embeddings (EfficientAT MobileNets, Audio-MLP) from audio files, "
+            "AudioSet tags, and a HEAR API validator."
+        ),
+        epilog=(
+            "examples:\n"
+            "  hear-mn list\n"
+            "  hear-mn embed recordings/ --model mn10_e1_l --out embeddings/\n"
+            "  hear-mn tag dog.wav --model mn10_e1_l\n"
+            "  hear-mn validate hear_mn.mn04_e1_l\n\n"
+            "Run `hear-mn COMMAND --help` for a command's options."
+        ),
+        formatter_class=FORMATTER,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more (-vv: debug) and show tracebacks of errors",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``hear-mn`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as error:
+        err(str(error))
+        return error.code
+    except SystemExit as exit_:  # --help and --version
+        return exit_.code if isinstance(exit_.code, int) else EXIT_OK
+
+    passive_waiting()
+    package_logger = logging.getLogger("hear_mn")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    level = logging.WARNING if args.verbose == 0 else logging.INFO
+    if args.verbose > 1:
+        level = logging.DEBUG
+    previous_level = package_logger.level
+    package_logger.addHandler(handler)
+    package_logger.setLevel(level)
+    try:
+        return int(args.handler(args))
+    except CLIError as error:
+        if args.verbose:
+            traceback.print_exc()
+        err(f"{PROG} {args.command}: error: {error}")
+        return error.code
+    except KeyboardInterrupt:
+        err(f"{PROG}: interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as error:  # anything unexpected: one line, the traceback with -v
+        if args.verbose:
+            traceback.print_exc()
+        err(
+            f"{PROG} {args.command}: error: {type(error).__name__}: {error}"
+            + ("" if args.verbose else " (run with -v for the traceback)")
+        )
+        return EXIT_FAILED
+    finally:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(previous_level)

@@ -1,0 +1,329 @@
+"""Plumbing shared by the ``hear-mn`` commands.
+
+Exit codes, :class:`CLIError` and the argument parser class, output helpers, argument types,
+torch thread setup, the model (and its configuration) from the parsed arguments, the audio
+progress bar, and the scan of the input files. Torch-free at import: ``hear-mn --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from hear_mn.catalog import DEFAULT_CONFIG
+
+if TYPE_CHECKING:
+    from hear_mn.audio_io import AudioInputs
+    from hear_mn.registry import ModelConfig
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "FORMATTER",
+    "add_command",
+    "PROG",
+    "AudioProgress",
+    "CLIError",
+    "Parser",
+    "SubParsers",
+    "add_model_options",
+    "default_threads",
+    "err",
+    "find_inputs",
+    "is_tty",
+    "load_model",
+    "model_config",
+    "out",
+    "passive_waiting",
+    "positive_float",
+    "positive_int",
+    "report_failures",
+    "report_ignored",
+    "set_threads",
+    "weights_location",
+    "wrap",
+]
+
+PROG = "hear-mn"
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (SIGINT)
+FORMATTER = argparse.RawDescriptionHelpFormatter  # descriptions and examples keep their lines
+
+logger = logging.getLogger("hear_mn.cli")
+
+
+class CLIError(Exception):
+    """A one-line error that ends the command with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and no exit from :func:`hear_mn.cli.main`."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CLIError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
+class SubParsers(Protocol):
+    """What a command's ``add_parser`` gets: the ``add_subparsers()`` of :class:`Parser`."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+# --------------------------------------------------------------------------- output
+
+
+def out(text: str = "") -> None:
+    """Write a line to stdout, at once."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def err(text: str, end: str = "\n") -> None:
+    """Write ``text`` (a line, unless ``end`` says otherwise) to stderr, at once."""
+    sys.stderr.write(text + end)
+    sys.stderr.flush()
+
+
+def is_tty(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal (False for anything that cannot say)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def add_command(
+    subparsers: SubParsers, name: str, summary: str, description: str, examples: str
+) -> argparse.ArgumentParser:
+    """The parser of command ``name``: one-line ``summary`` for the command list, the
+    ``description`` wrapped to the terminal, ``examples`` kept as written."""
+    return subparsers.add_parser(
+        name,
+        help=summary,
+        description=wrap(description),
+        epilog=examples,
+        formatter_class=FORMATTER,
+    )
+
+
+def wrap(text: str) -> str:
+    """``text`` as a paragraph of the help's width."""
+    return textwrap.fill(text, 79)
+
+
+def report_ignored(ignored: list[tuple[Path, str]], quiet: bool) -> None:
+    """List on stderr the files of the input folders that were not read as audio."""
+    if ignored and not quiet:
+        err(f"{PROG}: ignored {len(ignored)} file(s) in the input folders, not read as audio:")
+        for path, reason in ignored:
+            err(f"  {path}: {reason}")
+
+
+def report_failures(failures: list[tuple[Path, str]], verb: str) -> None:
+    """List on stderr the files ``verb`` (e.g. "embedding") failed for, with the reasons."""
+    if not failures:
+        return
+    err(f"{PROG}: {verb} failed for {len(failures)} file(s):")
+    for path, reason in failures:
+        prefix = f"{path}: "
+        err("  " + (reason if reason.startswith(prefix) else prefix + reason))
+
+
+class AudioProgress:
+    """A tqdm bar over the seconds of audio in ``files``, with the time left, on stderr.
+
+    The total comes from the files' headers (read only when the bar is shown); a file
+    counts with its header's duration when it is done, or with what was decoded when its
+    header gave none.
+    """
+
+    def __init__(self, label: str, files: Sequence[tuple[Path, Path]], enabled: bool) -> None:
+        from tqdm import tqdm
+
+        from hear_mn.audio_io import audio_duration
+
+        self._durations = {path: audio_duration(path) for path, _ in files} if enabled else {}
+        self._bar = tqdm(
+            total=round(sum(d for d in self._durations.values() if d), 1),
+            desc=label,
+            unit="s",
+            disable=not enabled,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of audio "
+            "[{elapsed}<{remaining}, {rate_fmt}]",
+        )
+
+    def done(self, path: Path, seconds: float) -> None:
+        """Count ``path`` as done (``seconds``: what was decoded of it)."""
+        self._bar.update(self._durations.get(path) or seconds)
+
+    def close(self) -> None:
+        """End the bar."""
+        self._bar.close()
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_model_options(parser: argparse.ArgumentParser, *, features: bool) -> None:
+    """The options of the commands that run a model (``--features`` only when asked)."""
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_CONFIG,
+        metavar="NAME",
+        help=f"configuration name (see `hear-mn list`; default {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="checkpoint file to load instead of the released weights",
+    )
+    if features:
+        parser.add_argument(
+            "--features",
+            metavar="F",
+            help="another feature set for the model's checkpoint, e.g. e1_l_all_se (MobileNets)",
+        )
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=8,
+        metavar="N",
+        help="clips of equal length per forward pass (default 8)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch threads (default: every CPU core this process may use; OpenMP threads "
+        "wait passively unless OMP_WAIT_POLICY is set, so a busy machine slows them little)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def default_threads() -> int:
+    """Torch threads for a run: the CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def passive_waiting() -> None:
+    """Let OpenMP threads sleep, not spin, while they wait (unless the user chose otherwise).
+
+    Torch's threads meet at a barrier after every operation. On a shared machine one of
+    them is often descheduled, and the default policy's spinning partner then burns the
+    CPU the descheduled one needs: beside 2 busy processes on 2 cores, 2 threads took 1.6x
+    to 9.5x the time of 1 thread, and with passive waiting 0.67x to 0.90x, for a few
+    per cent on an idle machine (``benchmarks/bench_threads.py``). OpenMP reads this once,
+    when torch loads, so it is set before any command imports torch.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` torch threads (None: :func:`default_threads`)."""
+    import torch
+
+    chosen = threads or default_threads()
+    torch.set_num_threads(chosen)
+    logger.info("using %d torch thread(s)", chosen)
+    return chosen
+
+
+# --------------------------------------------------------------------------- models and inputs
+
+
+def model_config(name: str, features: str | None = None) -> ModelConfig:
+    """The configuration ``name`` (with ``features``); an unknown one is a :class:`CLIError`."""
+    from hear_mn.registry import get_config
+
+    try:
+        return get_config(name, features=features)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+
+
+def load_model(args: argparse.Namespace, features: str | None) -> object:
+    """The model of ``args`` (--model, --weights, --device, --threads, --quiet)."""
+    from hear_mn.registry import create_model
+    from hear_mn.weights import WeightsError
+
+    set_threads(args.threads)
+
+    progress = False if args.quiet else None
+    try:
+        return create_model(
+            args.model,
+            weights=args.weights,
+            features=features,
+            device=args.device,
+            progress=progress,
+        )
+    except (ValueError, WeightsError) as error:
+        raise CLIError(str(error)) from None
+
+
+def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
+    """Where the released weights file is: ("offline"|"shipped"|"cached"|"missing", path)."""
+    from hear_mn.weights import find_weights
+
+    found = find_weights(config.weights.file_name)
+    return found if found is not None else ("missing", None)
+
+
+def find_inputs(inputs: Sequence[str]) -> AudioInputs:
+    """The files to read and the other files found in the folders (listed at the end, not
+    skipped silently); a missing input or two inputs of the same name end the command."""
+    from hear_mn.audio_io import InputNameError, scan_audio_inputs
+
+    try:
+        scan = scan_audio_inputs(inputs)
+    except (FileNotFoundError, InputNameError) as error:
+        raise CLIError(str(error)) from None
+    if not scan.files:
+        raise CLIError(f"no audio or video files found in {' '.join(map(str, inputs))}")
+    return scan

@@ -1,0 +1,202 @@
+"""``hear-mn tag``: the top AudioSet classes of audio files, or of windows of them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hear_mn.catalog import AUDIOMLP_CONFIGS, DEFAULT_CONFIG
+from hear_mn.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    AudioProgress,
+    CLIError,
+    SubParsers,
+    add_command,
+    add_model_options,
+    find_inputs,
+    is_tty,
+    load_model,
+    model_config,
+    out,
+    positive_float,
+    positive_int,
+    report_failures,
+    report_ignored,
+)
+
+EXAMPLES = f"""examples:
+  hear-mn tag dog.wav --model mn10_e1_l
+  hear-mn tag recordings/ --model {DEFAULT_CONFIG} --top-k 3 --window 5
+  hear-mn tag street.flac --model mn04_e1_l --json > tags.json
+
+Scores are the sigmoid of the model's 527 AudioSet logits. Class names come from AudioSet's
+class_labels_indices.csv, downloaded once into the weights cache (or found in
+$HEAR_MN_WEIGHTS_DIR; or give it with --labels). Only MobileNet models can tag
+({", ".join(AUDIOMLP_CONFIGS)} have no classifier).
+"""
+
+
+def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+    """Add the ``tag`` command to ``subparsers``."""
+    parser = add_command(
+        subparsers,
+        "tag",
+        "AudioSet tags of audio files",
+        "The top AudioSet classes of each file, or of each window of a file.",
+        EXAMPLES,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or directories")
+    add_model_options(parser, features=False)
+    parser.add_argument(
+        "--top-k", type=positive_int, default=5, metavar="K", help="classes shown (default 5)"
+    )
+    parser.add_argument(
+        "--window",
+        type=positive_float,
+        metavar="SECONDS",
+        help="tag consecutive windows of this length instead of whole files",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--labels",
+        metavar="CSV",
+        help="AudioSet class_labels_indices.csv to use (default: downloaded and cached)",
+    )
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _segments(n_samples: int, window: int | None) -> list[tuple[int, int]]:
+    if window is None or window >= n_samples:
+        return [(0, n_samples)]
+    return [(start, min(start + window, n_samples)) for start in range(0, n_samples, window)]
+
+
+def _tag_file(
+    model: object, audio: np.ndarray, window: int | None, batch_size: int
+) -> list[tuple[int, int, np.ndarray]]:
+    """(start, stop, probabilities) per segment; equal-length windows share forward passes."""
+    import torch
+
+    bounds = _segments(len(audio), window)
+    scores: list[np.ndarray | None] = [None] * len(bounds)
+    by_length: dict[int, list[int]] = {}
+    for i, (start, stop) in enumerate(bounds):
+        by_length.setdefault(stop - start, []).append(i)
+    for indices in by_length.values():
+        for first in range(0, len(indices), batch_size):
+            chunk = indices[first : first + batch_size]
+            batch = np.stack([audio[bounds[i][0] : bounds[i][1]] for i in chunk])
+            logits = model.scene_embeddings(torch.from_numpy(batch))
+            probs = torch.sigmoid(logits).cpu().numpy()
+            for i, row in zip(chunk, probs):
+                scores[i] = row
+    return [(start, stop, row) for (start, stop), row in zip(bounds, scores)]
+
+
+def _entry(
+    path: Path,
+    n_samples: int,
+    sample_rate: int,
+    segments: list[tuple[int, int, np.ndarray]],
+    labels: list,
+    top_k: int,
+) -> dict:
+    """One file's JSON record: its duration and each segment's ``top_k`` tags."""
+    entry = {
+        "file": str(path),
+        "duration_s": round(n_samples / sample_rate, 3),
+        "segments": [],
+    }
+    for start, stop, probs in segments:
+        order = np.argsort(-probs, kind="stable")[:top_k]
+        entry["segments"].append(
+            {
+                "start_s": round(start / sample_rate, 3),
+                "end_s": round(stop / sample_rate, 3),
+                "tags": [
+                    {
+                        "index": int(i),
+                        "mid": labels[i].mid,
+                        "label": labels[i].name,
+                        "score": round(float(probs[i]), 4),
+                    }
+                    for i in order
+                ],
+            }
+        )
+    return entry
+
+
+def _print_tags(entry: dict) -> None:
+    out(f"{entry['file']}  ({entry['duration_s']:.2f} s)")
+    for segment in entry["segments"]:
+        span = f"{segment['start_s']:7.2f}-{segment['end_s']:.2f} s"
+        for rank, tag in enumerate(segment["tags"]):
+            lead = span if rank == 0 else " " * len(span)
+            out(f"  {lead}  {tag['score']:.3f}  {tag['label']}")
+    out()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Tag the inputs (a table per file, or one JSON report); 1 when some files failed."""
+    from hear_mn.audio_io import AudioReadError, load_audio
+    from hear_mn.labels import LabelsError, load_labels
+
+    config = model_config(args.model)
+    if config.checkpoint.family != "mobilenet":
+        raise CLIError(
+            f"{args.model} has no AudioSet classifier (Audio-MLP models give embeddings only); "
+            f"tag with a MobileNet, e.g. --model {DEFAULT_CONFIG}"
+        )
+    scan = find_inputs(args.inputs)
+    files = scan.files
+    try:
+        labels = load_labels(args.labels, progress=False if args.quiet else None)
+    except LabelsError as error:
+        raise CLIError(str(error)) from None
+    model = load_model(args, "l")
+    sample_rate = int(model.sample_rate)
+    window = max(1, round(args.window * sample_rate)) if args.window else None
+    top_k = min(args.top_k, len(labels))
+    failures: list[tuple[Path, str]] = []
+    results = []
+    show = is_tty(sys.stderr) and not args.quiet and args.json
+    progress = AudioProgress("tag", files, show)
+    try:
+        for path, _ in files:
+            try:
+                audio = load_audio(path, sample_rate)
+                segments = _tag_file(model, audio, window, args.batch_size)
+            except AudioReadError as error:
+                failures.append((path, str(error)))
+                progress.done(path, 0.0)
+                continue
+            except Exception as error:  # one bad file must not end the run
+                failures.append((path, f"tagging failed: {type(error).__name__}: {error}"))
+                progress.done(path, 0.0)
+                continue
+            entry = _entry(path, len(audio), sample_rate, segments, labels, top_k)
+            results.append(entry)
+            progress.done(path, len(audio) / sample_rate)
+            if not args.json:
+                _print_tags(entry)
+    finally:
+        progress.close()
+    if args.json:
+        report = {
+            "model": args.model,
+            "top_k": top_k,
+            "window_s": args.window,
+            "files": results,
+            "failures": [{"file": str(p), "error": reason} for p, reason in failures],
+        }
+        out(json.dumps(report, indent=2))
+    report_ignored(scan.ignored, args.quiet)
+    report_failures(failures, "tagging")
+    return EXIT_FAILED if failures else EXIT_OK
