@@ -5,7 +5,9 @@ The tools run as subprocesses, exactly as a user runs them. They are installed b
 a reason. The tasks heareval reads are synthesized in a temporary directory by
 ``hear_tasks.py`` (tones and noise at 16, 32 and 48 kHz), so no data set is needed.
 Weights come from ``../shared`` (random EfficientAT checkpoints, the real Audio-MLP ones);
-tests that need them skip when it is absent.
+tests that need them skip when it is absent, and fail in CI (conftest.require_shared).
+Tests marked ``upstream_bug`` assert that an upstream tool is still broken; they are
+deselected by default (setup.cfg) and run with ``python -m pytest -m upstream_bug``.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ import hear_tasks
 import numpy as np
 import pytest
 import torch
+from conftest import AUDIOMLP as MLP_WEIGHTS
+from conftest import REFERENCE as MN_WEIGHTS
+from conftest import SEED_SYSTEM as SEED_WEIGHTS
+from conftest import relative_error, require_shared
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-MN_WEIGHTS = SHARED / "fixtures" / "reference"
-SEED_WEIGHTS = SHARED / "fixtures" / "seed_system"
-MLP_WEIGHTS = SHARED / "fixtures" / "audiomlp"
 
 TIMEOUT = 900  # seconds for one tool run; each takes 10-30 s on 2 CPU cores
 
@@ -62,9 +64,7 @@ pytestmark = pytest.mark.skipif(bool(MISSING_TOOLS), reason=MISSING_TOOLS or "to
 
 
 def _weights(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"needs the checkpoint {path} (../shared, only on the project's machines)")
-    return path
+    return require_shared(path)  # skips without ../shared, fails in CI
 
 
 def _tool_env(tmp: Path, *python_path: Path) -> dict[str, str]:
@@ -271,12 +271,6 @@ def _split_audio(task_dir: Path, sample_rate: int, split: str, files: list[str])
     return torch.from_numpy(np.stack(clips))
 
 
-def _close(ours: np.ndarray, theirs: np.ndarray) -> None:
-    assert ours.shape == theirs.shape, f"{ours.shape} != {theirs.shape}"
-    scale = max(float(np.abs(ours).max()), 1e-12)
-    assert float(np.abs(ours - theirs).max()) <= 1e-4 * scale
-
-
 def _memmap(task_out: Path, split: str) -> np.ndarray:
     """heareval's `<split>.embeddings.npy`: a raw float32 memmap, shape in the dimensions json."""
     dims = json.loads((task_out / f"{split}.embedding-dimensions.json").read_text())
@@ -320,7 +314,7 @@ def test_embeddings_runner_scene_task(key: str, hear_workdir: HearWorkdir) -> No
         # Our own scene embeddings of the same files agree with what heareval stored.
         audio = _split_audio(task_dir, model.sample_rate, split, files)
         ours = module.get_scene_embeddings(audio, model).cpu().numpy()
-        _close(ours, np.stack(per_file))
+        assert relative_error(np.stack(per_file), ours) <= 1e-4
 
 
 @pytest.mark.parametrize("key", ["mn04", "mn04_all_se", "mn10_mode", "kwmlp"])
@@ -340,7 +334,7 @@ def test_embeddings_runner_event_task(key: str, hear_workdir: HearWorkdir) -> No
         our_timestamps = our_timestamps.cpu().numpy()
         # heareval batches a split's clips; a clip alone gives the same embeddings.
         alone, alone_timestamps = module.get_timestamp_embeddings(audio[-1:], model)
-        _close(alone[0].cpu().numpy(), our_embeddings[-1])
+        assert relative_error(our_embeddings[-1], alone[0]) <= 1e-4
         assert alone_timestamps[0].tolist() == our_timestamps[-1].tolist()
         n_times = our_timestamps.shape[1]
         dims = json.loads((out / f"{split}.embedding-dimensions.json").read_text())
@@ -352,7 +346,7 @@ def test_embeddings_runner_event_task(key: str, hear_workdir: HearWorkdir) -> No
             assert embedding.dtype == np.float32 and np.isfinite(embedding).all()
             timestamps = json.loads((out / split / f"{name}.timestamps.json").read_text())
             assert timestamps == our_timestamps[i].tolist()  # exactly our timestamps, in ms
-            _close(our_embeddings[i], embedding)
+            assert relative_error(embedding, our_embeddings[i]) <= 1e-4
             per_file.append(embedding)
             # heareval labels each timestamp with the events around it: that only works
             # when timestamps are milliseconds.
@@ -422,6 +416,7 @@ def test_predictions_runner_scores_the_scene_task(key: str, hear_workdir: HearWo
         assert top1 >= 5 / 6, scores
 
 
+@pytest.mark.upstream_bug
 def test_predictions_runner_needs_torch_weights_only_off(hear_workdir: HearWorkdir) -> None:
     """Why TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1: without it torch >= 2.6 refuses heareval's checkpoints."""
     task_out = _fresh_copy(hear_workdir.embeddings("mn04") / hear_tasks.SCENE_TASK, "noenv")
@@ -433,7 +428,9 @@ def test_predictions_runner_needs_torch_weights_only_off(hear_workdir: HearWorkd
 # Known upstream bug (heareval 2021.1.3 with pytorch-lightning >= 1.6): the predictions
 # runner cannot score any event task; see hear_tasks.LIGHTNING_EPOCH_SHIM for the cause.
 # Asserted as a known failure, for our module and for a module that has nothing to do with
-# hear_mn, so that this test fails (and the README must be updated) once it is fixed.
+# hear_mn, so that this test fails (and the README must be updated) once it is fixed. Marked
+# upstream_bug: it watches heareval and never decides our CI (python -m pytest -m upstream_bug).
+@pytest.mark.upstream_bug
 @pytest.mark.parametrize("key", ["mn04", "random"])
 def test_known_upstream_bug_event_predictions_keyerror(key: str, hear_workdir: HearWorkdir) -> None:
     task_out = _fresh_copy(hear_workdir.embeddings(key) / hear_tasks.EVENT_TASK, "event")

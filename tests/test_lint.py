@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,14 +11,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ruff_check_is_clean() -> None:
-    ruff = shutil.which("ruff")
-    if ruff is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    result = subprocess.run(
-        [ruff, "check", "hear_mn", "tests", "benchmarks", "setup.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+def _ruff(*args: str) -> subprocess.CompletedProcess:
+    """ruff of this interpreter's environment (``python -m ruff``), not whichever is on PATH."""
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True
     )
+
+
+def test_ruff_check_is_clean() -> None:
+    if _ruff("--version").returncode != 0:
+        pytest.skip(f"ruff is not installed for {sys.executable} (pip install -e '.[test]')")
+    result = _ruff("check", "hear_mn", "tests", "benchmarks", "setup.py")
     assert result.returncode == 0, result.stdout + result.stderr

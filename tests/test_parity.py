@@ -8,28 +8,16 @@ timestamps against the stored arrays.
 
 from __future__ import annotations
 
-import importlib
-
-import numpy as np
 import pytest
-from conftest import REFERENCE, assert_matches_reference, reference_manifest, require_shared
+from conftest import REFERENCE, assert_reference_fixture, reference_manifest, require_shared
 
 MANIFEST = reference_manifest()
-
-
-def _module_for(entry: dict) -> str:
-    arch = entry["checkpoint"].split("_")[0]
-    return f"hear_mn.{arch}_mels_256_e1_l" if entry["n_mels"] == 256 else f"hear_mn.{arch}_e1_l"
 
 
 @pytest.mark.parametrize("key", sorted(MANIFEST) or ["manifest-missing"])
 def test_reference_fixture(key: str) -> None:
     require_shared()
-    entry = MANIFEST[key]
-    module = importlib.import_module(_module_for(entry))
-    model = module.load_model(str(REFERENCE / entry["checkpoint"]), features=entry["features"])
-    assert model.scene_embedding_size == entry["embedding_size"]
-    assert_matches_reference(module, model, np.load(REFERENCE / f"{key}.npz"))
+    assert_reference_fixture(REFERENCE, key, MANIFEST[key])
 
 
 def test_manifest_covers_both_widths_and_the_256_mel_frontend() -> None:

@@ -18,19 +18,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, SEED_SYSTEM, SHARED, relative_error, require_shared
+from conftest import (
+    AUDIOMLP,
+    REFERENCE,
+    SEED_SYSTEM,
+    assert_matches_reference,
+    relative_error,
+    require_shared,
+)
 from test_weights import flip_tensor_byte
 
 import hear_mn.kwmlp
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn import registry
+from hear_mn.families.audiomlp import AUDIOMLP_CHECKPOINTS
 from hear_mn.registry import create_model
 from hear_mn.weights import WeightsError, WeightsUnavailableError, cache_dir
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHIPPED = PROJECT / "hear_mn" / "checkpoints"
 SHIPPED_FILES = ("kwmlp.pth", "audiomae.pth", "LICENSE-CC-BY-SA-4.0.txt", "ATTRIBUTION.md")
-AUDIOMLP = SHARED / "fixtures" / "audiomlp"
 
 
 def _serve(server, monkeypatch, name: str, checkpoint: Path) -> str:
@@ -272,7 +279,7 @@ def test_shipped_audiomlp_checkpoints_are_the_release_with_their_licence() -> No
         "HEAR-2021-Audio-MLP",
         "Mashrur M. Morshed",
         "Ahmad Omar Ahsan",
-        registry.AUDIOMLP_CHECKPOINTS,
+        AUDIOMLP_CHECKPOINTS,
         "unmodified",
         "CC BY-SA 4.0",
         registry.CHECKPOINTS["kwmlp"].weights.sha256,
@@ -281,23 +288,13 @@ def test_shipped_audiomlp_checkpoints_are_the_release_with_their_licence() -> No
         assert fact in attribution, fact
 
 
-def _audiomlp_reference(name: str) -> tuple[np.lib.npyio.NpzFile, np.lib.npyio.NpzFile]:
-    require_shared(AUDIOMLP)
-    return np.load(AUDIOMLP / "audiomlp_inputs.npz"), np.load(AUDIOMLP / f"{name}_ref.npz")
-
-
 def _assert_audiomlp_reference(
     name: str, module: object, model: object, keys: tuple[str, ...] = ()
 ) -> None:
     """The HEAR functions of ``module`` give the reference outputs (for ``keys``, else all)."""
-    inputs, reference = _audiomlp_reference(name)
-    for key in keys or inputs.files:
-        audio = torch.from_numpy(inputs[key])
-        embeddings, timestamps = module.get_timestamp_embeddings(audio, model)
-        np.testing.assert_array_equal(timestamps.numpy(), reference[f"{key}/timestamps"])
-        assert relative_error(embeddings, reference[f"{key}/timestamp_embeddings"]) <= 1e-5
-        scene = module.get_scene_embeddings(audio, model)
-        assert relative_error(scene, reference[f"{key}/scene"]) <= 1e-5
+    reference = np.load(require_shared(AUDIOMLP) / f"{name}_ref.npz")
+    inputs = AUDIOMLP / "audiomlp_inputs.npz"
+    assert_matches_reference(module, model, reference, inputs, keys)
 
 
 @pytest.mark.parametrize("name", ["kwmlp", "audiomae"])

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import importlib
 
-import numpy as np
 import pytest
 import torch
 from conftest import (
-    REFERENCE,
     SEED_SYSTEM,
     SHARED,
-    assert_matches_reference,
+    assert_seed_system_fixture,
     reference_manifest,
     require_shared,
 )
@@ -34,24 +32,10 @@ SEED_SYSTEM_NOTE = SHARED / "notes" / "SEED_SYSTEM.md"
 DECLARED_SIZE_CORRECTIONS = {"mn40_clf2": (2016, 5120)}
 
 
-def _weights(file_name: str) -> str:
-    path = SEED_SYSTEM / file_name
-    return str(path if path.exists() else REFERENCE / file_name)
-
-
 @pytest.mark.parametrize("name", sorted(MANIFEST) or ["manifest-missing"])
 def test_seed_system_fixture(name: str) -> None:
     require_shared(SEED_SYSTEM)
-    entry = MANIFEST[name]
-    module = importlib.import_module(f"hear_mn.{name}")
-    model = module.load_model(_weights(entry["weights"]))
-    assert model.scene_embedding_size == model.timestamp_embedding_size == entry["embedding_size"]
-    assert model.frontend.n_mels == entry["frontend"]["n_mels"]
-    assert model.frontend.hop_length == entry["frontend"]["hopsize"]
-    assert model.windows.size == entry["timestamp_window_samples"]
-    assert model.windows.hop == entry["timestamp_hop_samples"]
-    assert model.pooling == entry["feature_pooling"]
-    assert_matches_reference(module, model, np.load(SEED_SYSTEM / f"{name}.npz"))
+    assert_seed_system_fixture(SEED_SYSTEM, name, MANIFEST[name])
 
 
 def test_fixtures_cover_every_kind_of_variant() -> None:

@@ -1,10 +1,20 @@
-"""Streaming timestamp embeddings equal the offline ones for any chunking."""
+"""Streaming timestamp embeddings equal the offline ones for any chunking.
+
+The grids below are not a full product of chunkings and lengths: each case is one that can
+differ from the others in the streams' state machines (hear_mn.streaming). A MobileNet stream
+keeps its samples in a head until the left padding is filled (more than ``pad`` samples), then
+emits each window once its last sample is in and the rest at close (right padding). An
+Audio-MLP stream only concatenates until a one-second chunk (80 padding samples + 15920) is
+complete, and emits frames as their chunk is done. Two chunkings that give the same state
+(e.g. any chunking of samples that stay in the head) are the same case and are listed once.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from conftest import randomize_batchnorm, relative_error
 
 import hear_mn
 from hear_mn.efficientat import MobileNetEmbedder
@@ -22,9 +32,7 @@ CHUNKINGS = {
 def model() -> MobileNetEmbedder:
     torch.manual_seed(0)
     built = hear_mn.create_model("mn04_e1_l", pretrained=False, window_batch_size=64)
-    for name, buffer in built.backbone.named_buffers():
-        if name.endswith("running_mean"):
-            buffer.normal_(0, 0.1)
+    randomize_batchnorm(built.backbone)
     return built
 
 
@@ -53,14 +61,27 @@ def _assert_stream_equals_offline(model, n_samples: int, sizes: list[int]) -> No
     signal = 0.1 * torch.randn(n_samples, generator=torch.Generator().manual_seed(n_samples))
     expected, expected_ts = hear_mn.get_timestamp_embeddings(signal[None], model)
     embeddings, timestamps, _ = _run_stream(model, signal, sizes)
-    assert embeddings.shape == expected[0].shape
-    assert (embeddings - expected[0]).abs().max() <= 1e-5 * expected.abs().max()
+    assert relative_error(embeddings, expected[0]) <= 1e-5
     assert torch.equal(timestamps, expected_ts[0])
 
 
-@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
-@pytest.mark.parametrize("n_samples", [32000 * 2 + 123, 3200])
-def test_stream_equals_offline(model, chunking: str, n_samples: int) -> None:
+# mn04_e1_l: 160 ms windows (5120 samples, pad 2560) every 50 ms (1600 samples).
+STREAM_CASES = [
+    # 40 hops + 123 samples: 41 windows, the last ones from close's right padding.
+    (64123, "one big chunk"),  # every window from one push (one batch)
+    (64123, "primes"),  # pushes of 1 to 5 samples that complete no window, then a ragged rest
+    (64123, "window-sized"),  # windows split across pushes, about three per push
+    (64123, "hop-sized"),  # one window per push; the head is left in the second push
+    # (single samples then rest: 2000 samples stay in the head, so the same as one big chunk)
+    # Two hops, just past the left padding: one window from the pushes, two at close.
+    (3200, "one big chunk"),  # (primes and window-sized push the same single chunk)
+    (3200, "single samples then rest"),  # 2000 pushes into the head, then 1200 leave it
+    (3200, "hop-sized"),  # the head is left by the second push
+]
+
+
+@pytest.mark.parametrize(("n_samples", "chunking"), STREAM_CASES)
+def test_stream_equals_offline(model, n_samples: int, chunking: str) -> None:
     _assert_stream_equals_offline(model, n_samples, CHUNKINGS[chunking])
 
 
@@ -119,9 +140,32 @@ def audiomlp(request):
     return hear_mn.create_model(request.param, pretrained=False)
 
 
-@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
-@pytest.mark.parametrize("n_samples", [1, 159, 160, 16000, 16001, 37123])
-def test_audiomlp_stream_equals_offline(audiomlp, chunking: str, n_samples: int) -> None:
+# Audio-MLP: 10 ms frames (160 samples); the signal is cut in one-second chunks after 80
+# padding samples. Below 15920 samples no chunk completes before close, so every chunking
+# leaves the same state; "primes" and "single samples then rest" push under 15920 samples
+# before their last push, so for longer signals they equal "one big chunk".
+AUDIOMLP_CASES = [
+    (1, "one big chunk"),  # one sample: n_timestamps' minimum of one frame
+    (159, "one big chunk"),  # under one hop: still one frame
+    (159, "single samples then rest"),  # pushes that emit nothing, all before close
+    (160, "one big chunk"),  # one hop: the first frame by the count
+    # The first chunk completes exactly with the last sample (nothing left over for close).
+    (15920, "one big chunk"),
+    (15920, "window-sized"),  # completed inside a push
+    (15920, "hop-sized"),  # completed by the last push
+    # One second: a chunk from the pushes, 80 samples left over, a second chunk at close.
+    (16000, "one big chunk"),
+    (16000, "window-sized"),
+    (16000, "hop-sized"),
+    # Two chunks from the pushes (at different pushes per chunking), a third at close.
+    (37123, "one big chunk"),
+    (37123, "window-sized"),
+    (37123, "hop-sized"),
+]
+
+
+@pytest.mark.parametrize(("n_samples", "chunking"), AUDIOMLP_CASES)
+def test_audiomlp_stream_equals_offline(audiomlp, n_samples: int, chunking: str) -> None:
     _assert_stream_equals_offline(audiomlp, n_samples, CHUNKINGS[chunking])
 
 
@@ -150,7 +194,32 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
+# Frontend-hop variants keep the 160 ms window (pad 2560): the long signal with pushes that
+# cut windows in different places, and the shortest signal past the padding. The long
+# windows (pad 10240 and 20480) keep every push of "primes" and of the short signals in the
+# head: the long signal in one push and hop by hop, and one signal that never leaves the
+# head. The 1601-sample window (pad 800) leaves the head early, even at 1500 samples.
+FRONTEND_HOPS = ("hop5", "hop15", "hop20", "hop25")
+VARIANT_CASES = [
+    *(
+        (name, 32000 + 777, chunking)
+        for name in FRONTEND_HOPS
+        for chunking in ("primes", "hop-sized")
+    ),
+    *((name, 3200, "hop-sized") for name in FRONTEND_HOPS),
+    ("window 640 ms", 32000 + 777, "one big chunk"),
+    ("window 640 ms", 32000 + 777, "hop-sized"),
+    ("window 640 ms", 3200, "one big chunk"),  # all in the head: close embeds it whole
+    ("window 1280 ms, hop 30 ms", 32000 + 777, "one big chunk"),
+    ("window 1280 ms, hop 30 ms", 32000 + 777, "hop-sized"),  # 50 ms pushes, 30 ms hops
+    ("window of 1601 samples", 32000 + 777, "primes"),
+    ("window of 1601 samples", 32000 + 777, "hop-sized"),
+    ("window of 1601 samples", 3200, "hop-sized"),  # one window per push, one at close
+    ("window of 1601 samples", 1500, "one big chunk"),  # one window, none left for close
+]
+
+
+@pytest.fixture(scope="module")
 def variant(request) -> MobileNetEmbedder:
     torch.manual_seed(1)
     options = VARIANTS[request.param]
@@ -159,9 +228,8 @@ def variant(request) -> MobileNetEmbedder:
     )
 
 
-@pytest.mark.parametrize("chunking", ["primes", "hop-sized", "one big chunk"])
-@pytest.mark.parametrize("n_samples", [32000 + 777, 3200, 1500, 1])
-def test_variant_stream_equals_offline(variant, chunking: str, n_samples: int) -> None:
+@pytest.mark.parametrize(("variant", "n_samples", "chunking"), VARIANT_CASES, indirect=["variant"])
+def test_variant_stream_equals_offline(variant, n_samples: int, chunking: str) -> None:
     _assert_stream_equals_offline(variant, n_samples, CHUNKINGS[chunking])
 
 
