@@ -24,7 +24,11 @@ setup(
         "av>=10",
     ],
     entry_points={"console_scripts": ["hear-mn=hear_mn.cli:main"]},
-    extras_require={"test": ["pytest>=7", "ruff", "setuptools>=70.1"]},
+    extras_require={
+        # ONNX export (hear_mn.export, `hear-mn export`) and running the exported files.
+        "onnx": ["onnxruntime>=1.17", "onnx>=1.15"],
+        "test": ["pytest>=7", "ruff", "setuptools>=70.1", "onnxruntime>=1.17", "onnx>=1.15"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "License :: OSI Approved :: MIT License",

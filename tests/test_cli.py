@@ -761,7 +761,8 @@ def test_validate_module_gives_the_results_as_data(tmp_path, capsys) -> None:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["--version"], ["embed", "--help"], ["list", "--help"]]
+    "argv",
+    [["--help"], ["--version"], ["embed", "--help"], ["list", "--help"], ["export", "--help"]],
 )
 def test_help_and_version_do_not_import_torch(argv: list[str]) -> None:
     """Startup stays fast: torch (about a second to import) is loaded only to do work."""

@@ -1,4 +1,4 @@
-"""The ``hear-mn`` command line: ``list``, ``embed``, ``tag`` and ``validate``.
+"""The ``hear-mn`` command line: ``list``, ``embed``, ``tag``, ``validate`` and ``export``.
 
 Run ``hear-mn --help`` (or ``python -m hear_mn --help``) for the commands and
 ``hear-mn COMMAND --help`` for each command's options and examples. Exit codes: 0 success,
@@ -6,8 +6,8 @@ Run ``hear-mn --help`` (or ``python -m hear_mn --help``) for the commands and
 error (bad flag, unknown model, missing input, weights not available).
 
 One module per command (:mod:`~hear_mn.cli.listing`, :mod:`~hear_mn.cli.embed`,
-:mod:`~hear_mn.cli.tag`, :mod:`~hear_mn.cli.validate`), each with ``add_parser`` and
-``run``; what they share is in :mod:`hear_mn.cli.common`.
+:mod:`~hear_mn.cli.tag`, :mod:`~hear_mn.cli.validate`, :mod:`~hear_mn.cli.export`), each
+with ``add_parser`` and ``run``; what they share is in :mod:`hear_mn.cli.common`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 
 # Only torch-free modules at import time: `hear-mn --help` and `--version` stay fast.
-from hear_mn.cli import embed, listing, tag, validate
+from hear_mn.cli import embed, export, listing, tag, validate
 from hear_mn.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -37,7 +37,7 @@ from hear_mn.cli.common import (
 
 __all__ = ["build_parser", "default_threads", "main", "weights_location"]
 
-COMMANDS = (listing, embed, tag, validate)  # in the order `hear-mn --help` lists them
+COMMANDS = (listing, embed, tag, validate, export)  # in the order `hear-mn --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,14 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=wrap(
             "Audio embeddings (EfficientAT MobileNets, Audio-MLP) from audio files, "
-            "AudioSet tags, and a HEAR API validator."
+            "AudioSet tags, a HEAR API validator, and ONNX export."
         ),
         epilog=(
             "examples:\n"
             "  hear-mn list\n"
             "  hear-mn embed recordings/ --model mn10_e1_l --out embeddings/\n"
             "  hear-mn tag dog.wav --model mn10_e1_l\n"
-            "  hear-mn validate hear_mn.mn04_e1_l\n\n"
+            "  hear-mn validate hear_mn.mn04_e1_l\n"
+            "  hear-mn export mn10_e1_l --out mn10_e1_l.onnx\n\n"
             "Run `hear-mn COMMAND --help` for a command's options."
         ),
         formatter_class=FORMATTER,

@@ -204,14 +204,22 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, features: bool) -> None:
-    """The options of the commands that run a model (``--features`` only when asked)."""
-    parser.add_argument(
-        "--model",
-        default=DEFAULT_CONFIG,
-        metavar="NAME",
-        help=f"configuration name (see `hear-mn list`; default {DEFAULT_CONFIG})",
-    )
+def add_model_options(
+    parser: argparse.ArgumentParser, *, features: bool, model: bool = True, running: bool = True
+) -> None:
+    """The options of the commands that run a model (``--features`` only when asked).
+
+    ``model=False`` leaves out ``--model`` (the command takes the name as an argument, in
+    ``args.model``); ``running=False`` leaves out ``--device`` and ``--batch-size`` (the
+    command runs no audio through the model).
+    """
+    if model:
+        parser.add_argument(
+            "--model",
+            default=DEFAULT_CONFIG,
+            metavar="NAME",
+            help=f"configuration name (see `hear-mn list`; default {DEFAULT_CONFIG})",
+        )
     parser.add_argument(
         "--weights",
         metavar="FILE",
@@ -223,14 +231,22 @@ def add_model_options(parser: argparse.ArgumentParser, *, features: bool) -> Non
             metavar="F",
             help="another feature set for the model's checkpoint, e.g. e1_l_all_se (MobileNets)",
         )
-    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=8,
-        metavar="N",
-        help="clips of equal length per forward pass (default 8)",
-    )
+    if running:
+        parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+        parser.add_argument(
+            "--backend",
+            choices=("torch", "onnxruntime"),
+            default="torch",
+            help="engine of the network: torch (default) or onnxruntime (MobileNets on the "
+            "CPU; pip install 'hear-mn[onnx]')",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=8,
+            metavar="N",
+            help="clips of equal length per forward pass (default 8)",
+        )
     parser.add_argument(
         "--threads",
         type=positive_int,
@@ -288,7 +304,8 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
 
 
 def load_model(args: argparse.Namespace, features: str | None) -> object:
-    """The model of ``args`` (--model, --weights, --device, --threads, --quiet)."""
+    """The model of ``args`` (--model, --weights, --device, --backend, --threads, --quiet)."""
+    from hear_mn.engines.ort import set_backend
     from hear_mn.registry import create_model
     from hear_mn.weights import WeightsError
 
@@ -296,14 +313,15 @@ def load_model(args: argparse.Namespace, features: str | None) -> object:
 
     progress = False if args.quiet else None
     try:
-        return create_model(
+        model = create_model(
             args.model,
             weights=args.weights,
             features=features,
-            device=args.device,
+            device=getattr(args, "device", None),
             progress=progress,
         )
-    except (ValueError, WeightsError) as error:
+        return set_backend(model, getattr(args, "backend", "torch"))
+    except (ValueError, ImportError, WeightsError) as error:
         raise CLIError(str(error)) from None
 
 

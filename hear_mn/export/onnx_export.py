@@ -1,0 +1,253 @@
+"""Writing a model as a self-contained ONNX file, checked against the torch model.
+
+The graph is traced with torch's TorchScript-based exporter (``dynamo=False``: about a
+second, where the dynamo exporter took tens), with dynamic batch and length axes; the weights
+are stored in the file. ``metadata_props`` describe the input, the output and the
+configuration (:func:`read_metadata`). Before a file is written, onnxruntime runs it on fixed
+random inputs and its outputs are compared with the torch model's (:func:`verify_onnx`); a
+file that disagrees is never written.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import torch
+
+from hear_mn.download import new_temp_file
+from hear_mn.export.spec import OUTPUT_NAME, GraphSpec, graph_spec
+from hear_mn.file_errors import FileAccessError, os_error_text
+from hear_mn.model import EmbeddingModel
+
+# max|onnx - torch| / max|torch| allowed on export. The backbone alone agrees to float32
+# rounding (below 5e-7 measured). The frontend's STFT as a convolution rounds differently
+# from torch's FFT (each is up to 5e-5 from float64 in a log-mel band): about 1e-6 at the
+# embedding, up to 2e-5 for the mean log-mel (mel_avgs) of inputs shorter than 513 samples.
+TOLERANCE_WITH_FRONTEND = 1e-4
+TOLERANCE_WITHOUT_FRONTEND = 1e-5
+MIN_OPSET = 14
+INSTALL_HINT = "pip install hear-mn[onnx]"
+
+
+class OnnxExportError(RuntimeError):
+    """A model could not be exported to ONNX."""
+
+
+class OnnxVerificationError(OnnxExportError):
+    """An exported graph disagrees with the torch model; nothing was written."""
+
+
+def require_onnx() -> ModuleType:
+    """The ``onnx`` package, or an ImportError that says how to install it."""
+    try:
+        import onnx
+    except ImportError as error:
+        raise ImportError(f"exporting to ONNX needs the onnx package: {INSTALL_HINT}") from error
+    return onnx
+
+
+def require_onnxruntime() -> ModuleType:
+    """The ``onnxruntime`` package, or an ImportError that says how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(
+            f"running (and verifying) ONNX files needs onnxruntime: {INSTALL_HINT}"
+        ) from error
+    return onnxruntime
+
+
+def _checked_opset(opset: object) -> int:
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f"opset must be an int of at least {MIN_OPSET}, got {opset!r}")
+    return opset
+
+
+def _spec(model: object, frontend: object) -> GraphSpec:
+    if not isinstance(frontend, bool):
+        raise TypeError(f"frontend must be True or False, got {frontend!r}")
+    if isinstance(model, EmbeddingModel) and any(p.is_meta for p in model.parameters()):
+        raise ValueError(f"{model.name} is on the meta device (no weights); load it first")
+    return graph_spec(model, frontend)  # type: ignore[arg-type]
+
+
+def _trace(spec: GraphSpec, opset: int, name: str) -> bytes:
+    onnx = require_onnx()
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # The TorchScript-based exporter is deprecated (it still works, and fast).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("always", torch.jit.TracerWarning)
+            torch.onnx.export(
+                spec.build(),
+                (spec.examples[-1],),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[spec.input_name],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={spec.input_name: spec.input_axes, OUTPUT_NAME: spec.output_axes},
+                do_constant_folding=True,
+            )
+    except (RuntimeError, ValueError, TypeError) as error:
+        raise OnnxExportError(
+            f"{name} could not be exported to ONNX (opset {opset}): {type(error).__name__}: {error}"
+        ) from error
+    # A TracerWarning means part of the graph froze to the example's shape.
+    frozen = [str(w.message) for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+    if frozen:
+        raise OnnxExportError(f"{name} did not trace to a graph for every input: {frozen[0]}")
+    proto = onnx.load_from_string(buffer.getvalue())
+    for key, value in spec.metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    proto.doc_string = f"hear-mn {name}: {spec.metadata['input_layout']} -> {OUTPUT_NAME}"
+    onnx.checker.check_model(proto)
+    return proto.SerializeToString()
+
+
+def onnx_bytes(model: EmbeddingModel, *, frontend: bool = True, opset: int = 17) -> bytes:
+    """``model`` as a serialized ONNX model (the graph of :func:`export_onnx`, not verified).
+
+    With ``frontend`` the input is ``audio`` (batch, samples) float32 at the model's rate;
+    without, the network's own input (MobileNets: ``log_mels`` (batch, n_mels, frames); Audio-MLP:
+    ``features`` (chunks, n_mels, 98)). The output is ``embeddings``. For onnxruntime:
+    ``onnxruntime.InferenceSession(onnx_bytes(model))``.
+    """
+    opset = _checked_opset(opset)
+    return _trace(_spec(model, frontend), opset, model.name)
+
+
+def _session(onnx_model: bytes, threads: int | None = None) -> object:
+    """An onnxruntime CPU session of a serialized model."""
+    ort = require_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or max(1, torch.get_num_threads())
+    return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+
+
+def read_metadata(onnx_model: bytes | str | os.PathLike[str]) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX model (serialized, or a file), as a dict."""
+    onnx = require_onnx()
+    if isinstance(onnx_model, bytes):
+        proto = onnx.load_from_string(onnx_model)
+    else:
+        proto = onnx.load(os.fspath(onnx_model), load_external_data=False)
+    return {entry.key: entry.value for entry in proto.metadata_props}
+
+
+def _checked_tolerance(tolerance: object, frontend: bool) -> float:
+    if tolerance is None:
+        return TOLERANCE_WITH_FRONTEND if frontend else TOLERANCE_WITHOUT_FRONTEND
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
+        raise TypeError(f"tolerance must be a number, got {tolerance!r}")
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise ValueError(f"tolerance must be a finite number above 0, got {tolerance!r}")
+    return float(tolerance)
+
+
+def _disagreement(spec: GraphSpec, onnx_model: bytes) -> float:
+    """The largest max|onnx - torch| / max|torch| over the spec's examples."""
+    session = _session(onnx_model)
+    worst = 0.0
+    for example in spec.examples:
+        expected = spec.reference(example).numpy().astype(np.float64)
+        (got,) = session.run([OUTPUT_NAME], {spec.input_name: example.numpy()})
+        if got.shape != expected.shape:
+            raise OnnxVerificationError(
+                f"the ONNX graph gives shape {got.shape} where the torch model gives "
+                f"{expected.shape} (input {tuple(example.shape)})"
+            )
+        scale = float(np.abs(expected).max()) or 1.0
+        error = float(np.abs(got.astype(np.float64) - expected).max()) / scale
+        worst = max(worst, error if math.isfinite(error) else math.inf)
+    return worst
+
+
+def _check(spec: GraphSpec, onnx_model: bytes, tolerance: float, name: str) -> float:
+    error = _disagreement(spec, onnx_model)
+    if not error <= tolerance:
+        raise OnnxVerificationError(
+            f"the ONNX graph of {name} disagrees with the torch model: max|onnx - torch| / "
+            f"max|torch| = {error:.3g} on fixed random inputs, above the tolerance "
+            f"{tolerance:g}; nothing was written"
+        )
+    return error
+
+
+def verify_onnx(
+    model: EmbeddingModel,
+    onnx_model: bytes | str | os.PathLike[str],
+    *,
+    tolerance: float | None = None,
+) -> float:
+    """Run an exported model with onnxruntime on fixed random inputs and compare it with
+    ``model``; returns max|onnx - torch| / max|torch|, raises
+    :class:`OnnxVerificationError` above ``tolerance`` (default: 1e-4 for a file with
+    the frontend, 1e-5 without)."""
+    data = onnx_model if isinstance(onnx_model, bytes) else Path(onnx_model).read_bytes()
+    frontend = read_metadata(data).get("frontend") == "true"
+    spec = _spec(model, frontend)
+    return _check(spec, data, _checked_tolerance(tolerance, frontend), model.name)
+
+
+def _target(path: object) -> Path:
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
+    target = Path(path)
+    if target.is_dir():
+        raise FileAccessError(
+            f"{target} is a directory; give a file name, e.g. {target}/model.onnx"
+        )
+    return target
+
+
+def export_onnx(
+    model: EmbeddingModel,
+    path: str | os.PathLike[str],
+    *,
+    frontend: bool = True,
+    opset: int = 17,
+    verify: bool = True,
+    tolerance: float | None = None,
+) -> Path:
+    """Write ``model`` to the ONNX file ``path`` (see :func:`onnx_bytes`) and return the path.
+
+    With ``verify`` (the default) the graph is first run with onnxruntime on fixed random
+    inputs and compared with the torch model (:func:`verify_onnx`): a disagreement above
+    ``tolerance`` raises :class:`OnnxVerificationError` and writes nothing. The file is
+    written atomically (a temporary file in the same folder, renamed into place), with
+    the permissions the umask gives; parent folders are created.
+    """
+    target = _target(path)
+    opset = _checked_opset(opset)
+    spec = _spec(model, frontend)
+    limit = _checked_tolerance(tolerance, frontend) if verify else 0.0
+    if verify:
+        require_onnxruntime()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp, handle = new_temp_file(target.parent, target.name)
+    except OSError as error:
+        raise FileAccessError(f"cannot write {target}: {os_error_text(error)}") from error
+    try:
+        with handle:
+            data = _trace(spec, opset, model.name)
+            if verify:
+                _check(spec, data, limit, model.name)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except OSError as error:
+        raise FileAccessError(f"cannot write {target}: {os_error_text(error)}") from error
+    finally:
+        temp.unlink(missing_ok=True)
+    return target
