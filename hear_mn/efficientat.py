@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -60,6 +61,16 @@ class Windows:
                     f"{what} must be an int of at least {least} samples, got {value!r}"
                 )
         return cls(size, hop, pad)
+
+
+class Runtime(Protocol):
+    """An engine that runs a MobileNet's backbone and taps (see :attr:`MobileNetEmbedder.runtime`)."""
+
+    name: str
+
+    def compile(self, model: MobileNetEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
+        """From the model's current weights: a function log-mels (batch, n_mels, frames) ->
+        embeddings (batch, D), on the device of its input."""
 
 
 class MobileNetEmbedder(EmbeddingModel):
@@ -126,6 +137,7 @@ class MobileNetEmbedder(EmbeddingModel):
             "strides": list(self.backbone.strides),
             "timestamp_window": self.windows.size,
             "timestamp_hop": self.windows.hop,
+            **({"backend": self.runtime.name} if self.runtime is not None else {}),
         }
 
     def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -142,6 +154,8 @@ class MobileNetEmbedder(EmbeddingModel):
 
         The backbone runs only as far as the features need (:attr:`plan`).
         """
+        if self.runtime is not None and not (self.backbone.training or torch.is_grad_enabled()):
+            return self._runtime_function()(mels)
         backbone = self.inference_network()
         outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last), self.plan)
         return concatenate_taps(self.features, outputs, mels)
@@ -208,8 +222,29 @@ class MobileNetEmbedder(EmbeddingModel):
         return rewritten
 
     def refresh_inference(self) -> None:
-        """Drop the rewritten backbone; the next inference pass rewrites the current one."""
+        """Drop the rewritten backbone (and the runtime's graph); the next inference pass
+        makes them again from the current weights."""
         self.__dict__.pop("_rewritten", None)
+        self.__dict__.pop("_compiled_runtime", None)
+
+    @property
+    def runtime(self) -> Runtime | None:
+        """Another engine for backbone + taps in inference (None: torch), e.g.
+        :class:`hear_mn.engines.ort.OnnxRuntime`; the frontend, windowing and batching stay
+        in torch. Training mode and autograd always use the torch modules."""
+        return self.__dict__.get("_runtime")
+
+    @runtime.setter
+    def runtime(self, runtime: Runtime | None) -> None:
+        self.__dict__["_runtime"] = runtime
+        self.refresh_inference()
+
+    def _runtime_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        function = self.__dict__.get("_compiled_runtime")
+        if function is None:
+            function = self.runtime.compile(self)
+            self.__dict__["_compiled_runtime"] = function
+        return function
 
     @property
     def inference_rewrite(self) -> Callable[[MobileNet], MobileNet] | None:
@@ -231,8 +266,10 @@ class MobileNetEmbedder(EmbeddingModel):
         return super()._apply(fn, *args, **kwargs)
 
     def __getstate__(self) -> dict[str, object]:
-        """Pickled without the rewritten backbone (it is made again where it is needed)."""
-        return {key: value for key, value in self.__dict__.items() if key != "_rewritten"}
+        """Pickled without the rewritten backbone and the runtime's compiled graph (they are
+        made again where they are needed)."""
+        made = ("_rewritten", "_compiled_runtime")
+        return {key: value for key, value in self.__dict__.items() if key not in made}
 
     def stream(self) -> MobileNetStream:
         """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""

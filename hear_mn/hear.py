@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from hear_mn.engines.ort import check_backend, set_backend
 from hear_mn.model import EmbeddingModel, as_embedding_model
 from hear_mn.registry import create_model, get_config
 
@@ -87,8 +88,10 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
         feature_pooling_fn: str | None = None,
         head_type: str | None = None,
         all_blocks: bool | None = None,
+        backend: str = "torch",
         **options: object,
     ) -> EmbeddingModel:
+        check_backend(backend)
         if all_blocks is not None and not isinstance(all_blocks, bool):
             raise TypeError(f"all_blocks must be True or False, got {all_blocks!r}")
         if feature_pooling_fn is not None and not isinstance(feature_pooling_fn, str):
@@ -106,7 +109,7 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
         pooling = _one_of(
             "pooling", options.pop("pooling", None), "feature_pooling_fn", feature_pooling_fn
         )
-        return create_model(
+        model = create_model(
             config_name,
             weights=model_file_path or None,
             pretrained=pretrained,
@@ -120,6 +123,7 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
             autocast=autocast,
             **options,
         )
+        return set_backend(model, backend)
 
     load_model.__doc__ = f"""HEAR API: load {config_name}.
 
@@ -133,6 +137,8 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
     model_name: another released checkpoint, e.g. "mn10_as_hop_5" (its frontend comes with it).
     head_type, all_blocks: the original's keywords, accepted (see hear_mn.hear.make_load_model).
     device: "cpu" (default), "cuda" or "cuda:N"; audio on any device is moved to it.
+    backend: "torch" (default) or "onnxruntime" (MobileNets on the CPU; pip install
+        'hear-mn[onnx]'): the network runs in ONNX Runtime, the rest as with torch.
     autocast: fp16 autocast on CUDA (the EfficientAT reference's setting); outputs stay float32.
     pretrained: False builds random weights without touching the network (tests, benchmarks).
     Other options (window_batch_size) go to the model class.

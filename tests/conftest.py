@@ -109,17 +109,19 @@ def reference_module(entry: dict) -> str:
     return f"hear_mn.{arch}_mels_256_e1_l" if entry["n_mels"] == 256 else f"hear_mn.{arch}_e1_l"
 
 
-def assert_reference_fixture(folder: Path, key: str, entry: dict) -> None:
+def assert_reference_fixture(folder: Path, key: str, entry: dict, **options: object) -> None:
     """A reference/ fixture (``entry`` of ``folder``'s manifest): its checkpoint loaded through
-    the HEAR module with the entry's features reproduces ``folder/<key>.npz``."""
+    the HEAR module with the entry's features (and ``options``, e.g. a backend) reproduces
+    ``folder/<key>.npz``."""
     module = importlib.import_module(reference_module(entry))
-    model = module.load_model(str(folder / entry["checkpoint"]), features=entry["features"])
+    path = str(folder / entry["checkpoint"])
+    model = module.load_model(path, features=entry["features"], **options)
     assert model.scene_embedding_size == entry["embedding_size"]
     inputs = folder.parent / "reference" / "inputs.npz"
     assert_matches_reference(module, model, np.load(folder / f"{key}.npz"), inputs)
 
 
-def assert_seed_system_fixture(folder: Path, name: str, entry: dict) -> None:
+def assert_seed_system_fixture(folder: Path, name: str, entry: dict, **options: object) -> None:
     """A seed_system/ fixture: module ``name`` with its default options and the entry's
     weights (in ``folder``, else in ../reference/) is configured as the original and
     reproduces ``folder/<name>.npz``."""
@@ -127,7 +129,7 @@ def assert_seed_system_fixture(folder: Path, name: str, entry: dict) -> None:
     weights = folder / entry["weights"]
     if not weights.exists():
         weights = folder.parent / "reference" / entry["weights"]
-    model = module.load_model(str(weights))
+    model = module.load_model(str(weights), **options)
     assert model.scene_embedding_size == model.timestamp_embedding_size == entry["embedding_size"]
     assert model.frontend.n_mels == entry["frontend"]["n_mels"]
     assert model.frontend.hop_length == entry["frontend"]["hopsize"]

@@ -141,26 +141,35 @@ def test_hear_validator_passes(name: str, tmp_path: Path) -> None:
 
 
 # hear-validator has no option for load_model's keyword arguments (heareval's runner has
-# --model-options), so another feature set is validated through a two-line wrapper module.
-FEATURES_WRAPPER = '''\
-"""mn04 with features e1_l_all_se, as heareval's --model-options '{"features": ...}' loads it."""
+# --model-options), so other options are validated through a two-line wrapper module.
+WRAPPER = '''\
+"""mn04 with {options}, as heareval's --model-options loads it."""
 from hear_mn.mn04_e1_l import get_scene_embeddings, get_timestamp_embeddings  # noqa: F401
 from hear_mn.mn04_e1_l import load_model as _load_model
 
 
 def load_model(model_file_path=""):
-    return _load_model(model_file_path, features="e1_l_all_se")
+    return _load_model(model_file_path, **{options})
 '''
 
 
-def test_hear_validator_passes_with_other_features(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "size"),
+    [
+        ({"features": "e1_l_all_se"}, 1335),  # 384 (e1) + 527 (l) + 424 (all_se)
+        ({"backend": "onnxruntime"}, 911),  # the network in ONNX Runtime
+    ],
+)
+def test_hear_validator_passes_with_other_options(options: dict, size: int, tmp_path: Path) -> None:
+    if options.get("backend") == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="needs onnxruntime (pip install -e '.[test]')")
     weights = _weights(MN_WEIGHTS / "mn04_seed1.pt")
     modules = tmp_path / "modules"
     modules.mkdir()
-    (modules / "mn04_e1_l_all_se_wrapper.py").write_text(FEATURES_WRAPPER)
-    out = _validate("mn04_e1_l_all_se_wrapper", weights, tmp_path, modules)
-    assert "scene_embedding_size: 1335" in out  # 384 (e1) + 527 (l) + 424 (all_se)
-    assert "timestamp_embedding_size: 1335" in out
+    (modules / "mn04_wrapper.py").write_text(WRAPPER.format(options=repr(options)))
+    out = _validate("mn04_wrapper", weights, tmp_path, modules)
+    assert f"scene_embedding_size: {size}" in out
+    assert f"timestamp_embedding_size: {size}" in out
 
 
 # ---------------------------------------------------------------------------------------

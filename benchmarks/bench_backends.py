@@ -1,0 +1,103 @@
+"""torch vs ONNX Runtime as the backend of whole HEAR calls, in one process, alternating.
+
+    python benchmarks/bench_backends.py                       # mn04, mn10, mn40_ext; 1 and 2 threads
+    python benchmarks/bench_backends.py --models mn04_e1_l --threads 2 --repeats 9
+
+For each model and thread count the same random-weight model runs timestamp embeddings of
+20 s and scene embeddings of 16 clips of 10 s with backend="torch" and
+backend="onnxruntime" (whole calls: frontend, windowing and batching in torch, backbone and
+taps in the backend), calls alternating, medians compared; outputs must agree to 1e-5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import torch
+from bench_speed import interleaved_medians
+
+import hear_mn
+from hear_mn.engines.ort import set_backend
+
+MODELS = ("mn04_e1_l", "mn10_e1_l", "mn40_ext_e1_l")
+
+
+def _models(name: str) -> dict[str, object]:
+    torch.manual_seed(0)
+    models = {}
+    for backend in ("torch", "onnxruntime"):
+        model = hear_mn.create_model(name, pretrained=False)
+        if models:
+            model.load_state_dict(models["torch"].state_dict())
+        models[backend] = set_backend(model, backend)
+    return models
+
+
+def measure(name: str, threads: int, repeats: int) -> list[dict]:
+    """Rows of (call, torch s, onnxruntime s, ratio, max relative difference)."""
+    torch.set_num_threads(threads)
+    models = _models(name)  # sessions are made on first use, with ``threads`` threads
+    generator = torch.Generator().manual_seed(1)
+    long_audio = 0.1 * torch.randn(1, 20 * 32000, generator=generator)
+    clips = 0.1 * torch.randn(16, 10 * 32000, generator=generator)
+    calls = {
+        "timestamps, 20 s": lambda model: model.timestamp_embeddings(long_audio)[0],
+        "scene, 16 clips of 10 s": lambda model: model.scene_embeddings(clips),
+    }
+    rows = []
+    for call_name, call in calls.items():
+        outputs = {backend: call(model) for backend, model in models.items()}
+        reference = outputs["torch"]
+        difference = float((outputs["onnxruntime"] - reference).abs().max() / reference.abs().max())
+        if difference > 1e-5:
+            raise AssertionError(f"{name} {call_name}: backends differ by {difference:.1e}")
+        seconds = interleaved_medians(
+            {backend: (lambda m=model: call(m)) for backend, model in models.items()}, repeats
+        )
+        rows.append(
+            {
+                "model": name,
+                "threads": threads,
+                "call": call_name,
+                "torch_s": seconds["torch"],
+                "onnxruntime_s": seconds["onnxruntime"],
+                "speedup": seconds["torch"] / seconds["onnxruntime"],
+                "max_relative_difference": difference,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="write the rows here")
+    args = parser.parse_args()
+    import onnxruntime
+
+    print(
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+        f"{platform.machine()}; medians of {args.repeats} alternated calls"
+    )
+    print(f"{'model':15} {'thr':>3} {'call':24} {'torch s':>8} {'ORT s':>8} {'speedup':>8}")
+    rows = []
+    for name in args.models.split(","):
+        for threads in (int(t) for t in args.threads.split(",")):
+            for row in measure(name, threads, args.repeats):
+                rows.append(row)
+                print(
+                    f"{row['model']:15} {row['threads']:>3} {row['call']:24} "
+                    f"{row['torch_s']:8.4f} {row['onnxruntime_s']:8.4f} {row['speedup']:7.2f}x"
+                )
+    if args.json:
+        payload = {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "rows": rows}
+        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Other engines for the models' networks: ONNX Runtime (:mod:`hear_mn.engines.ort`)."""

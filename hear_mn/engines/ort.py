@@ -1,0 +1,90 @@
+"""ONNX Runtime as the engine of a MobileNet's backbone and taps (``backend="onnxruntime"``).
+
+The model's frontend, windowing, batching, shared STFT frames and streaming stay in torch;
+each batch of log-mels goes through an ONNX Runtime session of the model's own graph
+(:func:`hear_mn.export.onnx_bytes` with ``frontend=False``), made from its current weights
+on first use. The session's threads do not spin while waiting: spinning threads starve the
+torch frontend that runs between two batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from hear_mn.efficientat import MobileNetEmbedder
+from hear_mn.model import EmbeddingModel
+
+ONNX_EXTRA = "pip install 'hear-mn[onnx]' (or pip install onnxruntime onnx)"
+
+
+def import_onnxruntime() -> object:
+    """The onnxruntime module, or an ImportError that says how to install it."""
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise ImportError(f"backend 'onnxruntime' needs ONNX Runtime: {ONNX_EXTRA}") from error
+    return onnxruntime
+
+
+class OnnxRuntime:
+    """Runs backbone + taps in an ONNX Runtime CPU session of ``threads`` intra-op threads
+    (None: torch's thread count when the session is made)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, threads: int | None = None) -> None:
+        import_onnxruntime()
+        self.threads = threads
+
+    def compile(self, model: MobileNetEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
+        """An ONNX Runtime session of ``model``'s backbone and taps, as a function of log-mels."""
+        from hear_mn.export import onnx_bytes
+
+        ort = import_onnxruntime()
+        if model.device.type != "cpu":
+            raise ValueError(
+                f"backend 'onnxruntime' runs on the CPU, but the model is on {model.device}; "
+                "use backend='torch' on a GPU"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        graph = onnx_bytes(model, frontend=False)
+        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        input_name = session.get_inputs()[0].name
+
+        def run(mels: torch.Tensor) -> torch.Tensor:
+            inputs = {input_name: mels.detach().to("cpu", torch.float32).contiguous().numpy()}
+            return torch.from_numpy(session.run(None, inputs)[0])
+
+        return run
+
+
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime")
+
+
+def check_backend(backend: object) -> str:
+    """``backend`` when it is one of :data:`BACKENDS`, else a clear ValueError."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def set_backend(model: EmbeddingModel, backend: object) -> EmbeddingModel:
+    """Run ``model``'s network with ``backend`` ("torch" or "onnxruntime"); returns it."""
+    check_backend(backend)
+    if backend == "torch":
+        if isinstance(model, MobileNetEmbedder):
+            model.runtime = None
+        return model
+    if not isinstance(model, MobileNetEmbedder):
+        raise ValueError(
+            f"backend {backend!r} runs the EfficientAT MobileNets; {model.name} runs with "
+            "backend='torch'"
+        )
+    model.runtime = OnnxRuntime()
+    return model

@@ -1,0 +1,155 @@
+"""backend="onnxruntime": the MobileNets' backbone and taps in ONNX Runtime, the rest as with
+torch; the same numbers (the reference fixtures' rule), batching, streaming and weight
+changes."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from conftest import (
+    DATA,
+    assert_reference_fixture,
+    assert_seed_system_fixture,
+    randomize_batchnorm,
+    reference_manifest,
+    relative_error,
+)
+
+import hear_mn
+import hear_mn.kwmlp
+import hear_mn.mn04_e1_l as hear_module
+
+pytest.importorskip("onnxruntime", reason="backend tests need onnxruntime (pip install -e '.[test]')")
+from hear_mn.engines.ort import OnnxRuntime, set_backend  # noqa: E402
+
+REFERENCE_SUBSET = reference_manifest(DATA / "reference")
+SEED_SYSTEM_SUBSET = reference_manifest(DATA / "seed_system")
+
+
+def _audio(n: int, samples: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return 0.3 * torch.randn(n, samples, generator=generator)
+
+
+def _pair(name: str = "mn04_e1_l", **options: object) -> tuple[object, object]:
+    """The same random-weight model with backend torch and onnxruntime."""
+    torch.manual_seed(0)
+    torch_model = randomize_batchnorm(hear_mn.create_model(name, pretrained=False, **options))
+    ort_model = hear_mn.create_model(name, pretrained=False, **options)
+    ort_model.load_state_dict(torch_model.state_dict())
+    return torch_model, set_backend(ort_model, "onnxruntime")
+
+
+@pytest.mark.parametrize("key", sorted(REFERENCE_SUBSET))
+def test_reference_fixtures_through_onnxruntime(key: str) -> None:
+    assert_reference_fixture(DATA / "reference", key, REFERENCE_SUBSET[key], backend="onnxruntime")
+
+
+@pytest.mark.parametrize("name", sorted(SEED_SYSTEM_SUBSET))
+def test_seed_system_fixtures_through_onnxruntime(name: str) -> None:
+    entry = SEED_SYSTEM_SUBSET[name]
+    assert_seed_system_fixture(DATA / "seed_system", name, entry, backend="onnxruntime")
+
+
+@pytest.mark.parametrize(
+    ("name", "features"),
+    [("mn04_e1_l", "e1_l_all_se_mels"), ("mn04_all_b", "b4_b11_mel_avgs"), ("mn01_e1_l", "clf_l")],
+)
+def test_same_embeddings_as_torch(name: str, features: str) -> None:
+    torch_model, ort_model = _pair(name, features=features)
+    clips = _audio(3, 40000, seed=1)
+    assert relative_error(
+        ort_model.get_scene_embeddings(clips), torch_model.get_scene_embeddings(clips)
+    ) <= 1e-5
+    ours, ours_times = ort_model.get_timestamp_embeddings(clips)
+    theirs, times = torch_model.get_timestamp_embeddings(clips)
+    assert relative_error(ours, theirs) <= 1e-5
+    assert torch.equal(ours_times, times)
+    assert ort_model.runtime is not None and ort_model.output_settings()["backend"] == "onnxruntime"
+    assert "backend" not in torch_model.output_settings()
+
+
+def test_streaming_and_small_batches_through_onnxruntime() -> None:
+    _, ort_model = _pair(window_batch_size=7)
+    signal = _audio(1, 23000, seed=2)
+    offline, _ = ort_model.get_timestamp_embeddings(signal)
+    stream = hear_mn.stream(ort_model)
+    parts = [stream.push(chunk)[0] for chunk in signal[0].split(3001)]
+    parts.append(stream.close()[0])
+    assert relative_error(torch.cat(parts), offline[0]) <= 1e-6
+
+
+def test_the_graph_follows_weight_changes() -> None:
+    torch_model, ort_model = _pair()
+    clips = _audio(1, 9000, seed=3)
+    before = ort_model.get_scene_embeddings(clips)
+    torch.manual_seed(5)
+    other = randomize_batchnorm(hear_mn.create_model("mn04_e1_l", pretrained=False))
+    ort_model.load_state_dict(other.state_dict())
+    after = ort_model.get_scene_embeddings(clips)
+    assert not torch.allclose(before, after)
+    assert relative_error(after, other.get_scene_embeddings(clips)) <= 1e-5
+
+
+def test_a_pickled_model_keeps_its_backend() -> None:
+    torch_model, ort_model = _pair()
+    clips = _audio(2, 8000, seed=4)
+    expected = ort_model.get_scene_embeddings(clips)  # compiles the session
+    restored = pickle.loads(pickle.dumps(ort_model))  # sessions do not pickle: made again
+    assert isinstance(restored.runtime, OnnxRuntime)
+    assert relative_error(restored.get_scene_embeddings(clips), expected) <= 1e-6
+
+
+def test_training_and_autograd_use_torch() -> None:
+    torch_model, ort_model = _pair()
+    clips = _audio(1, 6000, seed=6)
+    with torch.enable_grad():
+        embeddings = ort_model(clips)
+    assert embeddings.requires_grad  # the torch modules ran, not the ONNX graph
+    assert relative_error(embeddings.detach(), torch_model.get_scene_embeddings(clips)) <= 1e-5
+
+
+def test_bad_backends_are_refused_clearly() -> None:
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of torch"):
+        hear_module.load_model(pretrained=False, backend="tensorrt")
+    with pytest.raises(ValueError, match="runs the EfficientAT MobileNets; kwmlp runs with"):
+        hear_mn.kwmlp.load_model(backend="onnxruntime")
+    model = hear_module.load_model(pretrained=False, backend="onnxruntime")
+    assert isinstance(model.runtime, OnnxRuntime)
+    assert set_backend(model, "torch").runtime is None
+
+
+def test_numpy_audio_and_threads() -> None:
+    _, ort_model = _pair()
+    clips = _audio(2, 7000, seed=7)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = ort_model.get_scene_embeddings(clips.numpy())
+    finally:
+        torch.set_num_threads(previous)
+    assert np.isfinite(one.numpy()).all()
+    assert relative_error(one, ort_model.get_scene_embeddings(clips)) <= 1e-6
+
+
+def test_the_command_line_takes_a_backend(tmp_path, capsys) -> None:
+    import soundfile
+
+    from hear_mn.cli import main
+
+    audio = _audio(1, 40000, seed=8)[0].numpy()
+    soundfile.write(tmp_path / "a.wav", audio, 32000)
+    weights = str(DATA / "reference" / "mn04_seed1.pt")
+    outputs = {}
+    for backend in ("torch", "onnxruntime"):
+        out = tmp_path / backend
+        argv = ["embed", str(tmp_path / "a.wav"), "--model", "mn04_e1_l", "--weights", weights]
+        assert main([*argv, "--backend", backend, "--out", str(out), "-q"]) == 0
+        outputs[backend] = np.load(out / "a.wav.npz")["embedding"]
+    assert relative_error(outputs["onnxruntime"], outputs["torch"]) <= 1e-5
+    argv = ["embed", str(tmp_path / "a.wav"), "--model", "kwmlp", "--out", str(tmp_path / "k")]
+    assert main([*argv, "--backend", "onnxruntime"]) == 2
+    assert "runs the EfficientAT MobileNets" in capsys.readouterr().err
