@@ -55,7 +55,8 @@ def measure(name: str, threads: int, repeats: int) -> list[dict]:
         if difference > 1e-5:
             raise AssertionError(f"{name} {call_name}: backends differ by {difference:.1e}")
         seconds = interleaved_medians(
-            {backend: (lambda m=model: call(m)) for backend, model in models.items()}, repeats
+            {backend: (lambda m=model, c=call: c(m)) for backend, model in models.items()},
+            repeats,
         )
         rows.append(
             {

@@ -9,6 +9,8 @@
   ``benchmarks/results/results.json`` (run ``python benchmarks/run_all.py`` first): speed-up
   of batched timestamp embeddings over the per-window loop, and scene throughput against
   the plain network, each measured in the same run.
+- ``backends.png``: whole HEAR calls with backend torch vs onnxruntime, from
+  ``benchmarks/results/backends.json`` (``python benchmarks/bench_backends.py --json ...``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hear_mn.registry import named_configs  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "benchmarks" / "results" / "results.json"
+BACKENDS = HERE.parent / "benchmarks" / "results" / "backends.json"
 
 
 def model_sizes() -> None:
@@ -102,10 +105,37 @@ def speed() -> None:
     plt.close(figure)
 
 
+def backends() -> None:
+    rows = json.loads(BACKENDS.read_text())["rows"]
+    calls = sorted({row["call"] for row in rows}, reverse=True)
+    figure, axes = plt.subplots(1, len(calls), figsize=(11, 4.5), sharey=True)
+    for axis, call in zip(axes, calls):
+        selected = [row for row in rows if row["call"] == call]
+        labels = [
+            f"{row['model'].split('_')[0]}{'_ext' if '_ext' in row['model'] else ''}\n"
+            f"{row['threads']} thr"
+            for row in selected
+        ]
+        speedups = [row["speedup"] for row in selected]
+        colors = ["#55a868" if value >= 1 else "#c44e52" for value in speedups]
+        axis.bar(range(len(selected)), speedups, color=colors)
+        axis.axhline(1.0, color="black", linewidth=0.8)
+        axis.set_xticks(range(len(selected)), labels, fontsize=8)
+        axis.set_title(call)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("speed-up of backend onnxruntime over torch (whole call)")
+    figure.suptitle("ONNX Runtime as the backend: whole HEAR calls, same process, alternating")
+    figure.tight_layout()
+    figure.savefig(HERE / "backends.png", dpi=110)
+    plt.close(figure)
+
+
 def main() -> None:
     model_sizes()
     if RESULTS.exists():
         speed()
+    if BACKENDS.exists():
+        backends()
 
 
 if __name__ == "__main__":
