@@ -47,6 +47,8 @@ class EmbeddingModel(torch.nn.Module):
         self.scene_embedding_size = scene_embedding_size
         self.timestamp_embedding_size = timestamp_embedding_size
         self.autocast = autocast
+        # The file the weights were loaded from ("" while they are random); set on loading.
+        self.weights_file = ""
 
     @property
     def device(self) -> torch.device:

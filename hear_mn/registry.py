@@ -120,6 +120,7 @@ def create_model(
             progress=progress,
             verify=model.load_checkpoint,
         )
+        model.weights_file = path.name if path is not None else config.weights.file_name
     model.eval()
     if device is not None:
         model.to(torch_device(device))

@@ -57,16 +57,6 @@ def verify_audio(sample_rate: int) -> list[torch.Tensor]:
     return signals
 
 
-def _weights_file(name: str) -> str:
-    """The released weights file of configuration ``name`` ("" for a name no config has)."""
-    from hear_mn.registry import get_config
-
-    try:
-        return get_config(name).weights.file_name
-    except (ValueError, TypeError):
-        return ""
-
-
 def _on_model(
     model: EmbeddingModel, run: Callable[[torch.Tensor], torch.Tensor]
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -85,7 +75,7 @@ def _metadata(model: EmbeddingModel, frontend: bool, **entries: object) -> dict[
     common = {
         "model": model.name,
         "hear_mn_version": __version__,
-        "weights_file": _weights_file(model.name),
+        "weights_file": model.weights_file,
         "sample_rate": model.sample_rate,
         "frontend": "true" if frontend else "false",
         "output_name": OUTPUT_NAME,
