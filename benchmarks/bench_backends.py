@@ -17,7 +17,7 @@ import platform
 from pathlib import Path
 
 import torch
-from bench_speed import interleaved_medians
+from bench_speed import paired_calls
 
 import hear_mn
 from hear_mn.engines.ort import set_backend
@@ -40,33 +40,22 @@ def measure(name: str, threads: int, repeats: int) -> list[dict]:
     """Rows of (call, torch s, onnxruntime s, ratio, max relative difference)."""
     torch.set_num_threads(threads)
     models = _models(name)  # sessions are made on first use, with ``threads`` threads
-    generator = torch.Generator().manual_seed(1)
-    long_audio = 0.1 * torch.randn(1, 20 * 32000, generator=generator)
-    clips = 0.1 * torch.randn(16, 10 * 32000, generator=generator)
-    calls = {
-        "timestamps, 20 s": lambda model: model.timestamp_embeddings(long_audio)[0],
-        "scene, 16 clips of 10 s": lambda model: model.scene_embeddings(clips),
-    }
     rows = []
-    for call_name, call in calls.items():
-        outputs = {backend: call(model) for backend, model in models.items()}
-        reference = outputs["torch"]
-        difference = float((outputs["onnxruntime"] - reference).abs().max() / reference.abs().max())
-        if difference > 1e-5:
-            raise AssertionError(f"{name} {call_name}: backends differ by {difference:.1e}")
-        seconds = interleaved_medians(
-            {backend: (lambda m=model, c=call: c(m)) for backend, model in models.items()},
-            repeats,
-        )
+    for row in paired_calls(models, repeats):
+        if row["max_relative_difference"] > 1e-5:
+            raise AssertionError(
+                f"{name} {row['call']}: backends differ by {row['max_relative_difference']:.1e}"
+            )
+        seconds = row["seconds"]
         rows.append(
             {
                 "model": name,
                 "threads": threads,
-                "call": call_name,
+                "call": row["call"],
                 "torch_s": seconds["torch"],
                 "onnxruntime_s": seconds["onnxruntime"],
                 "speedup": seconds["torch"] / seconds["onnxruntime"],
-                "max_relative_difference": difference,
+                "max_relative_difference": row["max_relative_difference"],
             }
         )
     return rows

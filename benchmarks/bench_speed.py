@@ -54,6 +54,33 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> 
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def paired_calls(
+    models: dict[str, object], repeats: int, seconds_of_audio: int = 20, clips: int = 16
+) -> list[dict]:
+    """Two contenders (``models``: label -> model, the first the baseline) on the same calls,
+    alternating: timestamp embeddings of ``seconds_of_audio`` s and scene embeddings of
+    ``clips`` clips of 10 s. Per call: its name, median seconds per label, and how far the
+    second's output is from the first's (max relative)."""
+    generator = torch.Generator().manual_seed(1)
+    rate = next(iter(models.values())).sample_rate
+    audio = 0.1 * torch.randn(1, seconds_of_audio * rate, generator=generator)
+    scene_clips = 0.1 * torch.randn(clips, 10 * rate, generator=generator)
+    calls = {
+        f"timestamps, {seconds_of_audio} s": lambda model: model.timestamp_embeddings(audio)[0],
+        f"scene, {clips} clips of 10 s": lambda model: model.scene_embeddings(scene_clips),
+    }
+    rows = []
+    for call, run in calls.items():
+        first, second = (run(model) for model in models.values())
+        difference = float((second - first).abs().max() / first.abs().max())
+        seconds = interleaved_medians(
+            {label: (lambda model=model, run=run: run(model)) for label, model in models.items()},
+            repeats,
+        )
+        rows.append({"call": call, "seconds": seconds, "max_relative_difference": difference})
+    return rows
+
+
 def per_window_loop(model: MobileNetEmbedder, audio: torch.Tensor) -> torch.Tensor:
     """The reference's way: pad, then one frontend + backbone pass per window position."""
     size, hop, pad = model.windows.size, model.windows.hop, model.windows.pad

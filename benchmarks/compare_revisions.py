@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from bench_speed import interleaved_medians
+from bench_speed import paired_calls
 
 import hear_mn
 
@@ -57,33 +57,17 @@ def compare(base: object, name: str, repeats: int) -> list[dict]:
         torch.manual_seed(0)
         models[label] = package.create_model(name, pretrained=False)
     models["this"].load_state_dict(models["base"].state_dict())
-    generator = torch.Generator().manual_seed(1)
-    rate = models["this"].sample_rate
-    audio = 0.1 * torch.randn(1, 20 * rate, generator=generator)
-    clips = 0.1 * torch.randn(16, 10 * rate, generator=generator)
-    calls = {
-        "timestamps, 20 s": lambda model: model.timestamp_embeddings(audio)[0],
-        "scene, 16 clips of 10 s": lambda model: model.scene_embeddings(clips),
-    }
-    rows = []
-    for call, run in calls.items():
-        base_out, this_out = run(models["base"]), run(models["this"])
-        difference = float((base_out - this_out).abs().max() / base_out.abs().max())
-        seconds = interleaved_medians(
-            {label: (lambda model=model, run=run: run(model)) for label, model in models.items()},
-            repeats,
-        )
-        rows.append(
-            {
-                "model": name,
-                "call": call,
-                "base_s": seconds["base"],
-                "this_s": seconds["this"],
-                "ratio": seconds["this"] / seconds["base"],
-                "max_relative_difference": difference,
-            }
-        )
-    return rows
+    return [
+        {
+            "model": name,
+            "call": row["call"],
+            "base_s": row["seconds"]["base"],
+            "this_s": row["seconds"]["this"],
+            "ratio": row["seconds"]["this"] / row["seconds"]["base"],
+            "max_relative_difference": row["max_relative_difference"],
+        }
+        for row in paired_calls(models, repeats)
+    ]
 
 
 def main() -> None:
