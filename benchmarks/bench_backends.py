@@ -7,6 +7,8 @@ For each model and thread count the same random-weight model runs timestamp embe
 20 s and scene embeddings of 16 clips of 10 s with backend="torch" and
 backend="onnxruntime" (whole calls: frontend, windowing and batching in torch, backbone and
 taps in the backend), calls alternating, medians compared; outputs must agree to 1e-5.
+With ``--openvino`` (``pip install openvino``) the same graph also runs in OpenVINO, plugged in
+the same way (a runtime defined here, not shipped).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -25,39 +29,67 @@ from hear_mn.engines.ort import set_backend
 MODELS = ("mn04_e1_l", "mn10_e1_l", "mn40_ext_e1_l")
 
 
-def _models(name: str) -> dict[str, object]:
+class OpenVINORuntime:
+    """Backbone + taps in OpenVINO on the CPU (``MobileNetEmbedder.runtime``), for comparison."""
+
+    name = "openvino"
+
+    def compile(self, model: object) -> Callable[[torch.Tensor], torch.Tensor]:
+        import openvino
+
+        from hear_mn.export import onnx_bytes
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "graph.onnx"
+            path.write_bytes(onnx_bytes(model, frontend=False))
+            core = openvino.Core()
+            settings = {"INFERENCE_NUM_THREADS": torch.get_num_threads()}
+            compiled = core.compile_model(core.read_model(path), "CPU", settings)
+
+        def run(mels: torch.Tensor) -> torch.Tensor:
+            result = compiled(mels.detach().cpu().contiguous().numpy())
+            return torch.from_numpy(result[compiled.output(0)].copy())
+
+        return run
+
+
+def _models(name: str, openvino: bool) -> dict[str, object]:
     torch.manual_seed(0)
     models = {}
-    for backend in ("torch", "onnxruntime"):
+    for backend in ("torch", "onnxruntime", *(("openvino",) if openvino else ())):
         model = hear_mn.create_model(name, pretrained=False)
         if models:
             model.load_state_dict(models["torch"].state_dict())
-        models[backend] = set_backend(model, backend)
+        if backend == "openvino":
+            model.runtime = OpenVINORuntime()
+        models[backend] = model if backend == "openvino" else set_backend(model, backend)
     return models
 
 
-def measure(name: str, threads: int, repeats: int) -> list[dict]:
-    """Rows of (call, torch s, onnxruntime s, ratio, max relative difference)."""
+def measure(name: str, threads: int, repeats: int, openvino: bool = False) -> list[dict]:
+    """Rows of (call, seconds per backend, speed-ups over torch, max relative differences)."""
     torch.set_num_threads(threads)
-    models = _models(name)  # sessions are made on first use, with ``threads`` threads
+    models = _models(name, openvino)  # graphs are compiled on first use, with ``threads``
     rows = []
     for row in paired_calls(models, repeats):
-        if row["max_relative_difference"] > 1e-5:
-            raise AssertionError(
-                f"{name} {row['call']}: backends differ by {row['max_relative_difference']:.1e}"
-            )
+        worst = max(row["max_relative_difference"].values())
+        if worst > 1e-5:
+            raise AssertionError(f"{name} {row['call']}: backends differ by {worst:.1e}")
         seconds = row["seconds"]
-        rows.append(
-            {
-                "model": name,
-                "threads": threads,
-                "call": row["call"],
-                "torch_s": seconds["torch"],
-                "onnxruntime_s": seconds["onnxruntime"],
-                "speedup": seconds["torch"] / seconds["onnxruntime"],
-                "max_relative_difference": row["max_relative_difference"],
-            }
-        )
+        result = {
+            "model": name,
+            "threads": threads,
+            "call": row["call"],
+            "torch_s": seconds["torch"],
+            "onnxruntime_s": seconds["onnxruntime"],
+            "speedup": seconds["torch"] / seconds["onnxruntime"],
+            "max_relative_difference": row["max_relative_difference"]["onnxruntime"],
+        }
+        if openvino:
+            result["openvino_s"] = seconds["openvino"]
+            result["openvino_speedup"] = seconds["torch"] / seconds["openvino"]
+            result["openvino_max_relative_difference"] = row["max_relative_difference"]["openvino"]
+        rows.append(result)
     return rows
 
 
@@ -67,6 +99,9 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write the rows here")
+    parser.add_argument(
+        "--openvino", action="store_true", help="also OpenVINO (pip install openvino)"
+    )
     args = parser.parse_args()
     import onnxruntime
 
@@ -74,16 +109,20 @@ def main() -> None:
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
         f"{platform.machine()}; medians of {args.repeats} alternated calls"
     )
-    print(f"{'model':15} {'thr':>3} {'call':24} {'torch s':>8} {'ORT s':>8} {'speedup':>8}")
+    header = f"{'model':15} {'thr':>3} {'call':24} {'torch s':>8} {'ORT s':>8} {'speedup':>8}"
+    print(header + (f" {'OpenVINO s':>10} {'speedup':>8}" if args.openvino else ""))
     rows = []
     for name in args.models.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
-            for row in measure(name, threads, args.repeats):
+            for row in measure(name, threads, args.repeats, args.openvino):
                 rows.append(row)
-                print(
+                line = (
                     f"{row['model']:15} {row['threads']:>3} {row['call']:24} "
                     f"{row['torch_s']:8.4f} {row['onnxruntime_s']:8.4f} {row['speedup']:7.2f}x"
                 )
+                if args.openvino:
+                    line += f" {row['openvino_s']:10.4f} {row['openvino_speedup']:7.2f}x"
+                print(line)
     if args.json:
         payload = {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "rows": rows}
         args.json.write_text(json.dumps(payload, indent=1) + "\n")

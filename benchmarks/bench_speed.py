@@ -57,10 +57,10 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> 
 def paired_calls(
     models: dict[str, object], repeats: int, seconds_of_audio: int = 20, clips: int = 16
 ) -> list[dict]:
-    """Two contenders (``models``: label -> model, the first the baseline) on the same calls,
+    """Contenders (``models``: label -> model, the first the baseline) on the same calls,
     alternating: timestamp embeddings of ``seconds_of_audio`` s and scene embeddings of
-    ``clips`` clips of 10 s. Per call: its name, median seconds per label, and how far the
-    second's output is from the first's (max relative)."""
+    ``clips`` clips of 10 s. Per call: its name, median seconds per label, and how far each
+    other contender's output is from the baseline's (max relative, by label)."""
     generator = torch.Generator().manual_seed(1)
     rate = next(iter(models.values())).sample_rate
     audio = 0.1 * torch.randn(1, seconds_of_audio * rate, generator=generator)
@@ -71,13 +71,17 @@ def paired_calls(
     }
     rows = []
     for call, run in calls.items():
-        first, second = (run(model) for model in models.values())
-        difference = float((second - first).abs().max() / first.abs().max())
+        outputs = {label: run(model) for label, model in models.items()}
+        first = next(iter(outputs.values()))
+        differences = {
+            label: float((output - first).abs().max() / first.abs().max())
+            for label, output in list(outputs.items())[1:]
+        }
         seconds = interleaved_medians(
             {label: (lambda model=model, run=run: run(model)) for label, model in models.items()},
             repeats,
         )
-        rows.append({"call": call, "seconds": seconds, "max_relative_difference": difference})
+        rows.append({"call": call, "seconds": seconds, "max_relative_difference": differences})
     return rows
 
 

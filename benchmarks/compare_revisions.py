@@ -64,7 +64,7 @@ def compare(base: object, name: str, repeats: int) -> list[dict]:
             "base_s": row["seconds"]["base"],
             "this_s": row["seconds"]["this"],
             "ratio": row["seconds"]["this"] / row["seconds"]["base"],
-            "max_relative_difference": row["max_relative_difference"],
+            "max_relative_difference": row["max_relative_difference"]["this"],
         }
         for row in paired_calls(models, repeats)
     ]
