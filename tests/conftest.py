@@ -21,6 +21,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REFERENCE = SHARED / "fixtures" / "reference"
 SEED_SYSTEM = SHARED / "fixtures" / "seed_system"
 AUDIOMLP = SHARED / "fixtures" / "audiomlp"
+MN04_WEIGHTS = REFERENCE / "mn04_seed1.pt"  # random mn04 weights (4 MB), read in place
 DATA = Path(__file__).resolve().parent / "data"  # the subset shipped with the repository
 
 

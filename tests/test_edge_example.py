@@ -3,7 +3,7 @@
 equal hear_mn's offline timestamp embeddings with the same indices; bad inputs give a clear
 message and a non-zero exit.
 
-The model is the mn04 test checkpoint (tests/data/reference/mn04_seed1.pt, random weights
+The model is the mn04 test checkpoint (../shared's reference/mn04_seed1.pt, random weights
 with random BatchNorm statistics). Its embeddings change little from one window to the next
 (about 1e-4 of their largest value), so besides the agreement rule of ../shared/README.md
 (max|ours - ref| <= 1e-5 max|ref|, tighter than the 1e-4 the example promises) the test checks
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, relative_error
+from conftest import MN04_WEIGHTS, relative_error, require_shared
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (hear-mn[onnx])")
 pytest.importorskip("onnx", reason="onnx is not installed (hear-mn[onnx])")
@@ -67,7 +67,7 @@ def make_signal(seconds: float = 1.5, seed: int = 0) -> np.ndarray:
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path, Path]:
     """The mn04 test model, its ONNX file (with the frontend) and a 1.5 s WAV file."""
     folder = tmp_path_factory.mktemp("edge")
-    model = mn04.load_model(str(DATA / "reference" / "mn04_seed1.pt"))
+    model = mn04.load_model(str(require_shared(MN04_WEIGHTS)))
     onnx_path = export_onnx(model, folder / "mn04.onnx")
     wav = folder / "input.wav"
     sf.write(str(wav), make_signal(), SAMPLE_RATE, subtype="FLOAT")

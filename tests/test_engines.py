@@ -11,11 +11,14 @@ import pytest
 import torch
 from conftest import (
     DATA,
+    MN04_WEIGHTS,
+    REFERENCE,
     assert_reference_fixture,
     assert_seed_system_fixture,
     randomize_batchnorm,
     reference_manifest,
     relative_error,
+    require_shared,
 )
 
 import hear_mn
@@ -25,7 +28,7 @@ import hear_mn.mn04_e1_l as hear_module
 pytest.importorskip("onnxruntime", reason="backend tests need onnxruntime (pip install -e '.[test]')")
 from hear_mn.engines.ort import OnnxRuntime, set_backend  # noqa: E402
 
-REFERENCE_SUBSET = reference_manifest(DATA / "reference")
+REFERENCE_CASES = ("mn04_e1_l", "mn04_e1_l_se_block", "mn04_clf_all_se_mels")
 SEED_SYSTEM_SUBSET = reference_manifest(DATA / "seed_system")
 
 
@@ -43,9 +46,10 @@ def _pair(name: str = "mn04_e1_l", **options: object) -> tuple[object, object]:
     return torch_model, set_backend(ort_model, "onnxruntime")
 
 
-@pytest.mark.parametrize("key", sorted(REFERENCE_SUBSET))
+@pytest.mark.parametrize("key", REFERENCE_CASES)
 def test_reference_fixtures_through_onnxruntime(key: str) -> None:
-    assert_reference_fixture(DATA / "reference", key, REFERENCE_SUBSET[key], backend="onnxruntime")
+    entry = reference_manifest(require_shared())[key]
+    assert_reference_fixture(REFERENCE, key, entry, backend="onnxruntime")
 
 
 @pytest.mark.parametrize("name", sorted(SEED_SYSTEM_SUBSET))
@@ -142,7 +146,7 @@ def test_the_command_line_takes_a_backend(tmp_path, capsys) -> None:
 
     audio = _audio(1, 40000, seed=8)[0].numpy()
     soundfile.write(tmp_path / "a.wav", audio, 32000)
-    weights = str(DATA / "reference" / "mn04_seed1.pt")
+    weights = str(require_shared(MN04_WEIGHTS))
     outputs = {}
     for backend in ("torch", "onnxruntime"):
         out = tmp_path / backend
