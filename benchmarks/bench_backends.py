@@ -8,7 +8,11 @@ For each model and thread count the same random-weight model runs timestamp embe
 backend="onnxruntime" (whole calls: frontend, windowing and batching in torch, backbone and
 taps in the backend), calls alternating, medians compared; outputs must agree to 1e-5.
 With ``--openvino`` (``pip install openvino``) the same graph also runs in OpenVINO, plugged in
-the same way (a runtime defined here, not shipped).
+the same way (a runtime defined here, not shipped). ``--ort-config KEY=VALUE,...`` sets ONNX
+Runtime session config entries (e.g. ``session.intra_op.allow_spinning=1``) to compare with the
+shipped ones. Each call is also timed backbone-only: the log-mels the torch call fed its
+backbone, run through each backend's backbone and taps alone (what the frontend costs is the
+difference).
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from bench_speed import paired_calls
+from bench_speed import interleaved_medians, paired_calls, standard_calls
 
 import hear_mn
-from hear_mn.engines.ort import set_backend
+from hear_mn.engines.ort import OnnxRuntime
 
 MODELS = ("mn04_e1_l", "mn10_e1_l", "mn40_ext_e1_l")
 
@@ -53,26 +57,66 @@ class OpenVINORuntime:
         return run
 
 
-def _models(name: str, openvino: bool) -> dict[str, object]:
+def _models(name: str, openvino: bool, ort_config: dict[str, str]) -> dict[str, object]:
     torch.manual_seed(0)
+    runtimes = {"torch": None, "onnxruntime": OnnxRuntime(session_config=ort_config)}
+    if openvino:
+        runtimes["openvino"] = OpenVINORuntime()
     models = {}
-    for backend in ("torch", "onnxruntime", *(("openvino",) if openvino else ())):
+    for backend, runtime in runtimes.items():
         model = hear_mn.create_model(name, pretrained=False)
         if models:
             model.load_state_dict(models["torch"].state_dict())
-        if backend == "openvino":
-            model.runtime = OpenVINORuntime()
-        models[backend] = model if backend == "openvino" else set_backend(model, backend)
+        model.runtime = runtime
+        models[backend] = model
     return models
 
 
-def measure(name: str, threads: int, repeats: int, openvino: bool = False) -> list[dict]:
-    """Rows of (call, seconds per backend, speed-ups over torch, max relative differences)."""
-    torch.set_num_threads(threads)
-    models = _models(name, openvino)  # graphs are compiled on first use, with ``threads``
+def fed_mels(model: object, run: Callable[[object], object]) -> list[torch.Tensor]:
+    """The log-mel batches that ``run(model)`` feeds ``model``'s backbone, in order."""
+    fed = []
+    original = model.embed_mels
+    model.embed_mels = lambda mels: fed.append(mels) or original(mels)
+    try:
+        run(model)
+    finally:
+        del model.embed_mels
+    return fed
+
+
+def backbone_only(models: dict[str, object], repeats: int) -> list[dict]:
+    """Per standard call: median seconds of each backend's backbone + taps alone on the
+    log-mels that the torch call fed its backbone (same batches), alternating."""
+    baseline = models["torch"]
     rows = []
-    for row in paired_calls(models, repeats):
-        worst = max(row["max_relative_difference"].values())
+    for call, run in standard_calls(baseline.sample_rate).items():
+        fed = fed_mels(baseline, run)
+        runs = {
+            label: (lambda model=model, fed=fed: [model.embed_mels(mels) for mels in fed])
+            for label, model in models.items()
+        }
+        with torch.inference_mode():
+            seconds = interleaved_medians(runs, repeats)
+        rows.append({"call": f"{call}, backbone only", "seconds": seconds})
+    return rows
+
+
+def measure(
+    name: str,
+    threads: int,
+    repeats: int,
+    openvino: bool = False,
+    ort_config: dict[str, str] | None = None,
+) -> list[dict]:
+    """Rows of (call, seconds per backend, speed-ups over torch, max relative differences),
+    for whole calls and backbone only."""
+    torch.set_num_threads(threads)
+    # graphs are compiled on first use, with ``threads``
+    models = _models(name, openvino, ort_config or {})
+    rows = []
+    for row in paired_calls(models, repeats) + backbone_only(models, repeats):
+        differences = row.get("max_relative_difference", {})  # whole calls only
+        worst = max(differences.values(), default=0.0)
         if worst > 1e-5:
             raise AssertionError(f"{name} {row['call']}: backends differ by {worst:.1e}")
         seconds = row["seconds"]
@@ -83,12 +127,14 @@ def measure(name: str, threads: int, repeats: int, openvino: bool = False) -> li
             "torch_s": seconds["torch"],
             "onnxruntime_s": seconds["onnxruntime"],
             "speedup": seconds["torch"] / seconds["onnxruntime"],
-            "max_relative_difference": row["max_relative_difference"]["onnxruntime"],
         }
+        if differences:
+            result["max_relative_difference"] = differences["onnxruntime"]
         if openvino:
             result["openvino_s"] = seconds["openvino"]
             result["openvino_speedup"] = seconds["torch"] / seconds["openvino"]
-            result["openvino_max_relative_difference"] = row["max_relative_difference"]["openvino"]
+            if differences:
+                result["openvino_max_relative_difference"] = differences["openvino"]
         rows.append(result)
     return rows
 
@@ -102,29 +148,42 @@ def main() -> None:
     parser.add_argument(
         "--openvino", action="store_true", help="also OpenVINO (pip install openvino)"
     )
+    parser.add_argument(
+        "--ort-config",
+        default="",
+        help="ONNX Runtime session config entries KEY=VALUE,... (added to the shipped ones)",
+    )
     args = parser.parse_args()
+    ort_config = dict(item.split("=", 1) for item in args.ort_config.split(",") if item)
     import onnxruntime
 
     print(
         f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
         f"{platform.machine()}; medians of {args.repeats} alternated calls"
     )
-    header = f"{'model':15} {'thr':>3} {'call':24} {'torch s':>8} {'ORT s':>8} {'speedup':>8}"
+    if ort_config:
+        print(f"onnxruntime session config: {ort_config}")
+    header = f"{'model':15} {'thr':>3} {'call':38} {'torch s':>8} {'ORT s':>8} {'speedup':>8}"
     print(header + (f" {'OpenVINO s':>10} {'speedup':>8}" if args.openvino else ""))
     rows = []
     for name in args.models.split(","):
         for threads in (int(t) for t in args.threads.split(",")):
-            for row in measure(name, threads, args.repeats, args.openvino):
+            for row in measure(name, threads, args.repeats, args.openvino, ort_config):
                 rows.append(row)
                 line = (
-                    f"{row['model']:15} {row['threads']:>3} {row['call']:24} "
+                    f"{row['model']:15} {row['threads']:>3} {row['call']:38} "
                     f"{row['torch_s']:8.4f} {row['onnxruntime_s']:8.4f} {row['speedup']:7.2f}x"
                 )
                 if args.openvino:
                     line += f" {row['openvino_s']:10.4f} {row['openvino_speedup']:7.2f}x"
                 print(line)
     if args.json:
-        payload = {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "rows": rows}
+        payload = {
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "onnxruntime_session_config": OnnxRuntime(session_config=ort_config).session_config,
+            "rows": rows,
+        }
         args.json.write_text(json.dumps(payload, indent=1) + "\n")
 
 

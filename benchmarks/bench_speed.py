@@ -54,23 +54,29 @@ def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> 
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def paired_calls(
-    models: dict[str, object], repeats: int, seconds_of_audio: int = 20, clips: int = 16
-) -> list[dict]:
-    """Contenders (``models``: label -> model, the first the baseline) on the same calls,
-    alternating: timestamp embeddings of ``seconds_of_audio`` s and scene embeddings of
-    ``clips`` clips of 10 s. Per call: its name, median seconds per label, and how far each
-    other contender's output is from the baseline's (max relative, by label)."""
+def standard_calls(
+    sample_rate: int, seconds_of_audio: int = 20, clips: int = 16
+) -> dict[str, Callable[[object], torch.Tensor]]:
+    """The two calls every speed comparison makes, by name: timestamp embeddings of
+    ``seconds_of_audio`` s and scene embeddings of ``clips`` clips of 10 s (fixed noise)."""
     generator = torch.Generator().manual_seed(1)
-    rate = next(iter(models.values())).sample_rate
-    audio = 0.1 * torch.randn(1, seconds_of_audio * rate, generator=generator)
-    scene_clips = 0.1 * torch.randn(clips, 10 * rate, generator=generator)
-    calls = {
+    audio = 0.1 * torch.randn(1, seconds_of_audio * sample_rate, generator=generator)
+    scene_clips = 0.1 * torch.randn(clips, 10 * sample_rate, generator=generator)
+    return {
         f"timestamps, {seconds_of_audio} s": lambda model: model.timestamp_embeddings(audio)[0],
         f"scene, {clips} clips of 10 s": lambda model: model.scene_embeddings(scene_clips),
     }
+
+
+def paired_calls(
+    models: dict[str, object], repeats: int, seconds_of_audio: int = 20, clips: int = 16
+) -> list[dict]:
+    """Contenders (``models``: label -> model, the first the baseline) on the same
+    :func:`standard_calls`, alternating. Per call: its name, median seconds per label, and how
+    far each other contender's output is from the baseline's (max relative, by label)."""
+    rate = next(iter(models.values())).sample_rate
     rows = []
-    for call, run in calls.items():
+    for call, run in standard_calls(rate, seconds_of_audio, clips).items():
         outputs = {label: run(model) for label, model in models.items()}
         first = next(iter(outputs.values()))
         differences = {

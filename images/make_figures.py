@@ -107,9 +107,10 @@ def speed() -> None:
 
 def backends() -> None:
     rows = json.loads(BACKENDS.read_text())["rows"]
-    calls = sorted({row["call"] for row in rows}, reverse=True)
-    figure, axes = plt.subplots(1, len(calls), figsize=(11, 4.5), sharey=True)
-    for axis, call in zip(axes, calls):
+    whole = sorted({row["call"] for row in rows if "backbone" not in row["call"]}, reverse=True)
+    calls = whole + [f"{call}, backbone only" for call in whole]
+    figure, axes = plt.subplots(2, len(whole), figsize=(11, 8), sharey=True, squeeze=False)
+    for axis, call in zip(axes.flat, calls):
         selected = [row for row in rows if row["call"] == call]
         labels = [
             f"{row['model'].split('_')[0]}{'_ext' if '_ext' in row['model'] else ''}\n"
@@ -123,8 +124,9 @@ def backends() -> None:
         axis.set_xticks(range(len(selected)), labels, fontsize=8)
         axis.set_title(call)
         axis.grid(axis="y", alpha=0.3)
-    axes[0].set_ylabel("speed-up of backend onnxruntime over torch (whole call)")
-    figure.suptitle("ONNX Runtime as the backend: whole HEAR calls, same process, alternating")
+    axes[0, 0].set_ylabel("speed-up of onnxruntime over torch: whole call")
+    axes[1, 0].set_ylabel("speed-up: backbone + taps alone, same batches")
+    figure.suptitle("ONNX Runtime as the backend: HEAR calls, same process, alternating")
     figure.tight_layout()
     figure.savefig(HERE / "backends.png", dpi=110)
     plt.close(figure)

@@ -126,6 +126,21 @@ def test_bad_backends_are_refused_clearly() -> None:
     assert set_backend(model, "torch").runtime is None
 
 
+def test_session_config_entries_are_merged_and_checked() -> None:
+    """Entries override the shipped ones (threads do not spin); a model whose threads spin
+    gives the same embeddings; values must be strings, as ONNX Runtime takes them."""
+    spinning = OnnxRuntime(session_config={"session.intra_op.allow_spinning": "1"})
+    assert spinning.session_config == {"session.intra_op.allow_spinning": "1"}
+    assert OnnxRuntime().session_config == {"session.intra_op.allow_spinning": "0"}
+    with pytest.raises(TypeError, match="maps ONNX Runtime config keys to strings"):
+        OnnxRuntime(session_config={"session.intra_op.allow_spinning": 1})
+    torch_model, ort_model = _pair()
+    ort_model.runtime = spinning
+    clips = _audio(2, 7000, seed=3)
+    reference = torch_model.get_scene_embeddings(clips)
+    assert relative_error(ort_model.get_scene_embeddings(clips), reference) <= 1e-5
+
+
 def test_numpy_audio_and_threads() -> None:
     _, ort_model = _pair()
     clips = _audio(2, 7000, seed=7)

@@ -9,7 +9,7 @@ torch frontend that runs between two batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -28,15 +28,32 @@ def import_onnxruntime() -> object:
     return onnxruntime
 
 
+# Measured (benchmarks/bench_backends.py --ort-config): threads that spin after a run starve
+# the torch frontend between batches; stopping the spin only after each run
+# ("session.force_spinning_stop") was still slower than never spinning.
+DEFAULT_SESSION_CONFIG: dict[str, str] = {"session.intra_op.allow_spinning": "0"}
+
+
 class OnnxRuntime:
     """Runs backbone + taps in an ONNX Runtime CPU session of ``threads`` intra-op threads
-    (None: torch's thread count when the session is made)."""
+    (None: torch's thread count when the session is made). ``session_config`` entries
+    (ONNX Runtime's session config keys, e.g. ``{"session.intra_op.allow_spinning": "1"}``)
+    are added to, and override, :data:`DEFAULT_SESSION_CONFIG`."""
 
     name = "onnxruntime"
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(
+        self, threads: int | None = None, session_config: Mapping[str, str] | None = None
+    ) -> None:
         import_onnxruntime()
         self.threads = threads
+        self.session_config = {**DEFAULT_SESSION_CONFIG, **(session_config or {})}
+        for key, value in self.session_config.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(
+                    f"session_config maps ONNX Runtime config keys to strings, got {key!r}: "
+                    f"{value!r}"
+                )
 
     def compile(self, model: MobileNetEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
         """An ONNX Runtime session of ``model``'s backbone and taps, as a function of log-mels."""
@@ -51,7 +68,8 @@ class OnnxRuntime:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        for key, value in self.session_config.items():
+            options.add_session_config_entry(key, value)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         graph = onnx_bytes(model, frontend=False)
         session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
