@@ -27,7 +27,16 @@ setup(
     extras_require={
         # ONNX export (hear_mn.export, `hear-mn export`) and running the exported files.
         "onnx": ["onnxruntime>=1.17", "onnx>=1.15"],
-        "test": ["pytest>=7", "ruff", "setuptools>=70.1", "onnxruntime>=1.17", "onnx>=1.15"],
+        # Bulk embedding on Ray Data (`hear-mn embed --engine ray`, hear_mn.embed_dataset).
+        "ray": ["ray[data]>=2.60"],
+        "test": [
+            "pytest>=7",
+            "ruff",
+            "setuptools>=70.1",
+            "onnxruntime>=1.17",
+            "onnx>=1.15",
+            "ray[data]>=2.60",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

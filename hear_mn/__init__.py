@@ -2,7 +2,8 @@
 
 Each named configuration is a HEAR module, ``hear_mn.<name>``; any configuration can also be
 built by name with :func:`create_model`, and folders of audio files embedded with
-:func:`embed_files`. :mod:`hear_mn.registry` knows every model.
+:func:`embed_files` (or on a Ray cluster with :func:`embed_dataset`).
+:mod:`hear_mn.registry` knows every model.
 
 The names below are imported on first use, so that ``import hear_mn`` (and ``hear-mn
 --help``) does not load torch.
@@ -27,6 +28,7 @@ _EXPORTS = {
     "stream": "hear_mn.streaming",
     "EmbedReport": "hear_mn.batch",
     "embed_files": "hear_mn.batch",
+    "embed_dataset": "hear_mn.engines.ray_data",
 }
 __all__ = sorted(_EXPORTS)
 

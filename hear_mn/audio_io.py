@@ -374,6 +374,27 @@ def _new_temporary_file(target: Path) -> tuple[Path, BinaryIO]:
     return tmp, os.fdopen(os.open(tmp, flags, 0o666), "wb")
 
 
+def remove_stale_temporaries(targets: Iterable[Path]) -> int:
+    """Delete the temporary files that writes of ``targets`` left behind when their process
+    was killed mid-write (:func:`save_npz` removes its own otherwise); returns how many.
+    Only while nothing else is writing those targets."""
+    by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        by_folder.setdefault(target.parent, set()).add(target.name)
+    removed = 0
+    for folder, names in by_folder.items():
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            parts = entry.name.rsplit(".", 2)  # "." + target name, token, "tmp"
+            if len(parts) == 3 and parts[2] == "tmp" and parts[0][1:] in names:
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
 def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
     """Write ``arrays`` to the ``.npz`` file ``path`` atomically and return ``path``.
 

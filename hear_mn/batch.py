@@ -17,24 +17,39 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
-from hear_mn.audio_io import AudioInputs, AudioReadError, load_audio, save_npz, scan_audio_inputs
+from hear_mn.audio_io import (
+    AudioInputs,
+    AudioReadError,
+    load_audio,
+    remove_stale_temporaries,
+    save_npz,
+    scan_audio_inputs,
+)
 from hear_mn.model import EmbeddingModel
 
 __all__ = [
+    "EmbedPlan",
     "EmbedReport",
     "EmbeddingInterrupted",
     "OutputConflictError",
     "OutputFolderError",
+    "OutputJob",
     "check_writable",
+    "embed_arrays",
+    "embed_clips",
     "embed_files",
+    "length_groups",
     "output_settings",
+    "plan_embedding",
 ]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Bumped whenever hear-mn starts computing different numbers for the same settings, so that
 # outputs of the older computation are not reused.
@@ -71,11 +86,33 @@ class EmbeddingInterrupted(KeyboardInterrupt):
         self.report = report
 
 
-@dataclass
-class _Job:
+@dataclass(frozen=True)
+class OutputJob:
+    """One input file, its path relative to its input folder, and the ``.npz`` it gets."""
+
     path: Path
     relative: Path
     output: Path
+
+
+@dataclass
+class EmbedPlan:
+    """What a run will do, decided before any audio is read: the outputs still to compute
+    (``jobs``, in input order), the report so far (reused outputs, clashing names) and the
+    arrays every output records besides its embeddings (``metadata``)."""
+
+    report: EmbedReport
+    jobs: list[OutputJob]
+    metadata: dict[str, np.ndarray]
+
+    def in_input_order(self) -> EmbedReport:
+        """The report with outputs and failures sorted as the inputs came (every engine
+        reports them so, whatever order the batches ran in); returns it."""
+        order = {job.path: index for index, job in enumerate(self.jobs)}
+        outputs = {job.output: index for index, job in enumerate(self.jobs)}
+        self.report.written.sort(key=lambda output: outputs.get(output, -1))
+        self.report.failures.sort(key=lambda failure: order.get(failure[0], -1))
+        return self.report
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:
@@ -139,7 +176,7 @@ def _output_path(out_dir: Path, relative: Path) -> Path:
 
 def _plan(
     inputs: Iterable[str | os.PathLike[str]] | AudioInputs, out_dir: Path, report: EmbedReport
-) -> list[_Job]:
+) -> list[OutputJob]:
     if not isinstance(inputs, AudioInputs):
         inputs = list(inputs)
     scan = inputs if isinstance(inputs, AudioInputs) else scan_audio_inputs(inputs)
@@ -147,7 +184,7 @@ def _plan(
     if not files:
         where = "the scanned inputs" if inputs is scan else " ".join(map(str, inputs))
         raise ValueError(f"no audio files found in {where}")
-    jobs: list[_Job] = []
+    jobs: list[OutputJob] = []
     owners: dict[Path, Path] = {}
     for path, relative in files:
         output = _output_path(out_dir, relative)
@@ -157,13 +194,13 @@ def _plan(
             )
             continue
         owners[output] = path
-        jobs.append(_Job(path, relative, output))
+        jobs.append(OutputJob(path, relative, output))
     return jobs
 
 
 def _split_done(
-    jobs: list[_Job], settings: dict, overwrite: bool, report: EmbedReport
-) -> list[_Job]:
+    jobs: list[OutputJob], settings: dict, overwrite: bool, report: EmbedReport
+) -> list[OutputJob]:
     """Jobs still to run; outputs of the same settings are reused, of others refused."""
     todo, conflicts = [], []
     for job in jobs:
@@ -192,7 +229,9 @@ def _split_done(
     return todo
 
 
-def _embed_arrays(model: EmbeddingModel, audio: np.ndarray, timestamps: bool) -> list[dict]:
+def embed_arrays(model: EmbeddingModel, audio: np.ndarray, timestamps: bool) -> list[dict]:
+    """Embeddings of equal-length clips ``audio`` (n, samples): one dict of arrays per clip,
+    as an output stores them (``embedding``, and ``timestamps`` with ``timestamps``)."""
     batch = torch.from_numpy(audio)
     if timestamps:
         embeddings, stamps = model.timestamp_embeddings(batch)
@@ -201,31 +240,82 @@ def _embed_arrays(model: EmbeddingModel, audio: np.ndarray, timestamps: bool) ->
     return [{"embedding": e} for e in model.scene_embeddings(batch).cpu().numpy()]
 
 
-def _batches(
-    jobs: list[_Job], sample_rate: int, batch_size: int, report: EmbedReport, done: Callable
-) -> Iterator[list[tuple[_Job, np.ndarray]]]:
-    """Decoded inputs grouped by length (equal lengths share forward passes)."""
-    pending: dict[int, list[tuple[_Job, np.ndarray]]] = {}
+def embed_clips(
+    model: EmbeddingModel, clips: list[np.ndarray], timestamps: bool
+) -> list[dict[str, np.ndarray] | str]:
+    """Per clip of an equal-length group: its arrays (:func:`embed_arrays`), or why it could
+    not be embedded. A failing group is tried again clip by clip, so that one bad clip does
+    not cost its partners their outputs."""
+    try:
+        return embed_arrays(model, np.stack(clips), timestamps)
+    except Exception as error:  # a model failure on one batch must not end the run
+        if len(clips) > 1:
+            return [embed_clips(model, [clip], timestamps)[0] for clip in clips]
+        return [f"embedding failed: {error}"]
+
+
+def length_groups(
+    items: Iterable[T], length: Callable[[T], int], batch_size: int
+) -> Iterator[list[T]]:
+    """``items`` grouped for forward passes: equal ``length(item)`` share a group of at most
+    ``batch_size``; a group goes as soon as it is full, and when the items waiting for
+    partners hold more than :data:`MAX_PENDING_SAMPLES` samples all of them go (shortest
+    first), as they do at the end. Every engine groups by this rule, so they make the same
+    batches from the same inputs (and scene embeddings depend on the batch a clip is in)."""
+    pending: dict[int, list[T]] = {}
     pending_samples = 0
+    for item in items:
+        size = length(item)
+        group = pending.setdefault(size, [])
+        group.append(item)
+        pending_samples += size
+        if len(group) >= batch_size:
+            yield pending.pop(size)
+            pending_samples -= size * len(group)
+        elif pending_samples > MAX_PENDING_SAMPLES:
+            for size in sorted(pending):
+                yield pending.pop(size)
+            pending_samples = 0
+    for size in sorted(pending):
+        yield pending.pop(size)
+
+
+def _decoded(
+    jobs: list[OutputJob], sample_rate: int, report: EmbedReport, done: Callable
+) -> Iterator[tuple[OutputJob, np.ndarray]]:
+    """(job, audio) of every input that decodes; the others go to the report's failures."""
     for job in jobs:
         try:
-            audio = load_audio(job.path, sample_rate)
+            yield job, load_audio(job.path, sample_rate)
         except AudioReadError as error:
             report.failures.append((job.path, str(error)))
             done(job, 0.0)
-            continue
-        group = pending.setdefault(len(audio), [])
-        group.append((job, audio))
-        pending_samples += len(audio)
-        if len(group) >= batch_size:
-            yield pending.pop(len(audio))
-            pending_samples -= len(audio) * len(group)
-        elif pending_samples > MAX_PENDING_SAMPLES:
-            for length in sorted(pending):
-                yield pending.pop(length)
-            pending_samples = 0
-    for length in sorted(pending):
-        yield pending.pop(length)
+
+
+def plan_embedding(
+    inputs: Iterable[str | os.PathLike[str]] | AudioInputs,
+    model: EmbeddingModel,
+    out_dir: str | os.PathLike[str],
+    *,
+    timestamps: bool = False,
+    overwrite: bool = False,
+) -> EmbedPlan:
+    """Check ``out_dir``, name each input's output, and keep the outputs still to compute
+    (the resume rule of :func:`embed_files`; raises :class:`OutputConflictError` before any
+    work when outputs of other settings are in the way)."""
+    out_dir = check_writable(out_dir)
+    report = EmbedReport(out_dir)
+    settings = output_settings(model, timestamps)
+    jobs = _split_done(_plan(inputs, out_dir, report), settings, overwrite, report)
+    # Writes of an earlier run that was killed (not interrupted) leave temporary files.
+    remove_stale_temporaries(job.output for job in jobs)
+    metadata = {
+        "model": np.array(model.name),
+        "features": np.array("_".join(settings.get("features", []))),
+        "sample_rate": np.array(int(model.sample_rate), dtype=np.int64),
+        "settings": np.array(json.dumps(settings, sort_keys=True)),
+    }
+    return EmbedPlan(report, jobs, metadata)
 
 
 def embed_files(
@@ -251,47 +341,31 @@ def embed_files(
     ``failures`` and the others go on. ``progress(path, seconds_of_audio)`` is called per
     input. Ctrl-C raises :class:`EmbeddingInterrupted` carrying the report so far.
     """
-    out_dir = check_writable(out_dir)
-    report = EmbedReport(out_dir)
-    jobs = _plan(inputs, out_dir, report)
-    settings = output_settings(model, timestamps)
-    jobs = _split_done(jobs, settings, overwrite, report)
+    plan = plan_embedding(inputs, model, out_dir, timestamps=timestamps, overwrite=overwrite)
+    report, metadata = plan.report, plan.metadata
     sample_rate = int(model.sample_rate)
-    features = "_".join(settings.get("features", []))
-    metadata = {
-        "model": np.array(model.name),
-        "features": np.array(features),
-        "sample_rate": np.array(sample_rate, dtype=np.int64),
-        "settings": np.array(json.dumps(settings, sort_keys=True)),
-    }
 
-    def done(job: _Job, seconds: float) -> None:
+    def done(job: OutputJob, seconds: float) -> None:
         if progress is not None:
             progress(job.path, seconds)
 
-    def run(group: list[tuple[_Job, np.ndarray]]) -> None:
-        try:
-            results = _embed_arrays(model, np.stack([audio for _, audio in group]), timestamps)
-        except Exception as error:  # a model failure on one batch must not end the run
-            if len(group) > 1:
-                for item in group:
-                    run([item])
-                return
-            job, audio = group[0]
-            report.failures.append((job.path, f"embedding failed: {error}"))
-            done(job, len(audio) / sample_rate)
-            return
-        for (job, audio), arrays in zip(group, results):
-            try:
-                save_npz(job.output, **arrays, **metadata)
-                report.written.append(job.output)
-            except OSError as error:
-                report.failures.append((job.path, f"cannot write {job.output}: {error}"))
+    def run(group: list[tuple[OutputJob, np.ndarray]]) -> None:
+        results = embed_clips(model, [audio for _, audio in group], timestamps)
+        for (job, audio), result in zip(group, results):
+            if isinstance(result, str):
+                report.failures.append((job.path, result))
+            else:
+                try:
+                    save_npz(job.output, **result, **metadata)
+                    report.written.append(job.output)
+                except OSError as error:
+                    report.failures.append((job.path, f"cannot write {job.output}: {error}"))
             done(job, len(audio) / sample_rate)
 
     try:
-        for group in _batches(jobs, sample_rate, batch_size, report, done):
+        decoded = _decoded(plan.jobs, sample_rate, report, done)
+        for group in length_groups(decoded, lambda item: len(item[1]), batch_size):
             run(group)
     except KeyboardInterrupt:
         raise EmbeddingInterrupted(report) from None
-    return report
+    return plan.in_input_order()

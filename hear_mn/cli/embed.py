@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.cli.common import (
@@ -22,6 +23,8 @@ from hear_mn.cli.common import (
     load_model,
     model_config,
     out,
+    positive_float,
+    positive_int,
     report_failures,
     report_ignored,
 )
@@ -33,6 +36,8 @@ EXAMPLES = f"""examples:
   hear-mn embed clips/ --model mn40_ext_e1_l --features e1_l_all_se --device cuda
   hear-mn embed clips/ --model mn04_e1_l --weights my_finetuned.pt --overwrite
   hear-mn embed train/ test/ --model kwmlp        # OUT/train/..., OUT/test/...
+  hear-mn embed corpus/ --model mn10_e1_l --engine ray --actors 2     # Ray, started here
+  hear-mn embed /data/corpus --engine ray --address auto --parquet rows/  # a running cluster
 
 Each input file gets OUT/<its path relative to the input directory>.npz (a file named
 directly: OUT/<its name>.npz; with several inputs, each directory's files go under its own
@@ -44,6 +49,15 @@ interrupted run resumes; outputs of other settings stop the run before any work,
 --overwrite recomputes them. Files that cannot be read are listed at the end (exit code
 1), as are files in the folders that are not audio or video. Ctrl-C says how many outputs
 were saved (exit code 130).
+
+--engine ray runs the same job on Ray Data (pip install 'hear-mn[ray]'): the same outputs,
+names, skip rule, failure list and exit codes, and the same numbers as --engine local for
+the same --batch-size and threads (each actor uses --threads-per-actor torch threads). The
+files' lengths are measured by Ray tasks first, so that they are batched as locally; a pool
+of actors (--actors, default one per --threads-per-actor CPUs of the cluster), each holding
+the model once, decodes, embeds and writes the outputs. Without --address Ray starts in this
+process; --address auto or HOST:PORT joins a running cluster (`ray start --head` there),
+whose nodes must see the input and output paths (a shared file system).
 """
 
 
@@ -72,6 +86,38 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="recompute outputs that already exist"
     )
+    ray = parser.add_argument_group("engine")
+    ray.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default): this process; ray: Ray Data actors (pip install 'hear-mn[ray]')",
+    )
+    ray.add_argument(
+        "--address", metavar="ADDR", help="with --engine ray: a running cluster, auto or HOST:PORT"
+    )
+    ray.add_argument(
+        "--actors", type=positive_int, metavar="N", help="with --engine ray: actors in the pool"
+    )
+    ray.add_argument(
+        "--threads-per-actor",
+        type=positive_int,
+        default=1,
+        metavar="T",
+        help="with --engine ray: torch threads (and CPUs reserved) per actor (default 1)",
+    )
+    ray.add_argument(
+        "--gpus-per-actor",
+        type=positive_float,
+        metavar="G",
+        help="with --engine ray: GPUs per actor; the model then runs on the actor's GPU",
+    )
+    ray.add_argument(
+        "--parquet",
+        metavar="DIR",
+        help="with --engine ray: also write the rows (path, embedding, timestamps, ...) as "
+        "Parquet files into DIR",
+    )
     parser.set_defaults(handler=run)
     return parser
 
@@ -87,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     model_config(args.model, args.features)
+    ray_options = _ray_options(args)
     scan = find_inputs(args.inputs)
     try:
         check_writable(args.out)
@@ -95,15 +142,18 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args, args.features)
     progress = AudioProgress("embed", scan.files, is_tty(sys.stderr) and not args.quiet)
     try:
-        report = embed_files(
-            scan,
-            model,
-            args.out,
-            timestamps=args.timestamps,
-            overwrite=args.overwrite,
-            batch_size=args.batch_size,
-            progress=progress.done,
-        )
+        if ray_options is None:
+            report = embed_files(
+                scan,
+                model,
+                args.out,
+                timestamps=args.timestamps,
+                overwrite=args.overwrite,
+                batch_size=args.batch_size,
+                progress=progress.done,
+            )
+        else:
+            report = _embed_on_ray(args, scan, model, ray_options, progress)
     except OutputConflictError as error:
         raise CLIError(str(error)) from None
     except EmbeddingInterrupted as stop:
@@ -125,3 +175,63 @@ def run(args: argparse.Namespace) -> int:
     report_ignored(scan.ignored, args.quiet)
     report_failures(report.failures, "embedding")
     return EXIT_FAILED if report.failures else EXIT_OK
+
+
+def _ray_options(args: argparse.Namespace) -> object | None:
+    """The Ray engine's options (None: --engine local), checked before any work."""
+    ray_only = {
+        "--address": args.address,
+        "--actors": args.actors,
+        "--gpus-per-actor": args.gpus_per_actor,
+        "--parquet": args.parquet,
+    }
+    if args.engine == "local":
+        given = [flag for flag, value in ray_only.items() if value is not None]
+        if given or args.threads_per_actor != 1:
+            given += ["--threads-per-actor"] if args.threads_per_actor != 1 else []
+            raise CLIError(f"{', '.join(given)} work(s) with --engine ray only")
+        return None
+    from hear_mn.engines.ray_data import RayOptions, import_ray
+
+    if args.device != "cpu":
+        raise CLIError(
+            "with --engine ray the actors choose the device: use --gpus-per-actor to run on "
+            "GPUs (and leave --device out)"
+        )
+    try:
+        import_ray()
+    except ImportError as error:
+        raise CLIError(str(error)) from None
+    return RayOptions(
+        address=args.address,
+        actors=args.actors,
+        threads_per_actor=args.threads_per_actor,
+        gpus_per_actor=args.gpus_per_actor or 0.0,
+        quiet=True,
+    )
+
+
+def _embed_on_ray(
+    args: argparse.Namespace, scan: object, model: object, options: object, progress: object
+) -> object:
+    """``embed_files`` on Ray Data: the same plan, outputs and report."""
+    from hear_mn.batch import EmbeddingInterrupted, plan_embedding
+    from hear_mn.engines.ray_data import run_plan
+
+    plan = plan_embedding(
+        scan, model, args.out, timestamps=args.timestamps, overwrite=args.overwrite
+    )
+    rows = run_plan(
+        plan,
+        model,
+        options,
+        timestamps=args.timestamps,
+        batch_size=args.batch_size,
+        parquet=args.parquet,
+    )
+    try:
+        for row in rows:
+            progress.done(Path(row["path"]), row["seconds"])
+    except KeyboardInterrupt:
+        raise EmbeddingInterrupted(plan.in_input_order()) from None
+    return plan.report
