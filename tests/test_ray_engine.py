@@ -272,6 +272,11 @@ def test_cluster_by_address_matches_local_survives_a_killed_actor_and_resumes(
     # Nothing can be reached from outside: the namespace has no interface but loopback.
     assert result["interfaces"] == ["lo"]
     assert result["listening_with_cluster"], "the cluster should be listening on loopback"
+    for address in result["listening_with_cluster"]:
+        host = address.rsplit(":", 1)[0]
+        # 127.x, IPv4-mapped 127.x, ::1, or every interface (0.0.0.0, ::: loopback alone here).
+        loopback = host.startswith(("127.", "::ffff:127.")) or host == "::1"
+        assert loopback or host in ("0.0.0.0", "::"), address
     for name, job in result["jobs"].items():
         assert job["code"] == 1, f"{name}: {job['stderr']}"  # the corrupt file, as locally
     timestamps = result["jobs"]["timestamps"]

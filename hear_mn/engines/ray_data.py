@@ -79,9 +79,17 @@ class RayOptions:
 
 def connect(options: RayOptions) -> Any:
     """Ray, initialised: connected to ``options.address``, or started in this process."""
+    if options.quiet:
+        # Ray's C++ core logs at info level unless told otherwise before it starts.
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     ray = import_ray()
+    if options.quiet:
+        for name in ("ray", "ray.data"):  # Ray Data's logger has a level of its own
+            logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         settings: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if options.quiet:
+            settings["logging_level"] = logging.ERROR
         if options.address is not None:
             settings["address"] = options.address
         elif options.temp_dir is not None:
@@ -91,7 +99,6 @@ def connect(options: RayOptions) -> Any:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray
 
 
