@@ -1,6 +1,6 @@
 """Every named configuration, as one table: the name of its HEAR module and what it is.
 
-Three groups of names, each with a module ``hear_mn.<name>`` (generated from this table by
+Four groups of names, each with a module ``hear_mn.<name>`` (generated from this table by
 ``scripts/generate_modules.py``):
 
 * ``paper``: the configurations of *Low-complexity Audio Embedding Extractors* (also under
@@ -9,6 +9,8 @@ Three groups of names, each with a module ``hear_mn.<name>`` (generated from thi
 * ``efficientat_hear``: the 76 top-level modules of the EfficientAT_HEAR package, on its
   newer wrapper (feature vocabulary ``mel_avgs``, ``clf1``, ``clf2``, ``logits``, ``seK``,
   ``bK``), with the original's ``load_model`` defaults;
+* ``dymn``: EfficientAT's dynamic MobileNets (DyMN) on the newer wrapper's features (no
+  original HEAR module exists; these are ours);
 * ``audiomlp``: the Audio-MLP models of the HEAR 2021 challenge.
 
 A new configuration is a row here, nothing else.
@@ -20,10 +22,12 @@ from dataclasses import dataclass
 
 PAPER = "paper"
 EFFICIENTAT_HEAR = "efficientat_hear"
+DYMN = "dymn"
 AUDIOMLP = "audiomlp"
 GROUP_TITLES = {
     PAPER: "the paper's configurations (Schmid et al., EUSIPCO 2023)",
     EFFICIENTAT_HEAR: "the EfficientAT_HEAR package's modules (newer wrapper)",
+    DYMN: "EfficientAT's dynamic MobileNets (DyMN), newer wrapper's features",
     AUDIOMLP: "Audio-MLP (HEAR 2021)",
 }
 DEFAULT_CONFIG = "mn40_ext_e1_l"
@@ -169,12 +173,22 @@ EFFICIENTAT_HEAR_TABLE = """
     mn40_clf2                                mn40_as          clf2                                        -                   -    2016
 """
 
+DYMN_TABLE = """
+    dymn04_all_b_mel_avgs                    dymn04_as        b5,b11,b13,b15,mel_avgs                     -                   -    -
+    dymn10_all_b_mel_avgs                    dymn10_as        b5,b11,b13,b15,mel_avgs                     -                   -    -
+    dymn20_all_b_mel_avgs                    dymn20_as        b5,b11,b13,b15,mel_avgs                     -                   -    -
+    dymn04_clf1_logits                       dymn04_as        clf1,logits                                 -                   -    -
+    dymn10_clf1_logits                       dymn10_as        clf1,logits                                 -                   -    -
+    dymn20_clf1_logits                       dymn20_as        clf1,logits                                 -                   -    -
+"""
+
 NAMED: dict[str, NamedConfig] = {
     row.name: row
     for row in (
         *_rows(PAPER, PAPER_TABLE, old_configs=True),
         NamedConfig("mn40_as_ext_e1_l_all_se", PAPER, "mn40_as_ext", "e1_l_all_se"),
         *_rows(EFFICIENTAT_HEAR, EFFICIENTAT_HEAR_TABLE),
+        *_rows(DYMN, DYMN_TABLE),
         NamedConfig("kwmlp", AUDIOMLP, "kwmlp"),
         NamedConfig("audiomae", AUDIOMLP, "audiomae"),
     )

@@ -27,7 +27,9 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
     only those. The model is built and run on PyTorch's ``meta`` device (shapes, no
     arithmetic, no weights), which counts mn40 in a fraction of a second; a family whose
     frontend cannot run there is counted on the CPU. Bias, normalisation, activations and
-    the frontend's FFT are not counted, as usual.
+    the frontend's FFT are not counted, as usual. A family's own layers that compute like a
+    convolution (DyMN's dynamic convolutions) say how many MACs each output element costs
+    in an int attribute ``macs_per_output``; forming their per-sample kernels is not counted.
     """
     for device in ("meta", "cpu"):
         with torch.device(device):
@@ -39,12 +41,16 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
             nonlocal total
             if isinstance(layer, nn.Linear):
                 per_output = layer.in_features
-            else:
+            elif isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
                 per_output = (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
+            else:
+                per_output = layer.macs_per_output
             total += output.numel() * per_output
 
         for layer in model.modules():
-            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) or isinstance(
+                getattr(layer, "macs_per_output", None), int
+            ):
                 layer.register_forward_hook(count)
         audio = torch.zeros(1, max(1, round(seconds * model.sample_rate)), device=device)
         try:

@@ -97,6 +97,12 @@ COMPLEXITY_10S: dict[str, tuple[int, int]] = {
     "mn40_all_se_mel_avgs": (68427303, 7690680064),
     "mn40_clf1": (68427303, 8005252864),
     "mn40_clf2": (68427303, 8027611904),
+    "dymn04_all_b_mel_avgs": (1961239, 112893440),
+    "dymn10_all_b_mel_avgs": (10548479, 554983712),
+    "dymn20_all_b_mel_avgs": (39966143, 2116277056),
+    "dymn04_clf1_logits": (1961239, 116505600),
+    "dymn10_clf1_logits": (10548479, 576547872),
+    "dymn20_clf1_logits": (39966143, 2201184576),
     "kwmlp": (422408, 108731392),
     "audiomae": (213036, 56297472),
 }

@@ -1,5 +1,7 @@
-"""EfficientAT MobileNets as HEAR models: frontend -> backbone -> taps, plus HEAR windowing.
+"""EfficientAT networks as HEAR models: frontend -> backbone -> taps, plus HEAR windowing.
 
+:class:`EfficientATEmbedder` serves any backbone with the MobileNets' taps (MobileNets:
+:class:`MobileNetEmbedder`; DyMN: :class:`hear_mn.dymn.DyMNEmbedder`).
 Timestamp embeddings: windows of ``timestamp_window`` (160 ms) every ``timestamp_hop``
 (50 ms) over the reflect-padded clip, each window through frontend and backbone on its own
 (as the reference does), but many windows per forward pass and in bounded chunks, so an hour
@@ -15,12 +17,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from hear_mn.audio import duration_to_samples, extended_span, positive_int
 from hear_mn.checkpoint import load_into
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.inference import inference_backbone
-from hear_mn.mobilenet import DEFAULT_STRIDES, MobileNet, feature_info
+from hear_mn.mobilenet import DEFAULT_STRIDES, FeatureInfo, MobileNet, feature_info
 from hear_mn.model import EmbeddingModel
 from hear_mn.streaming import EmbeddingStream
 from hear_mn.taps import DEFAULT_POOLING, backbone_plan, concatenate_taps, embedding_size
@@ -73,33 +76,37 @@ class Runtime(Protocol):
         embeddings (batch, D), on the device of its input."""
 
 
-class MobileNetEmbedder(EmbeddingModel):
-    """A MobileNet of width ``width`` with ``n_mels`` log-mel input and feature taps ``features``.
+class EfficientATEmbedder(EmbeddingModel):
+    """An EfficientAT network ``backbone`` on log-mels with feature taps ``features``.
 
-    ``hop_length`` is the frontend's STFT hop, ``head`` and ``strides`` the backbone's (all
-    three come with the checkpoint); ``pooling`` pools block features (bK).
+    The backbone maps (batch, 1, n_mels, frames) and a :class:`~hear_mn.mobilenet.BackbonePlan`
+    to :class:`~hear_mn.mobilenet.BackboneOutputs`; ``info`` gives its taps' shapes. This
+    class does the rest for every such family (MobileNets, DyMN): frontend, HEAR windowing,
+    batching, streaming and the inference copy. ``hop_length`` is the frontend's STFT hop;
+    ``pooling`` pools block features (bK).
     ``timestamp_window_ms`` / ``timestamp_hop_ms`` frame timestamp embeddings.
     ``window_batch_size`` bounds how many 160 ms windows' worth of samples go through the
     network at once (memory vs. speed). Parameters are random until :meth:`load_checkpoint`.
     """
 
+    # The inference copy made unless :attr:`inference_rewrite` is set (a family's own).
+    default_inference_rewrite = staticmethod(inference_backbone)
+
     def __init__(
         self,
         *,
         name: str,
-        width: float,
-        n_mels: int,
+        backbone: nn.Module,
+        info: FeatureInfo,
         features: tuple[str, ...],
         hop_length: int = 320,
-        head: str = "mlp",
-        strides: tuple[int, ...] = DEFAULT_STRIDES,
         pooling: str = DEFAULT_POOLING,
         timestamp_window_ms: float = TIMESTAMP_WINDOW_MS,
         timestamp_hop_ms: float = TIMESTAMP_HOP_MS,
         autocast: bool = False,
         window_batch_size: int = DEFAULT_WINDOW_BATCH,
     ) -> None:
-        size = embedding_size(features, feature_info(width, n_mels, strides, head), pooling)
+        size = embedding_size(features, info, pooling)
         super().__init__(
             name=name,
             sample_rate=SAMPLE_RATE,
@@ -116,11 +123,9 @@ class MobileNetEmbedder(EmbeddingModel):
         self.plan = backbone_plan(features, pooling)
         self.window_batch_size = window_batch_size
         self.frontend = LogMelFrontend(
-            n_mels=n_mels, sample_rate=SAMPLE_RATE, hop_length=hop_length
+            n_mels=info.n_mels, sample_rate=SAMPLE_RATE, hop_length=hop_length
         )
-        # channels_last makes this depthwise-separable network several times faster on CPU;
-        # loading a checkpoint copies into these tensors and keeps their layout.
-        self.backbone = MobileNet(width, head, strides).to(memory_format=torch.channels_last)
+        self.backbone = backbone
         # A state dict loaded into the module changes the weights the rewrite was made from.
         self.register_load_state_dict_post_hook(_refresh_after_load)
         self.eval()
@@ -204,7 +209,7 @@ class MobileNetEmbedder(EmbeddingModel):
         per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
         return self._embed_windows(audio, windows.count(n_samples), windows, per_pass).mean(1)
 
-    def inference_network(self) -> MobileNet:
+    def inference_network(self) -> nn.Module:
         """The backbone that runs: the plain one in training mode or with autograd on (the
         rewrites are inference-only), else its rewritten copy (:attr:`inference_rewrite`).
 
@@ -247,21 +252,21 @@ class MobileNetEmbedder(EmbeddingModel):
         return function
 
     @property
-    def inference_rewrite(self) -> Callable[[MobileNet], MobileNet] | None:
+    def inference_rewrite(self) -> Callable[[nn.Module], nn.Module] | None:
         """How the backbone is rewritten for inference (None: it runs as it is); default
-        :func:`hear_mn.inference.inference_backbone` (BatchNorm folded, in place)."""
-        return self.__dict__.get("_inference_rewrite", inference_backbone)
+        the class's ``default_inference_rewrite`` (MobileNets: BatchNorm folded, in place)."""
+        return self.__dict__.get("_inference_rewrite", self.default_inference_rewrite)
 
     @inference_rewrite.setter
-    def inference_rewrite(self, rewrite: Callable[[MobileNet], MobileNet] | None) -> None:
+    def inference_rewrite(self, rewrite: Callable[[nn.Module], nn.Module] | None) -> None:
         self.__dict__["_inference_rewrite"] = rewrite
         self.refresh_inference()
 
-    def train(self, mode: bool = True) -> MobileNetEmbedder:
+    def train(self, mode: bool = True) -> EfficientATEmbedder:
         self.refresh_inference()
         return super().train(mode)
 
-    def _apply(self, fn: Callable, *args: object, **kwargs: object) -> MobileNetEmbedder:
+    def _apply(self, fn: Callable, *args: object, **kwargs: object) -> EfficientATEmbedder:
         self.refresh_inference()
         return super()._apply(fn, *args, **kwargs)
 
@@ -327,6 +332,27 @@ class MobileNetEmbedder(EmbeddingModel):
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+class MobileNetEmbedder(EfficientATEmbedder):
+    """A MobileNet of width ``width`` with ``n_mels`` log-mel input and feature taps ``features``;
+    ``hop_length``, ``head`` and ``strides`` come with the checkpoint (see
+    :class:`EfficientATEmbedder` for the other settings)."""
+
+    def __init__(
+        self,
+        *,
+        width: float,
+        n_mels: int,
+        head: str = "mlp",
+        strides: tuple[int, ...] = DEFAULT_STRIDES,
+        **settings: object,
+    ) -> None:
+        # channels_last makes this depthwise-separable network several times faster on CPU;
+        # loading a checkpoint copies into these tensors and keeps their layout.
+        backbone = MobileNet(width, head, strides).to(memory_format=torch.channels_last)
+        info = feature_info(width, n_mels, strides, head)
+        super().__init__(backbone=backbone, info=info, **settings)
+
+
 class MobileNetStream(EmbeddingStream):
     """Timestamp windows of a growing signal, emitted as soon as their samples are in.
 
@@ -337,7 +363,7 @@ class MobileNetStream(EmbeddingStream):
     windows and the right padding need: at most one window plus the pushed chunk.
     """
 
-    def __init__(self, model: MobileNetEmbedder) -> None:
+    def __init__(self, model: EfficientATEmbedder) -> None:
         super().__init__(model)
         self.windows = model.windows
         self._head = torch.empty(0, device=model.device)
@@ -382,7 +408,7 @@ class MobileNetStream(EmbeddingStream):
         return indices * (1000.0 * self.windows.hop / SAMPLE_RATE)
 
 
-def _refresh_after_load(module: MobileNetEmbedder, _: object) -> None:
+def _refresh_after_load(module: EfficientATEmbedder, _: object) -> None:
     """load_state_dict hook (a module-level function, so that models pickle)."""
     module.refresh_inference()
 

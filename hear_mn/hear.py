@@ -130,7 +130,7 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
     model_file_path: a checkpoint file; empty means the released pretrained weights
         (looked up in $HEAR_MN_WEIGHTS_DIR and the cache $HEAR_MN_HOME, else downloaded).
     features (or mode): another embedding feature set, e.g. "e1_l_all_se" or
-        ["b5", "b11", "mel_avgs"] (MobileNets only; heareval:
+        ["b5", "b11", "mel_avgs"] (MobileNets and DyMN; heareval:
         --model-options '{{"features": "e1_l_all_se"}}' or '{{"mode": ["b5", "mel_avgs"]}}').
     pooling (or feature_pooling_fn): how block features bK are pooled, e.g. "avg_time_pool".
     timestamp_window, timestamp_hop: timestamp windows in milliseconds (default 160, 50).

@@ -178,6 +178,20 @@ class ConvBNAct(nn.Sequential):
         super().__init__(*layers)
 
 
+def mlp_classifier(in_channels: int, width: float) -> nn.Sequential:
+    """The released 'mlp' head: global average pool, Linear, Hardswish, Dropout, Linear to
+    the 527 AudioSet logits (indices as in the checkpoints: 2 and 5 are the Linears)."""
+    hidden = make_divisible(HIDDEN_CHANNELS * width)
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(1),
+        nn.Linear(in_channels, hidden),
+        nn.Hardswish(),
+        nn.Dropout(DROPOUT),
+        nn.Linear(hidden, NUM_CLASSES),
+    )
+
+
 class ChannelSqueezeExcite(nn.Module):
     """Squeeze-excitation over channels with a sigmoid gate.
 
@@ -311,15 +325,7 @@ class MobileNet(nn.Module):
             ConvBNAct(last, last_conv, activation=nn.Hardswish),
         )
         if head == "mlp":
-            hidden = make_divisible(HIDDEN_CHANNELS * width)
-            self.classifier = nn.Sequential(
-                nn.AdaptiveAvgPool2d(1),
-                nn.Flatten(1),
-                nn.Linear(last_conv, hidden),
-                nn.Hardswish(),
-                nn.Dropout(DROPOUT),
-                nn.Linear(hidden, NUM_CLASSES),
-            )
+            self.classifier = mlp_classifier(last_conv, width)
         else:
             # BatchNorm2d's default eps (1e-5), as in the released fc checkpoints.
             self.classifier = nn.Sequential(

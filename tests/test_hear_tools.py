@@ -30,7 +30,7 @@ import torch
 from conftest import AUDIOMLP as MLP_WEIGHTS
 from conftest import REFERENCE as MN_WEIGHTS
 from conftest import SEED_SYSTEM as SEED_WEIGHTS
-from conftest import relative_error, require_shared
+from conftest import SHARED, relative_error, require_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,6 +118,8 @@ VALIDATED = {
     "mn10_all_b_mel_avgs_fc": (SEED_WEIGHTS / "mn10_fc_seed1.pt", 600, 600),
     "mn10_b4_5_6_7": (MN_WEIGHTS / "mn10_seed1.pt", 200, 200),
     "mn01_all_b_avg_time_pool": (SEED_WEIGHTS / "mn01_seed1.pt", 384, 384),
+    # EfficientAT's dynamic MobileNets (hear_mn.families.dymn).
+    "dymn04_all_b_mel_avgs": (SHARED / "fixtures" / "dymn" / "dymn04_seed1.pt", 320, 320),
 }
 
 

@@ -36,7 +36,7 @@ EXAMPLES = f"""examples:
 
 Scores are the sigmoid of the model's 527 AudioSet logits. Class names come from AudioSet's
 class_labels_indices.csv, downloaded once into the weights cache (or found in
-$HEAR_MN_WEIGHTS_DIR; or give it with --labels). Only MobileNet models can tag
+$HEAR_MN_WEIGHTS_DIR; or give it with --labels). MobileNets and DyMNs can tag
 ({", ".join(AUDIOMLP_CONFIGS)} have no classifier).
 """
 
@@ -148,12 +148,14 @@ def run(args: argparse.Namespace) -> int:
     from hear_mn.audio_io import AudioReadError, load_audio
     from hear_mn.labels import LabelsError, load_labels
 
-    config = model_config(args.model)
-    if config.checkpoint.family != "mobilenet":
+    model_config(args.model)
+    try:
+        model_config(args.model, "l")  # the 527 logits: the models with a classifier
+    except CLIError:
         raise CLIError(
             f"{args.model} has no AudioSet classifier (Audio-MLP models give embeddings only); "
-            f"tag with a MobileNet, e.g. --model {DEFAULT_CONFIG}"
-        )
+            f"tag with a MobileNet or a DyMN, e.g. --model {DEFAULT_CONFIG}"
+        ) from None
     scan = find_inputs(args.inputs)
     files = scan.files
     try:

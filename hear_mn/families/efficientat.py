@@ -8,12 +8,13 @@ mn40_as_ext checkpoint, features e1 and l), ``mn10_hop5_b5_b11_mel_avgs`` or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hear_mn.audio import duration_to_samples
 from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, register_family
 from hear_mn.efficientat import SAMPLE_RATE, MobileNetEmbedder
-from hear_mn.mobilenet import DEFAULT_STRIDES, feature_info
+from hear_mn.mobilenet import DEFAULT_STRIDES, FeatureInfo, feature_info
 from hear_mn.taps import (
     DEFAULT_POOLING,
     POOLINGS,
@@ -101,6 +102,141 @@ RELEASE: tuple[MobileNetCheckpoint, ...] = (
 )
 
 
+def split_name_suffixes(tokens: list[str]) -> tuple[list[str], str | None, int | None]:
+    """Name tokens after the checkpoint's -> (feature tokens, pooling, timestamp window in
+    ms): a trailing pooling name (``..._avg_time_pool``) and ``ts<ms>`` tokens."""
+    pooling = None
+    for candidate in sorted(POOLINGS, key=len, reverse=True):
+        suffix = candidate.split("_")
+        if tokens[-len(suffix) :] == suffix:
+            pooling, tokens = candidate, tokens[: -len(suffix)]
+            break
+    window = [token for token in tokens if token[:2] == "ts" and token[2:].isdigit()]
+    tokens = [token for token in tokens if token not in window]
+    return tokens, pooling, int(window[-1][2:]) if window else None
+
+
+def with_tap_options(
+    config: ModelConfig,
+    *,
+    features: str | tuple[str, ...] | list[str] | None = None,
+    pooling: str | None = None,
+    timestamp_window: float | None = None,
+    timestamp_hop: float | None = None,
+    check_features: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda features: features,
+) -> ModelConfig:
+    """``config`` with the options every EfficientAT family takes: features (checked by
+    ``check_features``), pooling of block features, timestamp window and hop in ms."""
+    if features is not None:
+        config = replace(config, features=check_features(parse_features(features)))
+    if pooling is not None:
+        config = replace(config, pooling=check_pooling(pooling))
+        if not uses_block_features(config.features):
+            raise ValueError(
+                f"pooling={pooling!r} acts on block features (b0 ... b15), and features "
+                f"{'_'.join(config.features)!r} have none; add some, e.g. features='b5_b11'"
+            )
+    if timestamp_window is not None:
+        duration_to_samples(timestamp_window, SAMPLE_RATE, "timestamp_window")
+        config = replace(config, timestamp_window_ms=timestamp_window)
+    if timestamp_hop is not None:
+        duration_to_samples(timestamp_hop, SAMPLE_RATE, "timestamp_hop")
+        config = replace(config, timestamp_hop_ms=timestamp_hop)
+    return config
+
+
+def describe_taps(config: ModelConfig, weights: str, size: int) -> str:
+    """One line: whose ``weights``, which features (and pooling), windows, embedding size."""
+    text = f"{weights} weights, features {' + '.join(config.features)}"
+    if uses_block_features(config.features):
+        text += f" ({config.pooling})"
+    if config.timestamp_window_ms is not None:
+        text += f", {config.timestamp_window_ms:g} ms timestamp windows"
+    if config.timestamp_hop_ms is not None:
+        text += f" every {config.timestamp_hop_ms:g} ms"
+    return f"{text}, {size}-d embeddings"
+
+
+def tap_settings(config: ModelConfig) -> dict[str, object]:
+    """The embedder's keyword arguments that every EfficientAT family takes from ``config``."""
+    windows = {
+        "timestamp_window_ms": config.timestamp_window_ms,
+        "timestamp_hop_ms": config.timestamp_hop_ms,
+    }
+    return {
+        "name": config.name,
+        "features": config.features,
+        "pooling": config.pooling,
+        **{key: value for key, value in windows.items() if value is not None},
+    }
+
+
+class EfficientATFamily(Family):
+    """What the EfficientAT families (MobileNets, DyMN) share: configurations with taps,
+    pooling and timestamp windows; options; descriptions. A subclass names its widths and
+    says how a checkpoint is found by name, which heads it has and which features."""
+
+    widths: dict[str, float] = {}
+    weights_title = "EfficientAT"
+
+    def new_config(self, name: str, checkpoint: Checkpoint) -> ModelConfig:
+        return ModelConfig(name, checkpoint, pooling=DEFAULT_POOLING)
+
+    def name_examples(self) -> str:
+        return f"start with one of {', '.join(self.widths)}"
+
+    def checkpoint_named(self, name: str) -> Checkpoint:
+        """This family's checkpoint ``name``, or a ValueError listing the known ones."""
+        raise NotImplementedError
+
+    def check_head(self, config: ModelConfig, head: str) -> None:
+        """Refuse a ``head`` that ``config``'s checkpoint does not have (ValueError)."""
+        raise NotImplementedError
+
+    def check_features(self, features: tuple[str, ...]) -> tuple[str, ...]:
+        """``features`` when this family has them (every family has every feature here)."""
+        return features
+
+    def feature_info(self, config: ModelConfig) -> FeatureInfo:
+        """The shapes of the taps of ``config``'s network."""
+        raise NotImplementedError
+
+    def embedding_sizes(self, config: ModelConfig) -> tuple[int, int]:
+        size = embedding_size(config.features, self.feature_info(config), config.pooling)
+        return size, size
+
+    def with_options(
+        self,
+        config: ModelConfig,
+        *,
+        features: str | tuple[str, ...] | list[str] | None = None,
+        pooling: str | None = None,
+        timestamp_window: float | None = None,
+        timestamp_hop: float | None = None,
+        checkpoint: str | None = None,
+        head: str | None = None,
+    ) -> ModelConfig:
+        if checkpoint is not None:
+            config = replace(config, checkpoint=self.checkpoint_named(checkpoint))
+        if head is not None:
+            self.check_head(config, head)
+        config = with_tap_options(
+            config,
+            features=features,
+            pooling=pooling,
+            timestamp_window=timestamp_window,
+            timestamp_hop=timestamp_hop,
+            check_features=self.check_features,
+        )
+        if config.features:
+            self.embedding_sizes(config)  # checks that every feature exists for this head
+        return config
+
+    def describe(self, config: ModelConfig) -> str:
+        weights = f"{self.weights_title} {config.checkpoint.name}"
+        return describe_taps(config, weights, self.embedding_sizes(config)[0])
+
+
 def _take(tokens: list[str], part: tuple[str, ...]) -> bool:
     """Remove the first occurrence of the token run ``part`` from ``tokens``, if any."""
     for start in range(len(tokens) - len(part) + 1):
@@ -118,13 +254,11 @@ def _checkpoint(name: str) -> MobileNetCheckpoint:
     return checkpoint
 
 
-class MobileNetFamily(Family):
+class MobileNetFamily(EfficientATFamily):
     """EfficientAT MobileNetV3s: any feature set, pooling and timestamp windows."""
 
     name = FAMILY
-
-    def new_config(self, name: str, checkpoint: Checkpoint) -> ModelConfig:
-        return ModelConfig(name, checkpoint, pooling=DEFAULT_POOLING)
+    widths = WIDTHS
 
     def parse_name(self, name: str) -> tuple[ModelConfig, str | None, str | None] | None:
         tokens = name.split("_")
@@ -148,37 +282,18 @@ class MobileNetFamily(Family):
                 raise ValueError(f"no released checkpoint '{arch}_as_ext' for {name!r}")
         if checkpoint is None:
             raise ValueError(f"no released checkpoint for {name!r}")
-        pooling = None
-        for candidate_pooling in sorted(POOLINGS, key=len, reverse=True):
-            suffix = candidate_pooling.split("_")
-            if rest[-len(suffix) :] == suffix:
-                pooling, rest = candidate_pooling, rest[: -len(suffix)]
-                break
-        window = [token for token in rest if token[:2] == "ts" and token[2:].isdigit()]
-        rest = [token for token in rest if token not in window]
+        rest, pooling, window = split_name_suffixes(rest)
         config = self.new_config(name, checkpoint)
-        if window:
-            config = self.with_options(config, timestamp_window=int(window[-1][2:]))
+        if window is not None:
+            config = self.with_options(config, timestamp_window=window)
         return config, "_".join(rest) or None, pooling
 
-    def name_examples(self) -> str:
-        return f"start with one of {', '.join(WIDTHS)}"
+    def checkpoint_named(self, name: str) -> Checkpoint:
+        return _checkpoint(name)
 
-    def with_options(
-        self,
-        config: ModelConfig,
-        *,
-        features: str | tuple[str, ...] | list[str] | None = None,
-        pooling: str | None = None,
-        timestamp_window: float | None = None,
-        timestamp_hop: float | None = None,
-        checkpoint: str | None = None,
-        head: str | None = None,
-    ) -> ModelConfig:
-        if checkpoint is not None:
-            config = replace(config, checkpoint=_checkpoint(checkpoint))
+    def check_head(self, config: ModelConfig, head: str) -> None:
         current = config.checkpoint
-        if head is not None and head != current.head:
+        if head != current.head:
             with_head = [c.name for c in RELEASE if c.head == head]
             raise ValueError(
                 f"head_type {head!r} does not match checkpoint {current.name!r}, whose "
@@ -186,59 +301,20 @@ class MobileNetFamily(Family):
                 f"checkpoints with a {head!r} head: {', '.join(with_head) or 'none'} "
                 "(choose one with model_name=)"
             )
-        if features is not None:
-            config = replace(config, features=parse_features(features))
-        if pooling is not None:
-            config = replace(config, pooling=check_pooling(pooling))
-            if not uses_block_features(config.features):
-                raise ValueError(
-                    f"pooling={pooling!r} acts on block features (b0 ... b15), and features "
-                    f"{'_'.join(config.features)!r} have none; add some, e.g. features='b5_b11'"
-                )
-        if timestamp_window is not None:
-            duration_to_samples(timestamp_window, SAMPLE_RATE, "timestamp_window")
-            config = replace(config, timestamp_window_ms=timestamp_window)
-        if timestamp_hop is not None:
-            duration_to_samples(timestamp_hop, SAMPLE_RATE, "timestamp_hop")
-            config = replace(config, timestamp_hop_ms=timestamp_hop)
-        if config.features:
-            self.embedding_sizes(config)  # checks that every feature exists for this head
-        return config
 
-    def embedding_sizes(self, config: ModelConfig) -> tuple[int, int]:
+    def feature_info(self, config: ModelConfig) -> FeatureInfo:
         c = config.checkpoint
-        info = feature_info(c.width, c.n_mels, c.strides, c.head)
-        size = embedding_size(config.features, info, config.pooling)
-        return size, size
-
-    def describe(self, config: ModelConfig) -> str:
-        text = (
-            f"EfficientAT {config.checkpoint.name} weights, features {' + '.join(config.features)}"
-        )
-        if uses_block_features(config.features):
-            text += f" ({config.pooling})"
-        if config.timestamp_window_ms is not None:
-            text += f", {config.timestamp_window_ms:g} ms timestamp windows"
-        if config.timestamp_hop_ms is not None:
-            text += f" every {config.timestamp_hop_ms:g} ms"
-        return f"{text}, {self.embedding_sizes(config)[0]}-d embeddings"
+        return feature_info(c.width, c.n_mels, c.strides, c.head)
 
     def build(self, config: ModelConfig, **options: object) -> MobileNetEmbedder:
         c = config.checkpoint
-        windows = {
-            "timestamp_window_ms": config.timestamp_window_ms,
-            "timestamp_hop_ms": config.timestamp_hop_ms,
-        }
         return MobileNetEmbedder(
-            name=config.name,
             width=c.width,
             n_mels=c.n_mels,
             hop_length=c.hop_length,
             head=c.head,
             strides=c.strides,
-            features=config.features,
-            pooling=config.pooling,
-            **{key: value for key, value in windows.items() if value is not None},
+            **tap_settings(config),
             **options,
         )
 
