@@ -329,8 +329,8 @@ class DyMN(nn.Module):
 class DyMNEmbedder(EfficientATEmbedder):
     """A DyMN of width ``width`` on ``n_mels`` log-mel bands (128 as released) with feature
     taps ``features``; windowing, batching, streaming and the other settings are the
-    MobileNets' (:class:`~hear_mn.efficientat.EfficientATEmbedder`). The ONNX backend and
-    export are the MobileNets' only (their graphs have no dynamic convolution)."""
+    MobileNets' (:class:`~hear_mn.efficientat.EfficientATEmbedder`), the ONNX export and
+    backend included (:mod:`hear_mn.export.dymn_graph`: the graph's dynamic convolutions)."""
 
     # Runs as built. Folding BatchNorm into the kernel banks gained nothing measurable
     # (dymn10, one thread, as built vs folded: 805 vs 865 ms for 256 windows, 223 vs 228 ms

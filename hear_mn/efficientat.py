@@ -67,11 +67,11 @@ class Windows:
 
 
 class Runtime(Protocol):
-    """An engine that runs a MobileNet's backbone and taps (see :attr:`MobileNetEmbedder.runtime`)."""
+    """An engine that runs a model's backbone and taps (see :attr:`EfficientATEmbedder.runtime`)."""
 
     name: str
 
-    def compile(self, model: MobileNetEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
+    def compile(self, model: EfficientATEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
         """From the model's current weights: a function log-mels (batch, n_mels, frames) ->
         embeddings (batch, D), on the device of its input."""
 

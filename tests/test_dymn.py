@@ -101,15 +101,6 @@ def test_other_options_and_the_original_keywords() -> None:
         pretrained=False, model_name="dymn10_as", mode=["b3", "clf2"], all_blocks=True
     )
     assert model.features == ("clf2", "b3") and model.scene_embedding_size == 1280 + 24
-    with pytest.raises(ValueError, match="onnxruntime"):
-        module.load_model(pretrained=False, backend="onnxruntime")
-
-
-def test_onnx_export_is_refused_clearly() -> None:
-    from hear_mn.export import onnx_bytes
-
-    with pytest.raises(TypeError, match="DyMNEmbedder .* cannot be exported to ONNX"):
-        onnx_bytes(create_model("dymn04_clf1_logits", pretrained=False))
 
 
 def test_a_mismatched_checkpoint_is_refused_clearly() -> None:

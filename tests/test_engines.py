@@ -119,7 +119,7 @@ def test_training_and_autograd_use_torch() -> None:
 def test_bad_backends_are_refused_clearly() -> None:
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of torch"):
         hear_module.load_model(pretrained=False, backend="tensorrt")
-    with pytest.raises(ValueError, match="runs the EfficientAT MobileNets; kwmlp runs with"):
+    with pytest.raises(ValueError, match="runs the EfficientAT MobileNets and DyMNs; kwmlp runs"):
         hear_mn.kwmlp.load_model(backend="onnxruntime")
     model = hear_module.load_model(pretrained=False, backend="onnxruntime")
     assert isinstance(model.runtime, OnnxRuntime)

@@ -33,8 +33,8 @@ embedding; for Audio-MLP the scene embedding. With --no-frontend a MobileNet tak
 and gives each chunk's frame embeddings. The file's metadata (onnx metadata_props) names the
 configuration, features, sizes, windows and input layout. Before writing, onnxruntime runs
 the graph on fixed random inputs and it must agree with the torch model (default tolerance
-1e-4 relative with the frontend, 1e-5 without); otherwise nothing is written (exit code 1).
-Needs onnx and onnxruntime: pip install hear-mn[onnx].
+1e-4 relative with the frontend, 1e-5 without; 2e-3 for DyMN); otherwise nothing is written
+(exit code 1). Needs onnx and onnxruntime: pip install hear-mn[onnx].
 """
 
 
@@ -67,7 +67,7 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         type=positive_float,
         metavar="X",
         help="largest max|onnx - torch| / max|torch| accepted (default 1e-4, 1e-5 without "
-        "the frontend)",
+        "the frontend; DyMN 2e-3)",
     )
     parser.add_argument(
         "--no-verify",

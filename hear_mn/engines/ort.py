@@ -1,4 +1,5 @@
-"""ONNX Runtime as the engine of a MobileNet's backbone and taps (``backend="onnxruntime"``).
+"""ONNX Runtime as the engine of an EfficientAT model's backbone and taps, MobileNet or DyMN
+(``backend="onnxruntime"``).
 
 The model's frontend, windowing, batching, shared STFT frames and streaming stay in torch;
 each batch of log-mels goes through an ONNX Runtime session of the model's own graph
@@ -13,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from hear_mn.efficientat import MobileNetEmbedder
+from hear_mn.efficientat import EfficientATEmbedder
 from hear_mn.model import EmbeddingModel
 
 ONNX_EXTRA = "pip install 'hear-mn[onnx]' (or pip install onnxruntime onnx)"
@@ -55,7 +56,7 @@ class OnnxRuntime:
                     f"{value!r}"
                 )
 
-    def compile(self, model: MobileNetEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
+    def compile(self, model: EfficientATEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
         """An ONNX Runtime session of ``model``'s backbone and taps, as a function of log-mels."""
         from hear_mn.export import onnx_bytes
 
@@ -96,13 +97,13 @@ def set_backend(model: EmbeddingModel, backend: object) -> EmbeddingModel:
     """Run ``model``'s network with ``backend`` ("torch" or "onnxruntime"); returns it."""
     check_backend(backend)
     if backend == "torch":
-        if isinstance(model, MobileNetEmbedder):
+        if isinstance(model, EfficientATEmbedder):
             model.runtime = None
         return model
-    if not isinstance(model, MobileNetEmbedder):
+    if not isinstance(model, EfficientATEmbedder):
         raise ValueError(
-            f"backend {backend!r} runs the EfficientAT MobileNets; {model.name} runs with "
-            "backend='torch'"
+            f"backend {backend!r} runs the EfficientAT MobileNets and DyMNs; {model.name} runs "
+            "with backend='torch'"
         )
     model.runtime = OnnxRuntime()
     return model

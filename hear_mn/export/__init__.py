@@ -2,8 +2,8 @@
 file; :func:`onnx_bytes` gives the same graph in memory (for an onnxruntime session).
 
 Needs the ``onnx`` extra (``pip install hear-mn[onnx]``: onnx, and onnxruntime to verify and
-run). MobileNets export whole (audio in: frontend, backbone, feature taps) or from log-mels
-on; Audio-MLP whole (audio in, scene embeddings out) or its encoder on chunk features.
+run). MobileNets and DyMNs export whole (audio in: frontend, backbone, feature taps) or from
+log-mels on; Audio-MLP whole (audio in, scene embeddings out) or its encoder on chunk features.
 """
 
 from __future__ import annotations

@@ -117,9 +117,9 @@ def onnx_bytes(model: EmbeddingModel, *, frontend: bool = True, opset: int = 17)
     """``model`` as a serialized ONNX model (the graph of :func:`export_onnx`, not verified).
 
     With ``frontend`` the input is ``audio`` (batch, samples) float32 at the model's rate;
-    without, the network's own input (MobileNets: ``log_mels`` (batch, n_mels, frames); Audio-MLP:
-    ``features`` (chunks, n_mels, 98)). The output is ``embeddings``. For onnxruntime:
-    ``onnxruntime.InferenceSession(onnx_bytes(model))``.
+    without, the network's own input (MobileNets and DyMN: ``log_mels`` (batch, n_mels,
+    frames); Audio-MLP: ``features`` (chunks, n_mels, 98)). The output is ``embeddings``. For
+    onnxruntime: ``onnxruntime.InferenceSession(onnx_bytes(model))``.
     """
     opset = _checked_opset(opset)
     return _trace(_spec(model, frontend), opset, model.name)
@@ -143,8 +143,10 @@ def read_metadata(onnx_model: bytes | str | os.PathLike[str]) -> dict[str, str]:
     return {entry.key: entry.value for entry in proto.metadata_props}
 
 
-def _checked_tolerance(tolerance: object, frontend: bool) -> float:
+def _checked_tolerance(tolerance: object, spec: GraphSpec, frontend: bool) -> float:
     if tolerance is None:
+        if spec.tolerance is not None:
+            return spec.tolerance
         return TOLERANCE_WITH_FRONTEND if frontend else TOLERANCE_WITHOUT_FRONTEND
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)):
         raise TypeError(f"tolerance must be a number, got {tolerance!r}")
@@ -191,11 +193,11 @@ def verify_onnx(
     """Run an exported model with onnxruntime on fixed random inputs and compare it with
     ``model``; returns max|onnx - torch| / max|torch|, raises
     :class:`OnnxVerificationError` above ``tolerance`` (default: 1e-4 for a file with
-    the frontend, 1e-5 without)."""
+    the frontend, 1e-5 without; DyMN: :data:`~hear_mn.export.spec.DYMN_TOLERANCE`)."""
     data = onnx_model if isinstance(onnx_model, bytes) else Path(onnx_model).read_bytes()
     frontend = read_metadata(data).get("frontend") == "true"
     spec = _spec(model, frontend)
-    return _check(spec, data, _checked_tolerance(tolerance, frontend), model.name)
+    return _check(spec, data, _checked_tolerance(tolerance, spec, frontend), model.name)
 
 
 def _target(path: object) -> Path:
@@ -229,7 +231,7 @@ def export_onnx(
     target = _target(path)
     opset = _checked_opset(opset)
     spec = _spec(model, frontend)
-    limit = _checked_tolerance(tolerance, frontend) if verify else 0.0
+    limit = _checked_tolerance(tolerance, spec, frontend) if verify else 0.0
     if verify:
         require_onnxruntime()
     try:
