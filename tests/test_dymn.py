@@ -38,7 +38,7 @@ INPUTS = REFERENCE / "inputs.npz"
 WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
 
 
-def _load(name: str, **options: object) -> tuple[object, DyMNEmbedder]:
+def load_fixture_model(name: str, **options: object) -> tuple[object, DyMNEmbedder]:
     """A fixture's HEAR module and model: its weights and mode through the module of its
     architecture."""
     entry = MANIFEST[name]
@@ -53,7 +53,7 @@ def _load(name: str, **options: object) -> tuple[object, DyMNEmbedder]:
 @pytest.mark.parametrize("name", sorted(MANIFEST) or ["manifest-missing"])
 def test_dymn_fixture(name: str) -> None:
     require_shared(DYMN)
-    module, model = _load(name)
+    module, model = load_fixture_model(name)
     assert isinstance(model, DyMNEmbedder)
     assert model.scene_embedding_size == MANIFEST[name]["embedding_size"]
     assert model.backbone.layers[0].depth_conv.temperature == MANIFEST[name]["dyconv_temperature"]
@@ -116,7 +116,7 @@ def test_a_mismatched_checkpoint_is_refused_clearly() -> None:
 
 def test_streaming_equals_the_reference_timestamps() -> None:
     require_shared(DYMN)
-    _, model = _load("dymn04_clf1_logits")
+    _, model = load_fixture_model("dymn04_clf1_logits")
     reference = np.load(DYMN / "dymn04_clf1_logits.npz")
     audio = torch.from_numpy(np.load(INPUTS)["len1.07"][1])
     stream = hear_mn.stream(model)

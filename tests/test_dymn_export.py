@@ -11,12 +11,11 @@ Export's own check against torch uses DyMN's looser default (hear_mn.export.spec
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 import torch
 from conftest import REFERENCE, SHARED, reference_manifest, relative_error, require_shared
+from test_dymn import load_fixture_model
 
 ort = pytest.importorskip(
     "onnxruntime", reason="onnxruntime is not installed (pip install hear-mn[onnx])"
@@ -24,7 +23,6 @@ ort = pytest.importorskip(
 pytest.importorskip("onnx", reason="onnx is not installed (pip install hear-mn[onnx])")
 
 from hear_mn import cli  # noqa: E402
-from hear_mn.dymn import DyMNEmbedder  # noqa: E402
 from hear_mn.export import export_onnx, read_metadata, verify_onnx  # noqa: E402
 from hear_mn.export.spec import DYMN_TOLERANCE  # noqa: E402
 
@@ -35,17 +33,6 @@ RTOL = 1e-5
 ONE_PASS_SAMPLES = 320000  # clips up to 10 s are one pass; longer ones average windows
 # Two feature sets of dymn04 (blocks and mel averages; head) and one of dymn10.
 CASES = ("dymn04_b5_b11_b13_b15_mel_avgs", "dymn04_clf1_logits", "dymn10_b5_b11_b13_b15_mel_avgs")
-
-
-def _load(name: str, **options: object) -> tuple[object, DyMNEmbedder]:
-    """A fixture's HEAR module and model (its weights and mode)."""
-    entry = MANIFEST[name]
-    arch = entry["released_file"].split("_")[0]
-    module = importlib.import_module(f"hear_mn.{arch}_all_b_mel_avgs")
-    model = module.load_model(
-        str(DYMN / entry["weights"]), mode=entry["mode"], all_blocks=entry["all_blocks"], **options
-    )
-    return module, model
 
 
 def _windows(audio: np.ndarray, size: int, hop: int) -> np.ndarray:
@@ -59,7 +46,7 @@ def _windows(audio: np.ndarray, size: int, hop: int) -> np.ndarray:
 @pytest.mark.parametrize("name", CASES)
 def test_exported_dymn_reproduces_the_fixtures(name: str, frontend: bool, tmp_path) -> None:
     require_shared(DYMN)
-    _, model = _load(name)
+    _, model = load_fixture_model(name)
     reference = np.load(DYMN / f"{name}.npz")
     path = export_onnx(model, tmp_path / f"{name}.onnx", frontend=frontend)
     meta = read_metadata(path)
@@ -89,7 +76,7 @@ def test_dymn_through_the_onnxruntime_backend() -> None:
     timestamps of a fixture, the backbone and taps run by ONNX Runtime."""
     require_shared(DYMN)
     name = "dymn04_clf1_logits"
-    module, model = _load(name, backend="onnxruntime")
+    module, model = load_fixture_model(name, backend="onnxruntime")
     assert model.runtime is not None and model.output_settings()["backend"] == "onnxruntime"
     reference = np.load(DYMN / f"{name}.npz")
     inputs = np.load(INPUTS)
@@ -115,7 +102,7 @@ def test_cli_exports_a_dymn(tmp_path, capsys) -> None:
     meta = read_metadata(out)
     assert meta["model"] == "dymn04_all_b_mel_avgs" and meta["family"] == "dymn"
     assert meta["features"] == "clf1,logits" and meta["input_name"] == "log_mels"
-    _, model = _load("dymn04_clf1_logits")
+    _, model = load_fixture_model("dymn04_clf1_logits")
     audio = torch.from_numpy(np.load(INPUTS)["len1.07"])
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (scene,) = session.run(["embeddings"], {"log_mels": model.frontend(audio).numpy()})
