@@ -111,11 +111,11 @@ def pool_size(ray: Any, options: RayOptions) -> int:
 
 
 def planned_rows(
-    ray: Any, jobs: list[OutputJob], sample_rate: int, batch_size: int
+    ray: Any, jobs: list[OutputJob], sample_rate: int, batch_size: int, *, write: bool = True
 ) -> list[dict[str, list[str]]]:
     """Rows of ``paths`` and ``outputs``: the local engine's forward passes for ``jobs``,
     from lengths measured by Ray tasks, then each file that cannot be read on its own (its
-    worker reports why, in its row)."""
+    worker reports why, in its row). Without ``write`` the outputs are empty: rows only."""
     if not jobs:
         return []
     probes = (
@@ -131,7 +131,10 @@ def planned_rows(
     ]
     groups += [[job] for job in jobs if found[str(job.path)] < 0]
     return [
-        {"paths": [str(job.path) for job in group], "outputs": [str(job.output) for job in group]}
+        {
+            "paths": [str(job.path) for job in group],
+            "outputs": [str(job.output) if write else "" for job in group],
+        }
         for group in groups
     ]
 
@@ -147,9 +150,10 @@ def embedding_dataset(
     metadata: dict[str, np.ndarray] | None = None,
 ) -> Any:
     """``rows`` (a Ray Dataset of groups or files) mapped through a pool of
-    :class:`EmbeddingWorker` actors: a lazy Dataset of :data:`~hear_mn.engines.ray_worker.COLUMNS`. Ray Data restarts a
-    pool's actors that die and runs their tasks again (its defaults, ``max_restarts`` and
-    ``max_task_retries`` -1): at least once, so outputs are written atomically."""
+    :class:`EmbeddingWorker` actors: a lazy Dataset of
+    :data:`~hear_mn.engines.ray_worker.COLUMNS`. Ray Data restarts a pool's actors that die
+    and runs their tasks again (its defaults, ``max_restarts`` and ``max_task_retries`` -1):
+    at least once, so outputs are written atomically."""
     device = "cuda" if options.gpus_per_actor > 0 else "cpu"
     return rows.map_batches(
         EmbeddingWorker,
@@ -229,10 +233,10 @@ def dataset_of_inputs(
     batch_size: int,
 ) -> Any:
     """:func:`hear_mn.embed_dataset`'s work once the model is made: a lazy Dataset of
-    :data:`~hear_mn.engines.ray_worker.COLUMNS` rows for a Ray Dataset of files (``path`` and, optionally, ``bytes``,
-    e.g. ``ray.data.read_binary_files(..., include_paths=True)``; its batches of
-    ``batch_size`` files are grouped by length) or for paths, directories and globs (grouped
-    as the local engine groups them, so the numbers are the same)."""
+    :data:`~hear_mn.engines.ray_worker.COLUMNS` rows for a Ray Dataset of files (``path``
+    and, optionally, ``bytes``, e.g. ``ray.data.read_binary_files(..., include_paths=True)``;
+    its batches of ``batch_size`` files are grouped by length) or for paths, directories and
+    globs (grouped as the local engine groups them, so the numbers are the same)."""
     ray = connect(options)
     if isinstance(inputs, ray.data.Dataset):
         if "path" not in inputs.columns():
@@ -247,9 +251,7 @@ def dataset_of_inputs(
     if not scan.files:
         raise ValueError(f"no audio files found in {', '.join(_expand(inputs))}")
     jobs = [OutputJob(path, relative, Path("")) for path, relative in scan.files]
-    items = planned_rows(ray, jobs, int(model.sample_rate), batch_size)
-    for item in items:
-        item["outputs"] = [""] * len(item["paths"])  # rows only: nothing written
+    items = planned_rows(ray, jobs, int(model.sample_rate), batch_size, write=False)
     rows = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     return embedding_dataset(ray, rows, model, options, timestamps=timestamps, batch_size=1)
 

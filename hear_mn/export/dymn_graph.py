@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.dymn import RELU_PIECES, DyMNEmbedder, DynamicBlock, DynamicConv, DyReLUB
-from hear_mn.export.mobilenet_graph import ConvLogMel
-from hear_mn.taps import concatenate_taps
+from hear_mn.export.mobilenet_graph import TapsGraph
 
 
 def pointwise(conv: DynamicConv, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -107,26 +106,12 @@ class TracedBlock(nn.Module):
         return out + x if block.residual else out
 
 
-class DyMNGraph(nn.Module):
-    """A DyMN embedder as one module: audio or log-mel in, ``(batch, D)`` embeddings out.
-
-    With ``frontend`` it takes ``(batch, samples)`` audio (the MobileNets'
-    :class:`~hear_mn.export.mobilenet_graph.ConvLogMel` first: DyMN has the same frontend);
-    without, ``(batch, n_mels, frames)`` log-mels (:meth:`DyMNEmbedder.embed_mels`). The
-    backbone is a float32 CPU copy as built (DyMN has no inference rewrite) whose blocks are
-    :class:`TracedBlock`, running only as far as the features need.
-    """
+class DyMNGraph(TapsGraph):
+    """A DyMN as a :class:`~hear_mn.export.mobilenet_graph.TapsGraph` (DyMN has the
+    MobileNets' frontend): its backbone a float32 CPU copy as built (DyMN has no inference
+    rewrite) whose blocks are :class:`TracedBlock`."""
 
     def __init__(self, model: DyMNEmbedder, *, frontend: bool) -> None:
-        super().__init__()
-        self.frontend = ConvLogMel(model.frontend) if frontend else None
         backbone = copy.deepcopy(model.backbone).float().cpu()
         backbone.layers = nn.ModuleList(TracedBlock(block) for block in backbone.layers)
-        self.backbone = backbone.to(memory_format=torch.contiguous_format).eval()
-        self.features = model.features
-        self.plan = model.plan
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mels = x if self.frontend is None else self.frontend(x)
-        outputs = self.backbone(mels[:, None], self.plan)
-        return concatenate_taps(self.features, outputs, mels)
+        super().__init__(model, backbone, frontend=frontend)

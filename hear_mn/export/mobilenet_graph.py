@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from hear_mn.efficientat import MobileNetEmbedder
+from hear_mn.efficientat import EfficientATEmbedder, MobileNetEmbedder
 from hear_mn.frontend import LOG_OFFSET, NORM_SCALE, NORM_SHIFT, PREEMPHASIS, LogMelFrontend
 from hear_mn.inference import fold_batchnorm
 from hear_mn.taps import concatenate_taps
@@ -83,19 +83,15 @@ class ConvLogMel(nn.Module):
         return (torch.log(mel + LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE
 
 
-class MobileNetGraph(nn.Module):
-    """A MobileNet embedder as one module: audio or log-mel in, ``(batch, D)`` embeddings out.
+class TapsGraph(nn.Module):
+    """An EfficientAT embedder as one module: audio or log-mel in, ``(batch, D)`` embeddings
+    out. With ``frontend`` it takes ``(batch, samples)`` audio (:class:`ConvLogMel` first);
+    without, ``(batch, n_mels, frames)`` log-mels. ``backbone`` is the family's traceable
+    float32 CPU copy, run only as far as the model's features need."""
 
-    With ``frontend`` it takes ``(batch, samples)`` audio (:class:`ConvLogMel` first); without,
-    ``(batch, n_mels, frames)`` log-mels (:meth:`MobileNetEmbedder.embed_mels`). The backbone
-    is a float32 CPU copy with BatchNorm folded (:func:`~hear_mn.inference.fold_batchnorm`,
-    the inference copy's numbers), running only as far as the features need.
-    """
-
-    def __init__(self, model: MobileNetEmbedder, *, frontend: bool) -> None:
+    def __init__(self, model: EfficientATEmbedder, backbone: nn.Module, *, frontend: bool) -> None:
         super().__init__()
         self.frontend = ConvLogMel(model.frontend) if frontend else None
-        backbone = fold_batchnorm(model.backbone).float().cpu()
         self.backbone = backbone.to(memory_format=torch.contiguous_format).eval()
         self.features = model.features
         self.plan = model.plan
@@ -104,3 +100,12 @@ class MobileNetGraph(nn.Module):
         mels = x if self.frontend is None else self.frontend(x)
         outputs = self.backbone(mels[:, None], self.plan)
         return concatenate_taps(self.features, outputs, mels)
+
+
+class MobileNetGraph(TapsGraph):
+    """A MobileNet as a :class:`TapsGraph`: its backbone a float32 CPU copy with BatchNorm
+    folded (:func:`~hear_mn.inference.fold_batchnorm`, the inference copy's numbers)."""
+
+    def __init__(self, model: MobileNetEmbedder, *, frontend: bool) -> None:
+        backbone = fold_batchnorm(model.backbone).float().cpu()
+        super().__init__(model, backbone, frontend=frontend)
