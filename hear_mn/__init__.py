@@ -29,6 +29,8 @@ _EXPORTS = {
     "EmbedReport": "hear_mn.batch",
     "embed_files": "hear_mn.batch",
     "embed_dataset": "hear_mn.engines.ray_data",
+    "evaluate": "hear_mn.evaluation.api",
+    "score_embeddings": "hear_mn.evaluation.api",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
+
+from hear_mn.atomic import atomic_write
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -363,55 +364,7 @@ def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Pat
     return scan_audio_inputs(inputs).files
 
 
-def _new_temporary_file(target: Path) -> tuple[Path, BinaryIO]:
-    """A new file beside ``target``, open for writing, whose permissions the umask decides.
-
-    Created with mode 0o666 as programs create files, so 0o644 under umask 022; tempfile's
-    files are 0o600, which would leave every output readable by its owner only.
-    """
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    return tmp, os.fdopen(os.open(tmp, flags, 0o666), "wb")
-
-
-def remove_stale_temporaries(targets: Iterable[Path]) -> int:
-    """Delete the temporary files that writes of ``targets`` left behind when their process
-    was killed mid-write (:func:`save_npz` removes its own otherwise); returns how many.
-    Only while nothing else is writing those targets."""
-    by_folder: dict[Path, set[str]] = {}
-    for target in targets:
-        by_folder.setdefault(target.parent, set()).add(target.name)
-    removed = 0
-    for folder, names in by_folder.items():
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            parts = entry.name.rsplit(".", 2)  # "." + target name, token, "tmp"
-            if len(parts) == 3 and parts[2] == "tmp" and parts[0][1:] in names:
-                Path(entry.path).unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
 def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
-    """Write ``arrays`` to the ``.npz`` file ``path`` atomically and return ``path``.
-
-    The archive is written to a temporary file in the same directory, flushed to disk and
-    moved over ``path`` with :func:`os.replace`, so a reader (or a killed run) never sees a
-    partial file. Parent directories are created; the file's permissions follow the umask.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, handle = _new_temporary_file(path)
-    try:
-        with handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically (:func:`atomic_write`) and
+    return ``path``."""
+    return atomic_write(path, lambda handle: np.savez(handle, **arrays))

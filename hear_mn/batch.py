@@ -22,11 +22,11 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from hear_mn.atomic import remove_stale_temporaries
 from hear_mn.audio_io import (
     AudioInputs,
     AudioReadError,
     load_audio,
-    remove_stale_temporaries,
     save_npz,
     scan_audio_inputs,
 )

@@ -28,6 +28,7 @@ SAMPLE_RATES = (16000, 32000, 48000)
 
 SCENE_TASK = "hearmn_tones"
 EVENT_TASK = "hearmn_beeps"
+KFOLD_TASK = "hearmn_chords"
 
 SCENE_LABELS = ("low", "high", "noise")
 EVENT_LABELS = ("beep", "buzz")
@@ -35,6 +36,11 @@ EVENT_LABELS = ("beep", "buzz")
 # Clips per label (scene) or clips (event) in each split.
 SCENE_SPLITS = {"train": 4, "valid": 2, "test": 2}
 EVENT_SPLITS = {"train": 6, "valid": 3, "test": 3}
+
+# k-fold task: folds of clips per label.
+KFOLD_LABELS = ("c", "e", "g", "b")
+KFOLD_FOLDS = ("fold00", "fold01", "fold02")
+KFOLD_PER_FOLD = 3
 
 SCENE_DURATION = 1.0  # seconds
 EVENT_DURATION = 2.0  # seconds
@@ -204,9 +210,54 @@ def make_event_task(root: Path, sample_rates: tuple[int, ...] = SAMPLE_RATES) ->
     return task
 
 
-def make_tasks(root: Path) -> dict[str, SynthTask]:
-    """Both tasks under ``root`` (a heareval ``--tasks-dir``)."""
-    return {SCENE_TASK: make_scene_task(root), EVENT_TASK: make_event_task(root)}
+def _chord_clip(label_index: int, k: int, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A tone at one of four close pitches (a semitone apart around 440 Hz) with a random
+    second partial and loud noise: learnable, but not perfectly, from a dozen clips."""
+    t = _time(SCENE_DURATION, sample_rate)
+    pitch = 440.0 * 2 ** ((label_index + 0.3 * rng.uniform(-1, 1)) / 12)
+    signal = np.sin(2 * np.pi * pitch * t) + rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * 2 * pitch * t)
+    noise = rng.standard_normal(t.size) * rng.uniform(0.6, 1.4)
+    return 0.25 * (signal + noise) * _fade(t.size, sample_rate)
+
+
+def make_kfold_task(root: Path, sample_rates: tuple[int, ...] = SAMPLE_RATES) -> SynthTask:
+    """A multiclass scene task in three folds (new_split_kfold; top1_acc, then mAP): four
+    close pitches in noise, 1 s clips."""
+    metadata = {
+        "task_name": KFOLD_TASK,
+        "version": "hear-mn-test-1",
+        "embedding_type": "scene",
+        "prediction_type": "multiclass",
+        "split_mode": "new_split_kfold",
+        "sample_duration": SCENE_DURATION,
+        "evaluation": ["top1_acc", "mAP"],
+        "splits": list(KFOLD_FOLDS),
+        "evaluation_params": {"task_specific_param_grid": PARAM_GRID},
+    }
+    task = SynthTask(root / KFOLD_TASK, metadata)
+    _write_common(task.path, metadata, KFOLD_LABELS)
+    for fold_index, fold in enumerate(KFOLD_FOLDS):
+        fold_labels: dict[str, list] = {}
+        for label_index, label in enumerate(KFOLD_LABELS):
+            for k in range(KFOLD_PER_FOLD):
+                filename = f"{label}_{fold}_{k}.wav"
+                fold_labels[filename] = [label]
+                for sample_rate in sample_rates:
+                    rng = np.random.default_rng([3000 + 100 * fold_index + 10 * label_index + k, sample_rate])
+                    audio = _chord_clip(label_index, k, sample_rate, rng)
+                    _write_wav(task.audio_path(sample_rate, fold, filename), audio, sample_rate)
+        task.labels[fold] = fold_labels
+        (task.path / f"{fold}.json").write_text(json.dumps(fold_labels, indent=2))
+    return task
+
+
+def make_tasks(root: Path, kfold: bool = False) -> dict[str, SynthTask]:
+    """The scene and event tasks (and with ``kfold`` the k-fold task) under ``root`` (a
+    heareval ``--tasks-dir``)."""
+    tasks = {SCENE_TASK: make_scene_task(root), EVENT_TASK: make_event_task(root)}
+    if kfold:
+        tasks[KFOLD_TASK] = make_kfold_task(root)
+    return tasks
 
 
 # A HEAR module independent of hear_mn (written to a file by the tests and imported by the

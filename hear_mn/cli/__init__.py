@@ -1,4 +1,4 @@
-"""The ``hear-mn`` command line: ``list``, ``embed``, ``tag``, ``validate`` and ``export``.
+"""The ``hear-mn`` command line: ``list``, ``embed``, ``tag``, ``validate``, ``evaluate`` and ``export``.
 
 Run ``hear-mn --help`` (or ``python -m hear_mn --help``) for the commands and
 ``hear-mn COMMAND --help`` for each command's options and examples. Exit codes: 0 success,
@@ -6,7 +6,8 @@ Run ``hear-mn --help`` (or ``python -m hear_mn --help``) for the commands and
 error (bad flag, unknown model, missing input, weights not available).
 
 One module per command (:mod:`~hear_mn.cli.listing`, :mod:`~hear_mn.cli.embed`,
-:mod:`~hear_mn.cli.tag`, :mod:`~hear_mn.cli.validate`, :mod:`~hear_mn.cli.export`), each
+:mod:`~hear_mn.cli.tag`, :mod:`~hear_mn.cli.validate`, :mod:`~hear_mn.cli.evaluate`,
+:mod:`~hear_mn.cli.export`), each
 with ``add_parser`` and ``run``; what they share is in :mod:`hear_mn.cli.common`.
 """
 
@@ -19,7 +20,7 @@ import traceback
 from collections.abc import Sequence
 
 # Only torch-free modules at import time: `hear-mn --help` and `--version` stay fast.
-from hear_mn.cli import embed, export, listing, tag, validate
+from hear_mn.cli import embed, evaluate, export, listing, tag, validate
 from hear_mn.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -37,7 +38,7 @@ from hear_mn.cli.common import (
 
 __all__ = ["build_parser", "default_threads", "main", "weights_location"]
 
-COMMANDS = (listing, embed, tag, validate, export)  # in the order `hear-mn --help` lists them
+COMMANDS = (listing, embed, tag, validate, evaluate, export)  # in the order `hear-mn --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=wrap(
             "Audio embeddings (EfficientAT MobileNets, Audio-MLP) from audio files, "
-            "AudioSet tags, a HEAR API validator, and ONNX export."
+            "AudioSet tags, a HEAR API validator, HEAR task scores, and ONNX export."
         ),
         epilog=(
             "examples:\n"
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  hear-mn embed recordings/ --model mn10_e1_l --out embeddings/\n"
             "  hear-mn tag dog.wav --model mn10_e1_l\n"
             "  hear-mn validate hear_mn.mn04_e1_l\n"
+            "  hear-mn evaluate tasks/ --model mn04_all_b_mel_avgs --model kwmlp\n"
             "  hear-mn export mn10_e1_l --out mn10_e1_l.onnx\n\n"
             "Run `hear-mn COMMAND --help` for a command's options."
         ),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hear_mn.catalog import DEFAULT_CONFIG
+from hear_mn.progress import AudioProgress
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -31,6 +32,7 @@ __all__ = [
     "EXIT_USAGE",
     "FORMATTER",
     "add_command",
+    "add_engine_options",
     "PROG",
     "AudioProgress",
     "CLIError",
@@ -47,6 +49,7 @@ __all__ = [
     "passive_waiting",
     "positive_float",
     "positive_int",
+    "ray_engine_options",
     "report_failures",
     "report_ignored",
     "set_threads",
@@ -145,40 +148,6 @@ def report_failures(failures: list[tuple[Path, str]], verb: str) -> None:
         err("  " + (reason if reason.startswith(prefix) else prefix + reason))
 
 
-class AudioProgress:
-    """A tqdm bar over the seconds of audio in ``files``, with the time left, on stderr.
-
-    The total comes from the files' headers (read only when the bar is shown); a file
-    counts with its header's duration when it is done, or with what was decoded when its
-    header gave none.
-    """
-
-    def __init__(self, label: str, files: Sequence[tuple[Path, Path]], enabled: bool) -> None:
-        from tqdm import tqdm
-
-        from hear_mn.audio_io import audio_duration
-
-        self._durations = {path: audio_duration(path) for path, _ in files} if enabled else {}
-        self._bar = tqdm(
-            total=round(sum(d for d in self._durations.values() if d), 1),
-            desc=label,
-            unit="s",
-            disable=not enabled,
-            file=sys.stderr,
-            dynamic_ncols=True,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of audio "
-            "[{elapsed}<{remaining}, {rate_fmt}]",
-        )
-
-    def done(self, path: Path, seconds: float) -> None:
-        """Count ``path`` as done (``seconds``: what was decoded of it)."""
-        self._bar.update(self._durations.get(path) or seconds)
-
-    def close(self) -> None:
-        """End the bar."""
-        self._bar.close()
-
-
 # --------------------------------------------------------------------------- argument types
 
 
@@ -255,6 +224,73 @@ def add_model_options(
         "wait passively unless OMP_WAIT_POLICY is set, so a busy machine slows them little)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """``--engine`` and the Ray engine's options (in args: engine, address, actors,
+    threads_per_actor, gpus_per_actor); returns the group for more Ray-only options."""
+    ray = parser.add_argument_group("engine")
+    ray.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default): this process; ray: Ray Data actors (pip install 'hear-mn[ray]')",
+    )
+    ray.add_argument(
+        "--address", metavar="ADDR", help="with --engine ray: a running cluster, auto or HOST:PORT"
+    )
+    ray.add_argument(
+        "--actors", type=positive_int, metavar="N", help="with --engine ray: actors in the pool"
+    )
+    ray.add_argument(
+        "--threads-per-actor",
+        type=positive_int,
+        default=1,
+        metavar="T",
+        help="with --engine ray: torch threads (and CPUs reserved) per actor (default 1)",
+    )
+    ray.add_argument(
+        "--gpus-per-actor",
+        type=positive_float,
+        metavar="G",
+        help="with --engine ray: GPUs per actor; the model then runs on the actor's GPU",
+    )
+    return ray
+
+
+def ray_engine_options(args: argparse.Namespace, more: dict[str, object] | None = None) -> object | None:
+    """The Ray engine's options (None: --engine local), checked before any work; ``more``:
+    the command's other Ray-only flags and their values."""
+    ray_only = {
+        "--address": args.address,
+        "--actors": args.actors,
+        "--gpus-per-actor": args.gpus_per_actor,
+        **(more or {}),
+    }
+    if args.engine == "local":
+        given = [flag for flag, value in ray_only.items() if value is not None]
+        if given or args.threads_per_actor != 1:
+            given += ["--threads-per-actor"] if args.threads_per_actor != 1 else []
+            raise CLIError(f"{', '.join(given)} work(s) with --engine ray only")
+        return None
+    from hear_mn.engines.ray_data import RayOptions, import_ray
+
+    if getattr(args, "device", None) not in (None, "cpu"):
+        raise CLIError(
+            "with --engine ray the actors choose the device: use --gpus-per-actor to run on "
+            "GPUs (and leave --device out)"
+        )
+    try:
+        import_ray()
+    except ImportError as error:
+        raise CLIError(str(error)) from None
+    return RayOptions(
+        address=args.address,
+        actors=args.actors,
+        threads_per_actor=args.threads_per_actor,
+        gpus_per_actor=args.gpus_per_actor or 0.0,
+        quiet=True,
+    )
 
 
 # --------------------------------------------------------------------------- threads

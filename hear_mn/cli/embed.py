@@ -16,6 +16,7 @@ from hear_mn.cli.common import (
     CLIError,
     SubParsers,
     add_command,
+    add_engine_options,
     add_model_options,
     err,
     find_inputs,
@@ -23,8 +24,7 @@ from hear_mn.cli.common import (
     load_model,
     model_config,
     out,
-    positive_float,
-    positive_int,
+    ray_engine_options,
     report_failures,
     report_ignored,
 )
@@ -86,32 +86,7 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="recompute outputs that already exist"
     )
-    ray = parser.add_argument_group("engine")
-    ray.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local (default): this process; ray: Ray Data actors (pip install 'hear-mn[ray]')",
-    )
-    ray.add_argument(
-        "--address", metavar="ADDR", help="with --engine ray: a running cluster, auto or HOST:PORT"
-    )
-    ray.add_argument(
-        "--actors", type=positive_int, metavar="N", help="with --engine ray: actors in the pool"
-    )
-    ray.add_argument(
-        "--threads-per-actor",
-        type=positive_int,
-        default=1,
-        metavar="T",
-        help="with --engine ray: torch threads (and CPUs reserved) per actor (default 1)",
-    )
-    ray.add_argument(
-        "--gpus-per-actor",
-        type=positive_float,
-        metavar="G",
-        help="with --engine ray: GPUs per actor; the model then runs on the actor's GPU",
-    )
+    ray = add_engine_options(parser)
     ray.add_argument(
         "--parquet",
         metavar="DIR",
@@ -133,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     model_config(args.model, args.features)
-    ray_options = _ray_options(args)
+    ray_options = ray_engine_options(args, {"--parquet": args.parquet})
     scan = find_inputs(args.inputs)
     try:
         check_writable(args.out)
@@ -175,40 +150,6 @@ def run(args: argparse.Namespace) -> int:
     report_ignored(scan.ignored, args.quiet)
     report_failures(report.failures, "embedding")
     return EXIT_FAILED if report.failures else EXIT_OK
-
-
-def _ray_options(args: argparse.Namespace) -> object | None:
-    """The Ray engine's options (None: --engine local), checked before any work."""
-    ray_only = {
-        "--address": args.address,
-        "--actors": args.actors,
-        "--gpus-per-actor": args.gpus_per_actor,
-        "--parquet": args.parquet,
-    }
-    if args.engine == "local":
-        given = [flag for flag, value in ray_only.items() if value is not None]
-        if given or args.threads_per_actor != 1:
-            given += ["--threads-per-actor"] if args.threads_per_actor != 1 else []
-            raise CLIError(f"{', '.join(given)} work(s) with --engine ray only")
-        return None
-    from hear_mn.engines.ray_data import RayOptions, import_ray
-
-    if args.device != "cpu":
-        raise CLIError(
-            "with --engine ray the actors choose the device: use --gpus-per-actor to run on "
-            "GPUs (and leave --device out)"
-        )
-    try:
-        import_ray()
-    except ImportError as error:
-        raise CLIError(str(error)) from None
-    return RayOptions(
-        address=args.address,
-        actors=args.actors,
-        threads_per_actor=args.threads_per_actor,
-        gpus_per_actor=args.gpus_per_actor or 0.0,
-        quiet=True,
-    )
 
 
 def _embed_on_ray(

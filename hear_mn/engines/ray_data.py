@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from hear_mn.atomic import remove_stale_temporaries
 from hear_mn.audio_io import (
-    remove_stale_temporaries,
     scan_audio_inputs,
 )
 from hear_mn.batch import (
