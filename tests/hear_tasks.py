@@ -129,22 +129,34 @@ def _write_common(task_dir: Path, metadata: dict, labels: tuple[str, ...]) -> No
         writer.writerows(enumerate(labels))
 
 
-def make_scene_task(root: Path, sample_rates: tuple[int, ...] = SAMPLE_RATES) -> SynthTask:
-    """A multiclass scene task (top1_acc): low tone, high tone or noise, 1 s clips."""
+def _evaluation_params(grid: dict | None) -> dict:
+    """The task's evaluation_params: its own grid, or none (heareval's grid applies)."""
+    return {"task_specific_param_grid": grid} if grid is not None else {}
+
+
+def make_scene_task(
+    root: Path,
+    sample_rates: tuple[int, ...] = SAMPLE_RATES,
+    splits: dict[str, int] = SCENE_SPLITS,
+    grid: dict | None = PARAM_GRID,
+    name: str = SCENE_TASK,
+) -> SynthTask:
+    """A multiclass scene task (top1_acc): low tone, high tone or noise, 1 s clips;
+    ``splits``: clips per label in each split; ``grid``: the task's own grid (None: heareval's)."""
     metadata = {
-        "task_name": SCENE_TASK,
+        "task_name": name,
         "version": "hear-mn-test-1",
         "embedding_type": "scene",
         "prediction_type": "multiclass",
         "split_mode": "trainvaltest",
         "sample_duration": SCENE_DURATION,
         "evaluation": ["top1_acc"],
-        "splits": list(SCENE_SPLITS),
-        "evaluation_params": {"task_specific_param_grid": PARAM_GRID},
+        "splits": list(splits),
+        "evaluation_params": _evaluation_params(grid),
     }
-    task = SynthTask(root / SCENE_TASK, metadata)
+    task = SynthTask(root / name, metadata)
     _write_common(task.path, metadata, SCENE_LABELS)
-    for split_index, (split, per_label) in enumerate(SCENE_SPLITS.items()):
+    for split_index, (split, per_label) in enumerate(splits.items()):
         split_labels: dict[str, list] = {}
         for label_index, label in enumerate(SCENE_LABELS):
             for k in range(per_label):
@@ -160,27 +172,33 @@ def make_scene_task(root: Path, sample_rates: tuple[int, ...] = SAMPLE_RATES) ->
     return task
 
 
-def make_event_task(root: Path, sample_rates: tuple[int, ...] = SAMPLE_RATES) -> SynthTask:
+def make_event_task(
+    root: Path,
+    sample_rates: tuple[int, ...] = SAMPLE_RATES,
+    splits: dict[str, int] = EVENT_SPLITS,
+    grid: dict | None = PARAM_GRID,
+    name: str = EVENT_TASK,
+) -> SynthTask:
     """A multilabel event task (event_onset_200ms_fms): beeps and buzzes in faint noise, 2 s clips.
 
     Each clip holds one or two non-overlapping events of 250-600 ms; onsets and offsets are
     whole milliseconds.
     """
     metadata = {
-        "task_name": EVENT_TASK,
+        "task_name": name,
         "version": "hear-mn-test-1",
         "embedding_type": "event",
         "prediction_type": "multilabel",
         "split_mode": "trainvaltest",
         "sample_duration": EVENT_DURATION,
         "evaluation": ["event_onset_200ms_fms", "segment_1s_er"],
-        "splits": list(EVENT_SPLITS),
-        "evaluation_params": {"task_specific_param_grid": PARAM_GRID},
+        "splits": list(splits),
+        "evaluation_params": _evaluation_params(grid),
     }
-    task = SynthTask(root / EVENT_TASK, metadata)
+    task = SynthTask(root / name, metadata)
     _write_common(task.path, metadata, EVENT_LABELS)
     rng_layout = np.random.default_rng(7)
-    for split_index, (split, n_files) in enumerate(EVENT_SPLITS.items()):
+    for split_index, (split, n_files) in enumerate(splits.items()):
         split_labels: dict[str, list] = {}
         for k in range(n_files):
             filename = f"clip_{split}_{k}.wav"
@@ -220,11 +238,17 @@ def _chord_clip(label_index: int, k: int, sample_rate: int, rng: np.random.Gener
     return 0.25 * (signal + noise) * _fade(t.size, sample_rate)
 
 
-def make_kfold_task(root: Path, sample_rates: tuple[int, ...] = SAMPLE_RATES) -> SynthTask:
+def make_kfold_task(
+    root: Path,
+    sample_rates: tuple[int, ...] = SAMPLE_RATES,
+    per_fold: int = KFOLD_PER_FOLD,
+    grid: dict | None = PARAM_GRID,
+    name: str = KFOLD_TASK,
+) -> SynthTask:
     """A multiclass scene task in three folds (new_split_kfold; top1_acc, then mAP): four
     close pitches in noise, 1 s clips."""
     metadata = {
-        "task_name": KFOLD_TASK,
+        "task_name": name,
         "version": "hear-mn-test-1",
         "embedding_type": "scene",
         "prediction_type": "multiclass",
@@ -232,14 +256,14 @@ def make_kfold_task(root: Path, sample_rates: tuple[int, ...] = SAMPLE_RATES) ->
         "sample_duration": SCENE_DURATION,
         "evaluation": ["top1_acc", "mAP"],
         "splits": list(KFOLD_FOLDS),
-        "evaluation_params": {"task_specific_param_grid": PARAM_GRID},
+        "evaluation_params": _evaluation_params(grid),
     }
-    task = SynthTask(root / KFOLD_TASK, metadata)
+    task = SynthTask(root / name, metadata)
     _write_common(task.path, metadata, KFOLD_LABELS)
     for fold_index, fold in enumerate(KFOLD_FOLDS):
         fold_labels: dict[str, list] = {}
         for label_index, label in enumerate(KFOLD_LABELS):
-            for k in range(KFOLD_PER_FOLD):
+            for k in range(per_fold):
                 filename = f"{label}_{fold}_{k}.wav"
                 fold_labels[filename] = [label]
                 for sample_rate in sample_rates:

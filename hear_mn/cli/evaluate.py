@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate every --model on the tasks (or score --embeddings); 1 when a task failed."""
     from hear_mn.batch import OutputConflictError, OutputFolderError
     from hear_mn.evaluation import EvaluationError, evaluate, score_embeddings
-    from hear_mn.evaluation.embedders import UnknownModelError
+    from hear_mn.evaluation.embedders import UnknownModelError, check_model_name
     from hear_mn.evaluation.tasks import TaskError
     from hear_mn.weights import WeightsError
 
@@ -207,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
             if not args.quiet:
                 _print_results(f"scored {args.embeddings}", results)
             return EXIT_OK
+        for name, _ in models:  # a misspelt --model is found before the first is evaluated
+            check_model_name(name)
         for name, weights in models:
             try:
                 results = evaluate(

@@ -14,7 +14,7 @@ import torch
 from hear_mn.batch import check_writable
 from hear_mn.evaluation.downstream import score_task
 from hear_mn.evaluation.embedders import Embedder, LibraryEmbedder, make_embedder
-from hear_mn.evaluation.embedding import EmbeddingError, embed_task
+from hear_mn.evaluation.embedding import EmbeddingError, check_task_folder, embed_task
 from hear_mn.evaluation.report import (
     SCORES_FILE,
     embeddings_fingerprint,
@@ -117,7 +117,7 @@ def evaluate(
     *,
     weights: str | os.PathLike[str] | None = None,
     options: Mapping[str, object] | None = None,
-    tasks: Iterable[str] | None = None,
+    tasks: str | Iterable[str] | None = None,
     out: str | os.PathLike[str] = "hear_evaluation",
     grid: str = "default",
     grid_points: int = 8,
@@ -150,8 +150,9 @@ def evaluate(
     ``valid_std``/``valid_folds`` beside them), ``embedding_seconds``, ``audio_seconds``,
     ``downstream_seconds``, the chosen ``grid_point`` and ``postprocessing``, every grid
     point's validation result (``grid``) and each fold's model (``folds``). Raises
-    :class:`~hear_mn.evaluation.tasks.TaskError` for a malformed task before any compute,
-    and :class:`EvaluationError` (with the other tasks' ``results``) when files of a task
+    :class:`~hear_mn.evaluation.tasks.TaskError` for a malformed task and
+    :class:`~hear_mn.batch.OutputConflictError` for a task folder of other settings (unless
+    ``overwrite``), both before any compute, and :class:`EvaluationError` (with the other tasks' ``results``) when files of a task
     could not be embedded.
     """
     from hear_mn.progress import AudioProgress
@@ -165,6 +166,8 @@ def evaluate(
         for _, path in pairs
     ]
     out = check_writable(out)
+    for task in task_list:  # a folder of other settings is refused before any task is computed
+        check_task_folder(task, embedder, out, overwrite)
     if callable(progress):
         bar, callback = None, progress
     else:
@@ -244,7 +247,8 @@ def score_embeddings(
     """Train and test the downstream models on embeddings already in heareval's layout
     (written by :func:`evaluate` or by heareval's embeddings runner): one task's folder or a
     module's folder of task folders. Writes the same files as :func:`evaluate` there and
-    returns the same per-task reports (without embedding times)."""
+    returns the same per-task reports (without embedding times, unless a report of the same
+    embeddings and protocol is there to reuse: it is returned as saved)."""
     protocol = _protocol(grid, grid_points, seed)
     results = {}
     for task_dir in _task_dirs(Path(embeddings)):

@@ -11,7 +11,6 @@ averaged over folds with their standard deviation (sample, ddof=1, as pandas com
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -112,14 +111,19 @@ class Scorer:
         self.events = data.target_events(names) if data.event else None
         self.postprocessing = postprocessing_points(postprocessing_grid) if data.event else [None]
 
-    def all_scores(self, probabilities: np.ndarray, postprocessing: object) -> dict[str, float]:
-        """Every score of the task (``name``, and ``name_sub`` for event sub-scores)."""
+    def all_scores(
+        self, probabilities: np.ndarray, postprocessing: object
+    ) -> tuple[dict, dict | None]:
+        """Every score of the task (``name``, and ``name_sub`` for event sub-scores), and
+        the predicted events (event tasks)."""
         if not self.data.event:
-            return {
+            scores = {
                 k: v for score in self.scores for k, v in score(probabilities, self.targets).items()
             }
+            return scores, None
         predicted = self.frames.events(probabilities, self.data.task.labels, postprocessing)
-        return {k: v for score in self.scores for k, v in score(predicted, self.events).items()}
+        scores = {k: v for score in self.scores for k, v in score(predicted, self.events).items()}
+        return scores, predicted
 
     def best_postprocessing(self, probabilities: np.ndarray) -> tuple[object, float]:
         """The post-processing with the best primary score (NaN counts as 0; ties go to the
@@ -162,7 +166,9 @@ class TaskScores:
 
 def _evaluate(
     data: TaskData, model: TrainedModel, names: list[str], grid: dict
-) -> tuple[dict, float, dict]:
+) -> tuple[dict, float, dict, dict | None]:
+    """A model's scores on the splits ``names``, its loss, its predictions (arrays) and, for
+    event tasks, its predicted events."""
     x, y = data.rows(names)
     logits = model.logits(x)
     loss = float(loss_per_member(logits[None], y, data.multiclass)[0])
@@ -171,17 +177,24 @@ def _evaluate(
     postprocessing = model.postprocessing
     if data.event and postprocessing is None:
         postprocessing = scorer.postprocessing[0]
-    scores = scorer.all_scores(probabilities, postprocessing)
+    scores, events = scorer.all_scores(probabilities, postprocessing)
     arrays = {
         "prediction": probabilities,
         "prediction_logit": logits.cpu().numpy(),
         "target": y.cpu().numpy(),
     }
-    return scores, loss, arrays
+    if data.event:
+        arrays["timestamp"] = np.concatenate([data.splits[n].timestamps for n in names])
+    return scores, loss, arrays, events
 
 
 def _train(
-    data: TaskData, confs: list[HyperParameters], split: dict, grid: dict, seed: int, by_loss: bool
+    data: TaskData,
+    confs: list[HyperParameters],
+    split: dict,
+    grid: dict,
+    generator: torch.Generator,
+    by_loss: bool,
 ) -> list[TrainedModel]:
     scorer = Scorer(data, split["valid"], grid)
     maximize = not by_loss and scorer.scores[0].maximize
@@ -199,7 +212,7 @@ def _train(
         multiclass=data.multiclass,
         validate=validate,
         maximize=maximize,
-        seed=seed,
+        seed=generator,
     )
 
 
@@ -226,28 +239,19 @@ def score_task(
         )
     splits = data_splits(metadata)
     confs = grid_points(metadata, grid, points, seed)
-    trained = _train(data, confs, splits[0], post_grid, seed, by_loss)
+    # One generator for the task: the folds after the first draw on from where the grid
+    # search left it, as heareval's runs draw on from torch's seeded generator.
+    generator = torch.Generator(device=device).manual_seed(seed)
+    trained = _train(data, confs, splits[0], post_grid, generator, by_loss)
     maximize = not by_loss and make_score(data.task.scores[0], data.task.labels).maximize
     order = sorted(range(len(trained)), key=lambda i: trained[i].validation_score, reverse=maximize)
     best = trained[order[0]]
     models = [best] + [
-        _train(data, [best.conf], split, post_grid, seed, by_loss)[0] for split in splits[1:]
+        _train(data, [best.conf], split, post_grid, generator, by_loss)[0] for split in splits[1:]
     ]
     folds = []
     for split, model in zip(splits, models):
-        valid, _, _ = _evaluate(data, model, split["valid"], post_grid)
-        test, test_loss, arrays = _evaluate(data, model, split["test"], post_grid)
-        fold = FoldResult(split, model, valid, test, test_loss, arrays)
-        if data.event:
-            arrays["timestamp"] = np.concatenate([data.splits[n].timestamps for n in split["test"]])
-            fold.predicted_events = Scorer(data, split["test"], post_grid).frames.events(
-                arrays["prediction"], data.task.labels, model.postprocessing
-            )
-        folds.append(fold)
+        valid = _evaluate(data, model, split["valid"], post_grid)[0]
+        test, test_loss, arrays, events = _evaluate(data, model, split["test"], post_grid)
+        folds.append(FoldResult(split, model, valid, test, test_loss, arrays, events))
     return TaskScores(data.task, trained, best.conf, folds, time.perf_counter() - start)
-
-
-def write_json(path: Path, value: object) -> None:
-    from hear_mn.atomic import atomic_write
-
-    atomic_write(path, json.dumps(value, indent=4).encode())

@@ -26,7 +26,14 @@ import torch
 from hear_mn.batch import embed_clips, output_settings, weights_fingerprint
 from hear_mn.model import EmbeddingModel
 
-__all__ = ["Embedder", "LibraryEmbedder", "ModuleEmbedder", "UnknownModelError", "make_embedder"]
+__all__ = [
+    "Embedder",
+    "LibraryEmbedder",
+    "ModuleEmbedder",
+    "UnknownModelError",
+    "check_model_name",
+    "make_embedder",
+]
 
 PACKAGE_PREFIX = "hear_mn."
 
@@ -71,11 +78,14 @@ class LibraryEmbedder(Embedder):
     """A hear-mn model: batched, exact, with the library's failure handling."""
 
     model: EmbeddingModel = field(default=None, repr=False)  # type: ignore[assignment]
+    _settings: dict = field(default_factory=dict, repr=False)
 
     def settings(self, event: bool) -> dict[str, object]:
-        settings = output_settings(self.model, event)
-        settings.pop("hear_mn_version", None)
-        return {"embedder": "hear_mn", **settings}
+        if event not in self._settings:  # hashing the weights once per model
+            settings = output_settings(self.model, event)
+            settings.pop("hear_mn_version", None)
+            self._settings[event] = {"embedder": "hear_mn", **settings}
+        return dict(self._settings[event])
 
     def embed(self, clips: list[np.ndarray], event: bool) -> list[dict[str, np.ndarray] | str]:
         return embed_clips(self.model, clips, event)
@@ -119,13 +129,23 @@ class ModuleEmbedder(Embedder):
                 if event:
                     embeddings, stamps = self.module.get_timestamp_embeddings(audio, self.model)
                     embeddings, stamps = embeddings.cpu().numpy(), stamps.cpu().numpy()
-                    return [{"embedding": e, "timestamps": t} for e, t in zip(embeddings, stamps)]
+                    return [
+                        self._finite({"embedding": e, "timestamps": t})
+                        for e, t in zip(embeddings, stamps)
+                    ]
                 embeddings = self.module.get_scene_embeddings(audio, self.model).cpu().numpy()
         except Exception as error:  # a foreign module: its failure is the clip's
             if len(clips) > 1:
                 return [self.embed([clip], event)[0] for clip in clips]
             return [f"{self.module.__name__} failed: {type(error).__name__}: {error}"]
-        return [{"embedding": e} for e in embeddings]
+        return [self._finite({"embedding": e}) for e in embeddings]
+
+    def _finite(self, result: dict[str, np.ndarray]) -> dict[str, np.ndarray] | str:
+        """The clip's result, or why it is not one: NaN or infinite values (heareval asserts
+        there are none; hear-mn models never return them)."""
+        if all(np.isfinite(value).all() for value in result.values()):
+            return result
+        return f"{self.module.__name__} returned NaN or infinite values"
 
     def expected_width(self, event: bool) -> int | None:
         attribute = "timestamp_embedding_size" if event else "scene_embedding_size"
@@ -185,6 +205,31 @@ def _is_library_name(name: str) -> bool:
     return True
 
 
+def _resolve(model: str) -> tuple[str, bool]:
+    """``(name, is_library)``: the hear-mn configuration (``hear_mn.`` prefix dropped) or
+    the module a name stands for; :class:`UnknownModelError` when it is neither."""
+    short = model[len(PACKAGE_PREFIX) :] if model.startswith(PACKAGE_PREFIX) else model
+    if _is_library_name(short):
+        return short, True
+    try:
+        found = importlib.util.find_spec(model) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UnknownModelError(
+            f"unknown model {model!r}: neither a hear-mn configuration (see `hear-mn list`) "
+            "nor an importable module with the HEAR API"
+        )
+    return model, False
+
+
+def check_model_name(model: str) -> None:
+    """Raise :class:`UnknownModelError` now when ``model`` names neither a hear-mn
+    configuration nor an importable module (nothing is loaded: for checking every name of
+    a run before the first model is evaluated)."""
+    _resolve(model)
+
+
 def make_embedder(
     model: str | EmbeddingModel,
     *,
@@ -206,16 +251,7 @@ def make_embedder(
         return LibraryEmbedder(folder, int(model.sample_rate), str(model.name), model)
     if not isinstance(model, str) or not model:
         raise TypeError(f"model must be a name or an EmbeddingModel, got {model!r}")
-    short = model[len(PACKAGE_PREFIX) :] if model.startswith(PACKAGE_PREFIX) else model
-    if _is_library_name(short):
-        return _library_embedder(short, weights, options, device)
-    try:
-        found = importlib.util.find_spec(model) is not None
-    except (ImportError, ValueError):
-        found = False
-    if not found:
-        raise UnknownModelError(
-            f"unknown model {model!r}: neither a hear-mn configuration (see `hear-mn list`) "
-            "nor an importable module with the HEAR API"
-        )
-    return _module_embedder(model, weights, options, device)
+    name, library = _resolve(model)
+    if library:
+        return _library_embedder(name, weights, options, device)
+    return _module_embedder(name, weights, options, device)

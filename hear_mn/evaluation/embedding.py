@@ -37,7 +37,15 @@ from hear_mn.evaluation.layout import (
 )
 from hear_mn.evaluation.tasks import HearTask
 
-__all__ = ["EmbeddingError", "EmbeddingStage", "RECORD", "embed_task", "task_batch_size"]
+__all__ = [
+    "EmbeddingError",
+    "EmbeddingStage",
+    "RECORD",
+    "check_task_folder",
+    "embed_task",
+    "task_batch_size",
+    "task_folder",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +137,20 @@ def _claim_folder(task_dir: Path, settings: dict, overwrite: bool) -> dict | Non
     )
 
 
+def task_folder(task: HearTask, embedder: Embedder, out: Path) -> Path:
+    """The task's embeddings folder: ``out/<embedder folder>/<task>/``."""
+    return Path(out) / embedder.folder / task.name
+
+
+def check_task_folder(task: HearTask, embedder: Embedder, out: Path, overwrite: bool) -> None:
+    """Raise :class:`~hear_mn.batch.OutputConflictError` now, before any task is computed,
+    when the task's folder holds embeddings of other settings or of another tool (and
+    ``overwrite`` is not set); changes nothing."""
+    if not overwrite:
+        event = task.embedding_type == "event"
+        _claim_folder(task_folder(task, embedder, out), embedder.settings(event), False)
+
+
 def _reusable(task_dir: Path, job: _Job, event: bool, width: int | None) -> bool:
     """Whether a file's outputs are complete and of the expected shape."""
     split_dir = task_dir / job.split
@@ -147,6 +169,25 @@ def _reusable(task_dir: Path, job: _Job, event: bool, width: int | None) -> bool
         return True
     except (OSError, ValueError):
         return False
+
+
+def _splits_written(task: HearTask, task_dir: Path) -> bool:
+    """Whether every split-level file is there, the embeddings of the size their dimensions
+    give (a deleted or truncated one is then written again from the per-file outputs)."""
+    others = [".target-labels.pkl"]
+    others += [".filename-timestamps.json"] if task.embedding_type == "event" else []
+    for split in task.splits:
+        try:
+            rows, width = json.loads((task_dir / f"{split}.embedding-dimensions.json").read_text())
+            expected = 4 * int(rows) * int(width)
+            size = (task_dir / f"{split}.embeddings.npy").stat().st_size
+        except (OSError, ValueError, TypeError):
+            return False
+        if size != expected:
+            return False
+        if not all((task_dir / f"{split}{suffix}").is_file() for suffix in others):
+            return False
+    return True
 
 
 def _decoded(
@@ -273,7 +314,7 @@ def embed_task(
     settings (unless ``overwrite``), :class:`EmbeddingError` after writing the rest when
     some files fail. ``progress(path, seconds)`` is called per file."""
     event = task.embedding_type == "event"
-    task_dir = Path(out) / embedder.folder / task.name
+    task_dir = task_folder(task, embedder, out)
     settings = embedder.settings(event)
     jobs = [
         _Job(split, name, path)
@@ -289,6 +330,7 @@ def embed_task(
         and record.get("inputs") == inputs
         and record.get("task_sha256") == fingerprint
         and (task_dir / DONE_MARKER).exists()
+        and _splits_written(task, task_dir)
     ):
         _progress_reused(jobs, durations, progress)
         return EmbeddingStage(task_dir, 0, len(jobs), record["seconds"], record["audio_seconds"])

@@ -15,7 +15,8 @@ One folder per task (``<embeddings>/<module>/<task>/``)::
 Split-level rows follow heareval's order (file order shuffled by ``random.Random(0)``, one
 generator per task over its splits in metadata order): its trainer does not shuffle, so
 the order is part of the protocol. Pickles are read with :func:`safe_pickle_load`, which
-admits only lists, tuples, strings and numbers. Every file is written atomically.
+admits only a list of label lists (lists or tuples of strings and numbers). Every file is
+written atomically.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ class _DataOnlyUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only data is admitted")
 
 
-def _is_data(value: object) -> bool:
-    if isinstance(value, (list, tuple)):
-        return all(_is_data(item) for item in value)
-    return isinstance(value, (str, int, float)) and not isinstance(value, bool) or value is None
+def _is_label_list(row: object) -> bool:
+    """One row's labels: a list (or tuple) of strings or numbers."""
+    return isinstance(row, (list, tuple)) and all(
+        isinstance(label, (str, int, float)) and not isinstance(label, bool) for label in row
+    )
 
 
 def safe_pickle_load(path: Path) -> list:
@@ -69,7 +71,7 @@ def safe_pickle_load(path: Path) -> list:
         value = _DataOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
         raise TaskError(f"{path} is not a labels pickle heareval wrote: {error}") from None
-    if not isinstance(value, list) or not _is_data(value):
+    if not isinstance(value, list) or not all(_is_label_list(row) for row in value):
         raise TaskError(f"{path} does not hold a list of label lists")
     return value
 

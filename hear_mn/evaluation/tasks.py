@@ -106,9 +106,14 @@ class HearTask:
         return found
 
 
-def find_tasks(tasks_dir: str | os.PathLike[str], names: Iterable[str] | None = None) -> list[Path]:
+def find_tasks(
+    tasks_dir: str | os.PathLike[str], names: str | Iterable[str] | None = None
+) -> list[Path]:
     """Task folders: ``tasks_dir`` itself when it is one (it holds task_metadata.json), else
-    its sub-folders that are (sorted by name), keeping those in ``names`` when given."""
+    its sub-folders that are (sorted by name), keeping those in ``names`` (one name or
+    several) when given."""
+    if isinstance(names, str):  # one name, not its characters
+        names = [names]
     root = Path(tasks_dir)
     if not root.is_dir():
         raise TaskError(f"tasks folder {root} does not exist or is not a folder")

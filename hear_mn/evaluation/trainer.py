@@ -78,20 +78,26 @@ class MLPStack:
         return [*self.running_means, *self.running_vars]
 
     def initialize(self, initializations: Sequence[str], generator: torch.Generator) -> None:
-        """Each member's layers as heareval initialises them (in member order)."""
+        """Each member's layers as heareval initialises them, drawing from ``generator`` in
+        the order its model draws from torch's generator: per layer, torch.nn.Linear's own
+        weight init (then replaced), its bias, then the Xavier weight, all in torch's
+        (out, in) layout. So a model seeded as heareval's first model starts as it does."""
         for member, initialization in enumerate(initializations):
             gain = 1.0  # calculate_gain("linear"), then "relu" after a hidden layer
             for weight, bias in zip(self.weights, self.biases):
                 fan_in, fan_out = weight.shape[1], weight.shape[2]
+                bound = 1.0 / math.sqrt(
+                    fan_in
+                )  # Linear's kaiming_uniform_(a=sqrt(5)) and bias bound
+                drawn = torch.empty(fan_out, fan_in, device=self.device)
+                drawn.uniform_(-bound, bound, generator=generator)  # replaced below, as in heareval
+                bias[member, 0].uniform_(-bound, bound, generator=generator)
                 std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-                bound = 1.0 / math.sqrt(fan_in)
-                bias[member].uniform_(-bound, bound, generator=generator)
                 if initialization == "xavier_uniform_":
-                    weight[member].uniform_(
-                        -math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator=generator
-                    )
+                    drawn.uniform_(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator=generator)
                 else:
-                    weight[member].normal_(0.0, std, generator=generator)
+                    drawn.normal_(0.0, std, generator=generator)
+                weight[member].copy_(drawn.T)
                 gain = math.sqrt(2.0)
 
     def _norm(self, h: torch.Tensor, layer: int, train: bool) -> torch.Tensor:
@@ -342,11 +348,16 @@ def train_grid(
     multiclass: bool,
     validate: Validation,
     maximize: bool,
-    seed: int = 42,
+    seed: int | torch.Generator = 42,
 ) -> list[TrainedModel]:
     """Train every grid point of ``confs`` on ``train`` (embeddings, targets), validating on
-    ``valid``; returns their models at their best validation, in the order of ``confs``."""
-    generator = torch.Generator(device=train[0].device).manual_seed(seed)
+    ``valid``; returns their models at their best validation, in the order of ``confs``.
+    ``seed``: a seed, or a generator to draw from (initialisation, dropout), on the data's
+    device; seeded as heareval seeds torch, the first point starts as heareval's first model."""
+    if isinstance(seed, torch.Generator):
+        generator = seed
+    else:
+        generator = torch.Generator(device=train[0].device).manual_seed(seed)
     by_shape: dict[tuple, list[int]] = {}
     for index, conf in enumerate(confs):
         by_shape.setdefault(conf.structure(), []).append(index)
