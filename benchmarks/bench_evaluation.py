@@ -1,9 +1,10 @@
 """Our downstream stage against heareval's, on the same embeddings, in the same run.
 
-Renders three HEAR tasks without a task grid, so heareval's default grid applies (8 of its
+Renders four HEAR tasks without a task grid, so heareval's default grid applies (8 of its
 16 points, up to 500 epochs, validation every 3, patience 20): a multiclass scene task
-(42/21/21 clips of 1 s), a multilabel event task (12/6/6 clips of 2 s) and a 3-fold
-multiclass task (48 clips of 1 s). heareval's embeddings runner embeds them once with the
+(42/21/21 clips of 1 s), a multilabel event task (12/6/6 clips of 2 s, 1-2 events each), a
+3-fold multiclass task (48 clips of 1 s) and a dense multilabel event task (12/6/6 clips of
+4 s, 20 notes of 12 pitches each). heareval's embeddings runner embeds them once with the
 module; then, per task and round, heareval's predictions runner (its "DONE took N seconds":
 task_predictions alone, start-up excluded) and our :func:`~hear_mn.evaluation.downstream.score_task`
 (in-process, after a warm-up) run in alternation on those embeddings with the same seed. The
@@ -52,7 +53,8 @@ def render(root: Path, sample_rate: int) -> list[str]:
         root, rates, {"train": 12, "valid": 6, "test": 6}, grid=None, name="bench_events"
     )
     hear_tasks.make_kfold_task(root, rates, per_fold=4, grid=None, name="bench_kfold")
-    return ["bench_scene", "bench_events", "bench_kfold"]
+    hear_tasks.make_notes_task(root, rates, grid=None, name="bench_notes")
+    return ["bench_scene", "bench_events", "bench_kfold", "bench_notes"]
 
 
 def ours(task_dir: Path, seed: int) -> tuple[float, float]:
@@ -69,9 +71,24 @@ def end_to_end(args: argparse.Namespace, tasks: Path, work: Path, env: dict) -> 
     weights = ["--weights", str(args.weights)] if args.weights else []
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "hear_mn", "evaluate", str(tasks), "--model", args.model,
-         *weights, "--out", str(work / "e2e_ours"), "--device", "cpu", "-q"],
-        env=env, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "hear_mn",
+            "evaluate",
+            str(tasks),
+            "--model",
+            args.model,
+            *weights,
+            "--out",
+            str(work / "e2e_ours"),
+            "--device",
+            "cpu",
+            "-q",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
     )
     ours_seconds = time.perf_counter() - start
     start = time.perf_counter()
@@ -79,15 +96,22 @@ def end_to_end(args: argparse.Namespace, tasks: Path, work: Path, env: dict) -> 
     for task in sorted(p for p in folder.iterdir() if p.is_dir()):
         heareval_reference.predict(task, work / "e2e_pred", env, seed=args.seed)
     heareval_seconds = time.perf_counter() - start
-    return {"hear_mn_evaluate_s": ours_seconds, "heareval_runners_s": heareval_seconds,
-            "ratio": heareval_seconds / ours_seconds}
+    return {
+        "hear_mn_evaluate_s": ours_seconds,
+        "heareval_runners_s": heareval_seconds,
+        "ratio": heareval_seconds / ours_seconds,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="hear_mn.kwmlp", help="a HEAR module (default hear_mn.kwmlp)")
+    parser.add_argument(
+        "--model", default="hear_mn.kwmlp", help="a HEAR module (default hear_mn.kwmlp)"
+    )
     parser.add_argument("--weights", type=Path, help="its weights file (default: shipped/released)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds per task (default 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternated rounds per task (default 2)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
@@ -114,7 +138,9 @@ def main() -> None:
         primary = read_task(task_dir).scores[0]
         heareval_times, our_times = [], []
         for _ in range(args.rounds):
-            reference = heareval_reference.predict(task_dir, work / "predictions", env, seed=args.seed)
+            reference = heareval_reference.predict(
+                task_dir, work / "predictions", env, seed=args.seed
+            )
             heareval_times.append(reference.seconds)
             seconds, score = ours(task_dir, args.seed)
             our_times.append(seconds)
@@ -140,7 +166,11 @@ def main() -> None:
         "threads": args.threads,
         "rounds": args.rounds,
         "tasks": rows,
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "cpus": torch.get_num_threads()},
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "cpus": torch.get_num_threads(),
+        },
     }
     if not args.no_end_to_end:
         result["end_to_end"] = end_to_end(args, tasks, work, env)

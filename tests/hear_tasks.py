@@ -233,7 +233,9 @@ def _chord_clip(label_index: int, k: int, sample_rate: int, rng: np.random.Gener
     second partial and loud noise: learnable, but not perfectly, from a dozen clips."""
     t = _time(SCENE_DURATION, sample_rate)
     pitch = 440.0 * 2 ** ((label_index + 0.3 * rng.uniform(-1, 1)) / 12)
-    signal = np.sin(2 * np.pi * pitch * t) + rng.uniform(0.2, 0.8) * np.sin(2 * np.pi * 2 * pitch * t)
+    signal = np.sin(2 * np.pi * pitch * t) + rng.uniform(0.2, 0.8) * np.sin(
+        2 * np.pi * 2 * pitch * t
+    )
     noise = rng.standard_normal(t.size) * rng.uniform(0.6, 1.4)
     return 0.25 * (signal + noise) * _fade(t.size, sample_rate)
 
@@ -267,11 +269,70 @@ def make_kfold_task(
                 filename = f"{label}_{fold}_{k}.wav"
                 fold_labels[filename] = [label]
                 for sample_rate in sample_rates:
-                    rng = np.random.default_rng([3000 + 100 * fold_index + 10 * label_index + k, sample_rate])
+                    rng = np.random.default_rng(
+                        [3000 + 100 * fold_index + 10 * label_index + k, sample_rate]
+                    )
                     audio = _chord_clip(label_index, k, sample_rate, rng)
                     _write_wav(task.audio_path(sample_rate, fold, filename), audio, sample_rate)
         task.labels[fold] = fold_labels
         (task.path / f"{fold}.json").write_text(json.dumps(fold_labels, indent=2))
+    return task
+
+
+NOTES_LABELS = tuple(f"n{i:02d}" for i in range(12))
+NOTES_TASK = "hearmn_notes"
+NOTES_DURATION = 4.0  # seconds
+
+
+def make_notes_task(
+    root: Path,
+    sample_rates: tuple[int, ...] = SAMPLE_RATES,
+    splits: dict[str, int] | None = None,
+    grid: dict | None = PARAM_GRID,
+    name: str = NOTES_TASK,
+) -> SynthTask:
+    """A dense multilabel event task (event_onset_50ms_fms, then segment_1s_er): 4 s clips
+    of about 20 notes each (12 pitches, 100-400 ms, overlapping) in faint noise."""
+    splits = splits or {"train": 12, "valid": 6, "test": 6}
+    metadata = {
+        "task_name": name,
+        "version": "hear-mn-test-1",
+        "embedding_type": "event",
+        "prediction_type": "multilabel",
+        "split_mode": "trainvaltest",
+        "sample_duration": NOTES_DURATION,
+        "evaluation": ["event_onset_50ms_fms", "segment_1s_er"],
+        "splits": list(splits),
+        "evaluation_params": _evaluation_params(grid),
+    }
+    task = SynthTask(root / name, metadata)
+    _write_common(task.path, metadata, NOTES_LABELS)
+    layout = np.random.default_rng(11)
+    for split_index, (split, n_files) in enumerate(splits.items()):
+        split_labels: dict[str, list] = {}
+        for k in range(n_files):
+            filename = f"notes_{split}_{k}.wav"
+            starts = np.sort(layout.integers(0, 3600, 20))
+            events = [
+                {
+                    "label": NOTES_LABELS[int(layout.integers(12))],
+                    "start": float(a),
+                    "end": float(a + layout.integers(100, 400)),
+                }
+                for a in starts
+            ]
+            split_labels[filename] = events
+            for sample_rate in sample_rates:
+                rng = np.random.default_rng([4000 + 100 * split_index + k, sample_rate])
+                audio = 0.01 * rng.standard_normal(round(NOTES_DURATION * sample_rate))
+                for event in events:
+                    a, b = (round(event[key] / 1000 * sample_rate) for key in ("start", "end"))
+                    pitch = 220.0 * 2 ** (NOTES_LABELS.index(event["label"]) / 12)
+                    t = np.arange(b - a) / sample_rate
+                    audio[a:b] += 0.2 * np.sin(2 * np.pi * pitch * t) * _fade(b - a, sample_rate)
+                _write_wav(task.audio_path(sample_rate, split, filename), audio, sample_rate)
+        task.labels[split] = split_labels
+        (task.path / f"{split}.json").write_text(json.dumps(split_labels, indent=2))
     return task
 
 

@@ -1,8 +1,8 @@
-"""The downstream trainer: heareval's MLP, its optimiser and its Lightning schedule, batched.
+"""The downstream trainer: heareval's MLP, its optimiser and its Lightning schedule.
 
 A reference written the plain way (torch.nn layers as heareval's FullyConnectedPrediction
-stacks them, torch.optim.Adam, one model at a time) is trained beside our batched stack on
-the same data: the models must stay equal. The schedule (validation every n epochs, the
+stacks them, torch.optim.Adam in its default implementation) is trained beside our model
+(functional layers, fused Adam) on the same data: the models must stay equal. The schedule (validation every n epochs, the
 first best value kept, patience counted in validations, NaN handling, max_epochs) is checked
 with scripted validation values. heareval itself is compared in test_evaluation_heareval.py.
 """
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from hear_mn.evaluation.grid import GRIDS, HyperParameters, grid_points, task_grid
-from hear_mn.evaluation.trainer import MLPStack, loss_per_member, train_grid
+from hear_mn.evaluation.trainer import MLP, loss_per_member, train_grid
 
 DEVICE = torch.device("cpu")
 
@@ -29,28 +29,28 @@ def _conf(**changes: object) -> HyperParameters:
     return HyperParameters.from_mapping(values)
 
 
-def _reference_mlp(stack: MLPStack, member: int, conf: HyperParameters) -> torch.nn.Sequential:
+def _reference_mlp(model: MLP, conf: HyperParameters) -> torch.nn.Sequential:
     """heareval's layer stack (Linear, BatchNorm1d, Dropout, ReLU per hidden layer, then a
-    Linear projection) holding one member's weights."""
+    Linear projection) holding ``model``'s weights."""
     layers: list[torch.nn.Module] = []
     for layer in range(conf.hidden_layers):
-        weight = stack.weights[layer][member]
-        linear = torch.nn.Linear(weight.shape[0], weight.shape[1])
-        norm = torch.nn.BatchNorm1d(weight.shape[1])
+        weight = model.weights[layer]
+        linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        norm = torch.nn.BatchNorm1d(weight.shape[0])
         with torch.no_grad():
-            linear.weight.copy_(weight.T)
-            linear.bias.copy_(stack.biases[layer][member, 0])
-            norm.weight.copy_(stack.gammas[layer][member, 0])
-            norm.bias.copy_(stack.betas[layer][member, 0])
+            linear.weight.copy_(weight)
+            linear.bias.copy_(model.biases[layer])
+            norm.weight.copy_(model.gammas[layer])
+            norm.bias.copy_(model.betas[layer])
         block = [linear, norm, torch.nn.Dropout(conf.dropout), torch.nn.ReLU()]
         if conf.norm_after_activation:
             block = [linear, torch.nn.Dropout(conf.dropout), torch.nn.ReLU(), norm]
         layers += block
-    weight = stack.weights[-1][member]
-    projection = torch.nn.Linear(weight.shape[0], weight.shape[1])
+    weight = model.weights[-1]
+    projection = torch.nn.Linear(weight.shape[1], weight.shape[0])
     with torch.no_grad():
-        projection.weight.copy_(weight.T)
-        projection.bias.copy_(stack.biases[-1][member, 0])
+        projection.weight.copy_(weight)
+        projection.bias.copy_(model.biases[-1])
     return torch.nn.Sequential(*layers, projection)
 
 
@@ -62,44 +62,63 @@ def _data(rows: int = 40, dim: int = 12, classes: int = 3, seed: int = 0) -> tup
     return x, y
 
 
+def _model(
+    conf: HyperParameters, data: tuple, initialization: str = "xavier_uniform_", seed: int = 1
+) -> MLP:
+    x, y = data
+    model = MLP(x.shape[1], y.shape[1], conf, DEVICE)
+    model.initialize(initialization, torch.Generator().manual_seed(seed))
+    return model
+
+
 @pytest.mark.parametrize("layers", [0, 1, 2])
 @pytest.mark.parametrize("norm_after", [False, True])
-def test_stack_computes_the_reference_layers(layers: int, norm_after: bool) -> None:
+def test_model_computes_the_reference_layers(layers: int, norm_after: bool) -> None:
     """Train and eval mode logits, and BatchNorm's running statistics, equal torch.nn's."""
     conf = _conf(hidden_layers=layers, norm_after_activation=norm_after)
     x, y = _data()
-    stack = MLPStack(3, x.shape[1], y.shape[1], conf, DEVICE)
-    stack.initialize(["xavier_uniform_", "xavier_normal_", "xavier_uniform_"], torch.Generator().manual_seed(1))
-    references = [_reference_mlp(stack, member, conf) for member in range(3)]
-    train_logits = stack.logits(x, train=True)
-    for member, reference in enumerate(references):
-        reference.train()
-        torch.testing.assert_close(train_logits[member], reference(x), rtol=1e-5, atol=1e-5)
-        reference.eval()
-        norms = [m for m in reference if isinstance(m, torch.nn.BatchNorm1d)]
-        for layer, norm in enumerate(norms):
-            torch.testing.assert_close(stack.running_means[layer][member, 0], norm.running_mean)
-            torch.testing.assert_close(stack.running_vars[layer][member, 0], norm.running_var)
-    eval_logits = stack.logits(x)
-    for member, reference in enumerate(references):
-        torch.testing.assert_close(eval_logits[member], reference(x), rtol=1e-5, atol=1e-5)
+    model = _model(conf, (x, y))
+    reference = _reference_mlp(model, conf).train()
+    torch.testing.assert_close(model.logits(x, train=True), reference(x), rtol=1e-5, atol=1e-5)
+    norms = [m for m in reference if isinstance(m, torch.nn.BatchNorm1d)]
+    for layer, norm in enumerate(norms):
+        torch.testing.assert_close(model.running_means[layer], norm.running_mean)
+        torch.testing.assert_close(model.running_vars[layer], norm.running_var)
+    torch.testing.assert_close(model.eval_logits(x), reference.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_initialisation_draws_as_heareval_model_draws() -> None:
+    """From a generator seeded as torch's, the weights are those of heareval's model: each
+    torch.nn.Linear made in turn (its default init, then the Xavier one)."""
+    conf = _conf(hidden_layers=2, hidden_dim=32)
+    for initialization in ("xavier_uniform_", "xavier_normal_"):
+        ours = _model(conf, _data(dim=24, classes=5), initialization, seed=5)
+        init = getattr(torch.nn.init, initialization)
+        gain = 1.0
+        with torch.random.fork_rng():
+            torch.manual_seed(5)
+            for weight, bias in zip(ours.weights, ours.biases):
+                linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+                init(linear.weight, gain=gain)
+                gain = torch.nn.init.calculate_gain("relu")
+                torch.testing.assert_close(weight, linear.weight.detach(), rtol=0, atol=0)
+                torch.testing.assert_close(bias, linear.bias.detach(), rtol=0, atol=0)
 
 
 def test_initialisation_follows_xavier_with_heareval_gains() -> None:
     """Xavier uniform/normal with gain 1 on the first layer and sqrt(2) after a ReLU; biases
     uniform in +-1/sqrt(fan_in), as torch.nn.Linear's default."""
     conf = _conf(hidden_layers=2, hidden_dim=400)
-    stack = MLPStack(2, 600, 300, conf, DEVICE)
-    stack.initialize(["xavier_uniform_", "xavier_normal_"], torch.Generator().manual_seed(0))
+    data = (torch.zeros(1, 600), torch.zeros(1, 300))
+    uniform, normal = _model(conf, data, "xavier_uniform_"), _model(conf, data, "xavier_normal_")
     for layer, gain in zip(range(3), (1.0, math.sqrt(2), math.sqrt(2))):
-        fan_in, fan_out = stack.weights[layer].shape[1:]
+        fan_out, fan_in = uniform.weights[layer].shape
         std = gain * math.sqrt(2.0 / (fan_in + fan_out))
-        uniform, normal = stack.weights[layer][0], stack.weights[layer][1]
-        assert uniform.abs().max() <= math.sqrt(3) * std
-        assert uniform.std().item() == pytest.approx(std, rel=0.03)
-        assert normal.std().item() == pytest.approx(std, rel=0.03)
-        assert normal.abs().max() > math.sqrt(3) * std  # unbounded: a normal, not a uniform
-        bias = stack.biases[layer]
+        assert uniform.weights[layer].abs().max() <= math.sqrt(3) * std
+        assert uniform.weights[layer].std().item() == pytest.approx(std, rel=0.03)
+        assert normal.weights[layer].std().item() == pytest.approx(std, rel=0.03)
+        assert normal.weights[layer].abs().max() > math.sqrt(3) * std  # a normal, not a uniform
+        bias = uniform.biases[layer]
         assert bias.abs().max() <= 1 / math.sqrt(fan_in)
         assert bias.abs().max() > 0.9 / math.sqrt(fan_in)
 
@@ -121,20 +140,22 @@ def test_losses_are_heareval_losses(multiclass: bool) -> None:
 
 
 def _reference_training(
-    stack: MLPStack, member: int, conf: HyperParameters, x: torch.Tensor, y: torch.Tensor, epochs: int
+    model: MLP, conf: HyperParameters, x: torch.Tensor, y: torch.Tensor, epochs: int
 ) -> torch.nn.Sequential:
     """heareval's training without Lightning: Adam, unshuffled batches, train mode."""
-    model = _reference_mlp(stack, member, conf)
-    optimizer = torch.optim.Adam(model.parameters(), lr=conf.lr)
-    model.train()
+    reference = _reference_mlp(model, conf)
+    optimizer = torch.optim.Adam(reference.parameters(), lr=conf.lr)
+    reference.train()
     for _ in range(epochs):
         for start in range(0, len(x), conf.batch_size):
             optimizer.zero_grad()
-            logits = model(x[start : start + conf.batch_size])
-            loss = torch.nn.functional.cross_entropy(logits, y[start : start + conf.batch_size].argmax(dim=1))
+            logits = reference(x[start : start + conf.batch_size])
+            loss = torch.nn.functional.cross_entropy(
+                logits, y[start : start + conf.batch_size].argmax(dim=1)
+            )
             loss.backward()
             optimizer.step()
-    return model.eval()
+    return reference.eval()
 
 
 def _parameters_but_pre_norm_biases(model: torch.nn.Sequential) -> list[torch.Tensor]:
@@ -157,24 +178,36 @@ def _parameters_but_pre_norm_biases(model: torch.nn.Sequential) -> list[torch.Te
     return kept
 
 
-def test_batched_training_equals_one_model_at_a_time() -> None:
-    """Grid points of one shape trained together (each its own learning rate and init, one
-    stopping earlier) end where plain torch.nn + torch.optim.Adam training ends: the same
-    parameters, the same outputs in training mode."""
+@pytest.mark.parametrize("layers", [0, 1])
+def test_training_equals_plain_torch_training(layers: int) -> None:
+    """Grid points (each its own learning rate and init) end where torch.nn layers trained
+    with torch.optim.Adam in its default implementation end: the same parameters, the same
+    outputs in training mode (and in eval mode without BatchNorm)."""
     x, y = _data(rows=43)  # 6 batches, the last one short
-    confs = [_conf(lr=3e-3, max_epochs=5), _conf(lr=1e-2, initialization="xavier_normal_", max_epochs=3)]
-    initial = MLPStack(2, x.shape[1], y.shape[1], confs[0], DEVICE)
-    initial.initialize([c.initialization for c in confs], torch.Generator().manual_seed(7))
-    expected = [_reference_training(initial, m, c, x, y, c.max_epochs) for m, c in enumerate(confs)]
-
+    confs = [
+        _conf(lr=3e-3, max_epochs=5, hidden_layers=layers),
+        _conf(lr=1e-2, initialization="xavier_normal_", max_epochs=3, hidden_layers=layers),
+    ]
+    generator = torch.Generator().manual_seed(7)
+    expected = []
+    for conf in confs:
+        model = MLP(x.shape[1], y.shape[1], conf, DEVICE)
+        model.initialize(conf.initialization, generator)
+        expected.append(_reference_training(model, conf, x, y, conf.max_epochs))
     rising, _ = _scripted(list(range(100)))  # every validation improves: the last is kept
-    models = train_grid(confs, (x, y), (x, y), multiclass=True, validate=rising, maximize=True, seed=7)
-    for model, reference, conf in zip(models, expected, confs):
-        assert model.epoch == conf.max_epochs - 1
-        ours = _reference_mlp(model.stack, 0, conf)
-        for mine, theirs in zip(_parameters_but_pre_norm_biases(ours), _parameters_but_pre_norm_biases(reference)):
+    models = train_grid(
+        confs, (x, y), (x, y), multiclass=True, validate=rising, maximize=True, seed=7
+    )
+    for trained, reference, conf in zip(models, expected, confs):
+        assert trained.epoch == conf.max_epochs - 1
+        ours = _reference_mlp(trained.model, conf)
+        for mine, theirs in zip(
+            _parameters_but_pre_norm_biases(ours), _parameters_but_pre_norm_biases(reference)
+        ):
             torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(ours.train()(x), reference.train()(x), rtol=1e-4, atol=1e-4)
+        if not layers:
+            torch.testing.assert_close(trained.logits(x), reference.eval()(x), rtol=1e-4, atol=1e-5)
 
 
 def _scripted(values: list[float]) -> tuple:
@@ -191,7 +224,9 @@ def _scripted(values: list[float]) -> tuple:
 def _train_one(conf: HyperParameters, values: list[float], maximize: bool = True):
     x, y = _data()
     validate, calls = _scripted(values)
-    model = train_grid([conf], (x, y), (x, y), multiclass=True, validate=validate, maximize=maximize)[0]
+    model = train_grid(
+        [conf], (x, y), (x, y), multiclass=True, validate=validate, maximize=maximize
+    )[0]
     return model, calls
 
 
@@ -200,7 +235,11 @@ def test_first_best_validation_is_kept_and_patience_counts_validations() -> None
     strict improvement (Lightning's ModelCheckpoint and EarlyStopping)."""
     model, calls = _train_one(_conf(patience=3, max_epochs=50), [0.5, 0.7, 0.7, 0.6, 0.7, 0.9])
     assert len(calls) == 5  # 0.7 at epoch 1, then three validations without improvement
-    assert (model.epoch, model.validation_score, model.postprocessing) == (1, pytest.approx(0.7), "post1")
+    assert (model.epoch, model.validation_score, model.postprocessing) == (
+        1,
+        pytest.approx(0.7),
+        "post1",
+    )
 
 
 def test_values_compare_in_float32_as_lightning_logs_them() -> None:
@@ -210,7 +249,9 @@ def test_values_compare_in_float32_as_lightning_logs_them() -> None:
 
 
 def test_minimised_scores_select_the_lowest() -> None:
-    model, calls = _train_one(_conf(patience=2, max_epochs=50), [3.0, 2.0, 2.5, 1.0, 1.5, 1.2], maximize=False)
+    model, calls = _train_one(
+        _conf(patience=2, max_epochs=50), [3.0, 2.0, 2.5, 1.0, 1.5, 1.2], maximize=False
+    )
     assert (model.epoch, len(calls)) == (3, 6)
 
 

@@ -1,4 +1,4 @@
-"""heareval's downstream MLPs, trained together: one batched model per shape of grid point.
+"""heareval's downstream MLPs and their training, without Lightning.
 
 Each grid point is heareval's ``FullyConnectedPrediction``: per hidden layer a linear layer
 (Xavier init with the gain of the activation before it, PyTorch's default bias init),
@@ -12,10 +12,14 @@ logs them; a NaN value never replaces a kept model), early stopping after ``pati
 validations without a strict improvement or at the first non-finite value, at most
 ``max_epochs`` epochs.
 
-Faster by design, not by doing less: the grid points of one shape are one set of batched
-tensors (the first layer one matrix product for all of them, the others batched products,
-Adam applied to all at once with each point's learning rate); the embeddings stay on the
-device; there is no data loader. Points leave the batch as they stop.
+Faster by design, not by doing less: the embeddings stay in memory as tensors on the
+device, sliced into batches without a data loader; layers are torch's fused kernels
+(``linear``, ``batch_norm``) and Adam is torch's fused implementation (one pass over the
+parameters, where the per-tensor loop heareval's optimiser runs makes about ten); validation
+scores and event post-processing are numpy. Grid points train one after the other, as in
+heareval: on a CPU, batching them (one matrix product for all, Adam on stacked tensors) was
+measured slower, the stacked tensors no longer fitting the caches, and gave nothing on the
+matrix products, which are large enough already.
 """
 
 from __future__ import annotations
@@ -31,98 +35,96 @@ import torch.nn.functional as F
 
 from hear_mn.evaluation.grid import HyperParameters
 
-__all__ = ["MLPStack", "TrainedModel", "Validation", "train_grid"]
+__all__ = ["MLP", "TrainedModel", "Validation", "activation", "loss_per_member", "train_grid"]
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
 
 # Called with a model's class probabilities (rows, classes) and loss on the validation split:
 # returns the monitored value and the post-processing chosen with it (events), if any.
 Validation = Callable[[np.ndarray, float], tuple[float, object]]
 
 
-class MLPStack:
-    """``members`` MLPs of one shape as batched tensors: weights (members, in, out)."""
+class MLP:
+    """One grid point's model: weights in torch's (out, in) layout, BatchNorm per hidden layer."""
 
     def __init__(
-        self,
-        members: int,
-        in_dim: int,
-        out_dim: int,
-        conf: HyperParameters,
-        device: torch.device,
+        self, in_dim: int, out_dim: int, conf: HyperParameters, device: torch.device
     ) -> None:
         self.conf = conf
         self.device = device
-        dims = [in_dim] + [conf.hidden_dim] * conf.hidden_layers
-        self.weights = [
-            torch.empty(members, a, b, device=device) for a, b in zip(dims, dims[1:] + [out_dim])
-        ]
-        self.biases = [torch.empty(members, 1, w.shape[2], device=device) for w in self.weights]
-        hidden = [(members, 1, conf.hidden_dim)] * conf.hidden_layers
-        self.gammas = [torch.ones(shape, device=device) for shape in hidden]
-        self.betas = [torch.zeros(shape, device=device) for shape in hidden]
-        self.running_means = [torch.zeros(shape, device=device) for shape in hidden]
-        self.running_vars = [torch.ones(shape, device=device) for shape in hidden]
-
-    @property
-    def members(self) -> int:
-        return self.weights[0].shape[0]
+        dims = [in_dim] + [conf.hidden_dim] * conf.hidden_layers + [out_dim]
+        self.weights = [torch.empty(b, a, device=device) for a, b in zip(dims, dims[1:])]
+        self.biases = [torch.empty(b, device=device) for b in dims[1:]]
+        hidden = [conf.hidden_dim] * conf.hidden_layers
+        self.gammas = [torch.ones(size, device=device) for size in hidden]
+        self.betas = [torch.zeros(size, device=device) for size in hidden]
+        self.running_means = [torch.zeros(size, device=device) for size in hidden]
+        self.running_vars = [torch.ones(size, device=device) for size in hidden]
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, *self.biases, *self.gammas, *self.betas]
 
-    def buffers(self) -> list[torch.Tensor]:
-        return [*self.running_means, *self.running_vars]
+    def state(self) -> list[torch.Tensor]:
+        """A copy of the parameters and BatchNorm statistics."""
+        return [
+            t.detach().clone()
+            for t in (*self.parameters(), *self.running_means, *self.running_vars)
+        ]
 
-    def initialize(self, initializations: Sequence[str], generator: torch.Generator) -> None:
-        """Each member's layers as heareval initialises them, drawing from ``generator`` in
-        the order its model draws from torch's generator: per layer, torch.nn.Linear's own
-        weight init (then replaced), its bias, then the Xavier weight, all in torch's
-        (out, in) layout. So a model seeded as heareval's first model starts as it does."""
-        for member, initialization in enumerate(initializations):
-            gain = 1.0  # calculate_gain("linear"), then "relu" after a hidden layer
+    def load_state(self, state: list[torch.Tensor]) -> None:
+        for target, value in zip(
+            (*self.parameters(), *self.running_means, *self.running_vars), state
+        ):
+            with torch.no_grad():
+                target.copy_(value)
+
+    def initialize(self, initialization: str, generator: torch.Generator) -> None:
+        """The layers as heareval initialises them, drawing from ``generator`` in the order
+        its model draws from torch's generator: per layer, torch.nn.Linear's own weight init
+        (then replaced), its bias, then the Xavier weight. So a model seeded as heareval's
+        first model starts as it does."""
+        gain = 1.0  # calculate_gain("linear"), then "relu" after a hidden layer
+        with torch.no_grad():
             for weight, bias in zip(self.weights, self.biases):
-                fan_in, fan_out = weight.shape[1], weight.shape[2]
+                fan_out, fan_in = weight.shape
                 bound = 1.0 / math.sqrt(
                     fan_in
                 )  # Linear's kaiming_uniform_(a=sqrt(5)) and bias bound
-                drawn = torch.empty(fan_out, fan_in, device=self.device)
-                drawn.uniform_(-bound, bound, generator=generator)  # replaced below, as in heareval
-                bias[member, 0].uniform_(-bound, bound, generator=generator)
+                weight.uniform_(
+                    -bound, bound, generator=generator
+                )  # replaced below, as in heareval
+                bias.uniform_(-bound, bound, generator=generator)
                 std = gain * math.sqrt(2.0 / (fan_in + fan_out))
                 if initialization == "xavier_uniform_":
-                    drawn.uniform_(-math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator=generator)
+                    weight.uniform_(
+                        -math.sqrt(3.0) * std, math.sqrt(3.0) * std, generator=generator
+                    )
                 else:
-                    drawn.normal_(0.0, std, generator=generator)
-                weight[member].copy_(drawn.T)
+                    weight.normal_(0.0, std, generator=generator)
                 gain = math.sqrt(2.0)
 
     def _norm(self, h: torch.Tensor, layer: int, train: bool) -> torch.Tensor:
-        if train:
-            mean = h.mean(dim=1, keepdim=True)
-            var = h.var(dim=1, unbiased=False, keepdim=True)
-            with torch.no_grad():
-                rows = h.shape[1]
-                self.running_means[layer].mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * mean)
-                unbiased = var * (rows / (rows - 1))
-                self.running_vars[layer].mul_(1 - BN_MOMENTUM).add_(BN_MOMENTUM * unbiased)
-        else:
-            mean, var = self.running_means[layer], self.running_vars[layer]
-        return (h - mean) * torch.rsqrt(var + BN_EPS) * self.gammas[layer] + self.betas[layer]
+        return F.batch_norm(
+            h,
+            self.running_means[layer],
+            self.running_vars[layer],
+            self.gammas[layer],
+            self.betas[layer],
+            training=train,
+            momentum=BN_MOMENTUM,
+            eps=BN_EPS,
+        )
 
     def logits(
         self, x: torch.Tensor, train: bool = False, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """(members, rows, classes) logits of ``x`` (rows, in_dim); ``train``: batch
-        statistics (updating the running ones) and dropout."""
+        """(rows, classes) logits of ``x`` (rows, in_dim); ``train``: batch statistics
+        (updating the running ones) and dropout."""
         conf = self.conf
-        h = torch.einsum("bd,gdh->gbh", x, self.weights[0]) + self.biases[0]
+        h = x
         for layer in range(conf.hidden_layers):
-            if layer:
-                h = torch.baddbmm(self.biases[layer], h, self.weights[layer])
+            h = F.linear(h, self.weights[layer], self.biases[layer])
             if not conf.norm_after_activation:
                 h = self._norm(h, layer, train)
             if train and conf.dropout > 0:
@@ -131,31 +133,13 @@ class MLPStack:
             h = torch.relu(h)
             if conf.norm_after_activation:
                 h = self._norm(h, layer, train)
-        if conf.hidden_layers:
-            h = torch.baddbmm(self.biases[-1], h, self.weights[-1])
-        return h
+        return F.linear(h, self.weights[-1], self.biases[-1])
 
-    def keep(self, members: list[int]) -> None:
-        """Keep only ``members`` (indices), in that order."""
-        index = torch.tensor(members, device=self.device)
-        for group in (
-            self.weights,
-            self.biases,
-            self.gammas,
-            self.betas,
-            self.running_means,
-            self.running_vars,
-        ):
-            group[:] = [tensor.index_select(0, index) for tensor in group]
-
-    def member_state(self, member: int) -> list[torch.Tensor]:
-        return [
-            t[member : member + 1].detach().clone() for t in (*self.parameters(), *self.buffers())
-        ]
-
-    def load_member_state(self, state: list[torch.Tensor]) -> None:
-        for target, value in zip((*self.parameters(), *self.buffers()), state):
-            target.data = value.clone()
+    def eval_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits in eval mode, in chunks of the batch size."""
+        size = self.conf.batch_size
+        with torch.no_grad():
+            return torch.cat([self.logits(x[i : i + size]) for i in range(0, len(x), size)])
 
 
 def loss_per_member(logits: torch.Tensor, targets: torch.Tensor, multiclass: bool) -> torch.Tensor:
@@ -173,171 +157,113 @@ def activation(logits: torch.Tensor, multiclass: bool) -> torch.Tensor:
     return torch.softmax(logits, dim=-1) if multiclass else torch.sigmoid(logits)
 
 
-class _Adam:
-    """torch.optim.Adam (no weight decay) on batched parameters, one learning rate per member."""
-
-    def __init__(
-        self, parameters: list[torch.Tensor], lrs: list[float], device: torch.device
-    ) -> None:
-        self.parameters = parameters
-        self.lrs = torch.tensor(lrs, device=device, dtype=torch.float32)
-        self.first = [torch.zeros_like(p) for p in parameters]
-        self.second = [torch.zeros_like(p) for p in parameters]
-        self.steps = 0
-
-    @torch.no_grad()
-    def step(self, gradients: list[torch.Tensor]) -> None:
-        self.steps += 1
-        beta1, beta2 = ADAM_BETAS
-        correction1 = 1 - beta1**self.steps
-        correction2_sqrt = math.sqrt(1 - beta2**self.steps)
-        for param, grad, first, second in zip(self.parameters, gradients, self.first, self.second):
-            first.mul_(beta1).add_(grad, alpha=1 - beta1)
-            second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denominator = (second.sqrt() / correction2_sqrt).add_(ADAM_EPS)
-            step_size = (self.lrs / correction1).view(-1, *([1] * (param.dim() - 1)))
-            param.sub_(step_size * first / denominator)
-
-    def keep(self, members: list[int]) -> None:
-        index = torch.tensor(members, device=self.lrs.device)
-        self.lrs = self.lrs.index_select(0, index)
-        self.first = [t.index_select(0, index) for t in self.first]
-        self.second = [t.index_select(0, index) for t in self.second]
+def _optimizer(model: MLP) -> torch.optim.Adam:
+    """torch's Adam as heareval's model uses it (lr from the grid, no weight decay), fused."""
+    return torch.optim.Adam(model.parameters(), lr=model.conf.lr, fused=True)
 
 
 @dataclass
 class TrainedModel:
     """A grid point's model at its best validation: its value (as Lightning reports it,
-    NaN as the worst value), epoch, chosen post-processing and the time its batch trained."""
+    NaN as the worst value), epoch, chosen post-processing and the seconds it trained."""
 
     conf: HyperParameters
     validation_score: float
     epoch: int
     postprocessing: object
     seconds: float
-    stack: MLPStack
+    model: MLP
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(rows, classes) logits in eval mode, in chunks of the batch size."""
-        with torch.no_grad():
-            chunks = [
-                self.stack.logits(x[i : i + self.conf.batch_size])[0]
-                for i in range(0, len(x), self.conf.batch_size)
-            ]
-        return torch.cat(chunks)
+        """(rows, classes) logits in eval mode."""
+        return self.model.eval_logits(x)
 
 
-@dataclass
-class _Member:
-    conf: HyperParameters
-    index: int
-    best: float | None = None
-    best_epoch: int = -1
-    best_state: list[torch.Tensor] | None = None
-    postprocessing: object = None
-    stop_best: float = 0.0
-    wait: int = 0
+class _Selection:
+    """Lightning's ModelCheckpoint and EarlyStopping on one monitored value."""
 
+    def __init__(self, conf: HyperParameters, maximize: bool) -> None:
+        self.conf = conf
+        self.maximize = maximize
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.best_state: list[torch.Tensor] | None = None
+        self.postprocessing: object = None
+        self.stop_best = -math.inf if maximize else math.inf
+        self.wait = 0
 
-def _better(value: float, than: float, maximize: bool) -> bool:
-    return value > than if maximize else value < than
+    def _better(self, value: float, than: float) -> bool:
+        return value > than if self.maximize else value < than
 
-
-def _validate_members(
-    stack: MLPStack,
-    members: list[_Member],
-    due: list[int],
-    epoch: int,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    multiclass: bool,
-    validate: Validation,
-    maximize: bool,
-) -> list[int]:
-    """Validate members ``due`` (positions in the stack); returns the positions that stop."""
-    with torch.no_grad():
-        batch = members[0].conf.batch_size
-        logits = torch.cat([stack.logits(x[i : i + batch]) for i in range(0, len(x), batch)], dim=1)
-        losses = loss_per_member(logits, y, multiclass).cpu().numpy()
-        probabilities = activation(logits, multiclass).cpu().numpy()
-    stopping = []
-    for position in due:
-        member = members[position]
-        value, postprocessing = validate(probabilities[position], float(losses[position]))
+    def update(self, value: float, epoch: int, postprocessing: object, model: MLP) -> bool:
+        """Record a validation; returns whether training stops."""
         value = float(np.float32(value))
-        if member.best is None or _better(value, member.best, maximize):
-            member.best = value if not math.isnan(value) else -math.inf if maximize else math.inf
-            member.best_epoch, member.postprocessing = epoch, postprocessing
-            member.best_state = stack.member_state(position)
+        if self.best is None or self._better(value, self.best):
+            worst = -math.inf if self.maximize else math.inf
+            self.best = worst if math.isnan(value) else value
+            self.best_epoch, self.postprocessing = epoch, postprocessing
+            self.best_state = model.state()
         if not math.isfinite(value):
-            stopping.append(position)
-        elif _better(value, member.stop_best, maximize):
-            member.stop_best, member.wait = value, 0
-        else:
-            member.wait += 1
-            if member.wait >= member.conf.patience:
-                stopping.append(position)
-    return stopping
+            return True
+        if self._better(value, self.stop_best):
+            self.stop_best, self.wait = value, 0
+            return False
+        self.wait += 1
+        return self.wait >= self.conf.patience
 
 
-def _train_stack(
-    confs: list[HyperParameters],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    valid_x: torch.Tensor,
-    valid_y: torch.Tensor,
+def _validate(
+    model: MLP, x: torch.Tensor, y: torch.Tensor, multiclass: bool, validate: Validation
+) -> tuple[float, object]:
+    logits = model.eval_logits(x)
+    loss = float(loss_per_member(logits[None], y, multiclass)[0])
+    return validate(activation(logits, multiclass).cpu().numpy(), loss)
+
+
+def _train_one(
+    conf: HyperParameters,
+    train: tuple[torch.Tensor, torch.Tensor],
+    valid: tuple[torch.Tensor, torch.Tensor],
     multiclass: bool,
     validate: Validation,
     maximize: bool,
     generator: torch.Generator,
-) -> list[_Member]:
-    """Train grid points of one shape together; returns them with their best states."""
-    conf = confs[0]
-    stack = MLPStack(len(confs), x.shape[1], y.shape[1], conf, x.device)
-    stack.initialize([c.initialization for c in confs], generator)
-    members = [
-        _Member(c, i, stop_best=-math.inf if maximize else math.inf) for i, c in enumerate(confs)
-    ]
-    finished: list[_Member] = []
-    parameters = stack.parameters()
-    for tensor in parameters:
+) -> TrainedModel:
+    start = time.perf_counter()
+    x, y = train
+    model = MLP(x.shape[1], y.shape[1], conf, x.device)
+    model.initialize(conf.initialization, generator)
+    for tensor in model.parameters():
         tensor.requires_grad_(True)
-    optimizer = _Adam(parameters, [c.lr for c in confs], x.device)
-    for epoch in range(max(c.max_epochs for c in confs)):
-        for start in range(0, len(x), conf.batch_size):
-            rows = slice(start, start + conf.batch_size)
-            if conf.hidden_layers and len(x[rows]) < 2:
+    optimizer = _optimizer(model)
+    selection = _Selection(conf, maximize)
+    for epoch in range(conf.max_epochs):
+        for rows in range(0, len(x), conf.batch_size):
+            batch = slice(rows, rows + conf.batch_size)
+            if conf.hidden_layers and len(x[batch]) < 2:
                 continue  # BatchNorm needs two rows to train (torch refuses a batch of one)
+            optimizer.zero_grad(set_to_none=True)
             loss = loss_per_member(
-                stack.logits(x[rows], True, generator), y[rows], multiclass
-            ).sum()
-            optimizer.step(list(torch.autograd.grad(loss, parameters)))
-        due = [
-            p for p, m in enumerate(members) if (epoch + 1) % m.conf.check_val_every_n_epoch == 0
-        ]
-        stopping = set()
-        if due:
-            stopping.update(
-                _validate_members(
-                    stack, members, due, epoch, valid_x, valid_y, multiclass, validate, maximize
-                )
-            )
-        stopping.update(p for p, m in enumerate(members) if epoch + 1 >= m.conf.max_epochs)
-        if stopping:
-            finished += [members[p] for p in sorted(stopping)]
-            alive = [p for p in range(len(members)) if p not in stopping]
-            if not alive:
+                model.logits(x[batch], True, generator)[None], y[batch], multiclass
+            )[0]
+            loss.backward()
+            optimizer.step()
+        if (epoch + 1) % conf.check_val_every_n_epoch == 0:
+            value, postprocessing = _validate(model, *valid, multiclass, validate)
+            if selection.update(value, epoch, postprocessing, model):
                 break
-            members = [members[p] for p in alive]
-            for tensor in parameters:
-                tensor.requires_grad_(False)
-            stack.keep(alive)
-            optimizer.keep(alive)
-            parameters = stack.parameters()
-            for tensor in parameters:
-                tensor.requires_grad_(True)
-            optimizer.parameters = parameters
-    return finished
+    if selection.best_state is None:
+        raise ValueError(
+            f"grid point {conf} was never validated: max_epochs {conf.max_epochs} < "
+            f"check_val_every_n_epoch {conf.check_val_every_n_epoch}"
+        )
+    model.load_state(selection.best_state)
+    for tensor in model.parameters():
+        tensor.requires_grad_(False)
+    seconds = time.perf_counter() - start
+    return TrainedModel(
+        conf, selection.best, selection.best_epoch, selection.postprocessing, seconds, model
+    )
 
 
 def train_grid(
@@ -358,24 +284,6 @@ def train_grid(
         generator = seed
     else:
         generator = torch.Generator(device=train[0].device).manual_seed(seed)
-    by_shape: dict[tuple, list[int]] = {}
-    for index, conf in enumerate(confs):
-        by_shape.setdefault(conf.structure(), []).append(index)
-    results: dict[int, TrainedModel] = {}
-    for indices in by_shape.values():
-        start = time.perf_counter()
-        group = [confs[i] for i in indices]
-        members = _train_stack(group, *train, *valid, multiclass, validate, maximize, generator)
-        seconds = time.perf_counter() - start
-        for member in members:
-            if member.best_state is None:
-                raise ValueError(
-                    f"grid point {member.conf} was never validated: max_epochs "
-                    f"{member.conf.max_epochs} < check_val_every_n_epoch {member.conf.check_val_every_n_epoch}"
-                )
-            stack = MLPStack(1, train[0].shape[1], train[1].shape[1], member.conf, train[0].device)
-            stack.load_member_state(member.best_state)
-            results[indices[member.index]] = TrainedModel(
-                member.conf, member.best, member.best_epoch, member.postprocessing, seconds, stack
-            )
-    return [results[i] for i in range(len(confs))]
+    return [
+        _train_one(conf, train, valid, multiclass, validate, maximize, generator) for conf in confs
+    ]
