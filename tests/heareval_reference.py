@@ -23,16 +23,14 @@ import hear_tasks
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 1800  # seconds for one runner call
 
-PREDICTIONS_SHIM = (
-    hear_tasks.LIGHTNING_EPOCH_SHIM.replace(
-        "from heareval.predictions.runner import runner\n",
-        "import os\n"
-        "import pytorch_lightning as pl\n"
-        "import heareval.predictions.task_predictions as task_predictions\n"
-        "seed = int(os.environ.get('HEAREVAL_SEED', '42'))\n"
-        "task_predictions.seed_everything = lambda _seed, workers=False: pl.seed_everything(seed, workers)\n"
-        "from heareval.predictions.runner import runner\n",
-    )
+PREDICTIONS_SHIM = hear_tasks.LIGHTNING_EPOCH_SHIM.replace(
+    "from heareval.predictions.runner import runner\n",
+    "import os\n"
+    "import pytorch_lightning as pl\n"
+    "import heareval.predictions.task_predictions as task_predictions\n"
+    "seed = int(os.environ.get('HEAREVAL_SEED', '42'))\n"
+    "task_predictions.seed_everything = lambda _seed, workers=False: pl.seed_everything(seed, workers)\n"
+    "from heareval.predictions.runner import runner\n",
 )
 TOOK = re.compile(r"DONE took ([0-9.]+) seconds")
 
@@ -40,7 +38,9 @@ TOOK = re.compile(r"DONE took ([0-9.]+) seconds")
 def missing() -> str:
     """Why heareval cannot run here ('' when it can)."""
     if importlib.util.find_spec("heareval") is None:
-        return "heareval is not installed; install the HEAR tools with scripts/install_hear_tools.sh"
+        return (
+            "heareval is not installed; install the HEAR tools with scripts/install_hear_tools.sh"
+        )
     return ""
 
 
@@ -110,18 +110,24 @@ def predict(
     seed: int = 42,
     grid: str = "default",
     points: int = 8,
+    gpu: bool = False,
 ) -> Prediction:
     """heareval's predictions runner on a fresh copy of ``task_dir`` (its outputs would make
-    later runs skip the task)."""
+    later runs skip the task); ``gpu``: on the first CUDA device (``--gpus [0]``)."""
     copy = work / f"{task_dir.parent.name}@{task_dir.name}@{seed}@{grid}@{points}"
     if copy.exists():
         shutil.rmtree(copy)
-    shutil.copytree(task_dir, copy, ignore=shutil.ignore_patterns("*.predictions.*", "*predicted*", "hear-mn.scores.json"))
-    result = _run(
-        [sys.executable, "-c", PREDICTIONS_SHIM, str(copy), "--grid", grid, "--grid-points", str(points)],
-        work,
-        {**env, "HEAREVAL_SEED": str(seed)},
+    shutil.copytree(
+        task_dir,
+        copy,
+        ignore=shutil.ignore_patterns("*.predictions.*", "*predicted*", "hear-mn.scores.json"),
     )
+    args = [sys.executable, "-c", PREDICTIONS_SHIM, str(copy), "--grid", grid]
+    args += ["--grid-points", str(points)] + (["--gpus", "[0]"] if gpu else [])
+    env = {**env, "HEAREVAL_SEED": str(seed)}
+    if gpu:
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+    result = _run(args, work, env)
     took = TOOK.findall(result.stdout + result.stderr)
     scores = json.loads((copy / "test.predicted-scores.json").read_text())
     return Prediction(scores, float(took[-1]) if took else float("nan"))

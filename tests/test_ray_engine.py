@@ -372,3 +372,54 @@ def test_embed_dataset_local_ray(corpus, weights, tmp_path, ray_temp) -> None:
         ours = np.load(out / (str(source).replace("/", "_") + ".npy"))
         with np.load(npz) as reference:
             assert np.array_equal(ours, reference["embedding"]), npz.name
+
+
+EVALUATE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import ray, torch
+    import hear_mn
+    from hear_mn.engines.ray_data import RayOptions
+
+    tasks, temp, out = sys.argv[1:4]
+    torch.set_num_threads(1)
+    ray.init(_temp_dir=temp, include_dashboard=False, num_cpus=2)
+    options = RayOptions(actors=1, threads_per_actor=1, quiet=True)
+    results = hear_mn.evaluate(
+        tasks, "kwmlp", out=out, ray_options=options, grid="faster", grid_points=1, progress=False
+    )
+    print(json.dumps({task: report["test"] for task, report in results.items()}))
+    """
+)
+
+
+@needs_ray
+def test_evaluate_embeds_on_ray(tmp_path, ray_temp) -> None:
+    """``hear_mn.evaluate`` with the Ray engine writes the local engine's embeddings, bit for
+    bit (same batches, one thread), and so gives the same scores."""
+    import hear_tasks
+
+    tasks = tmp_path / "tasks"
+    hear_tasks.make_scene_task(tasks, (16000,))
+    hear_tasks.make_event_task(tasks, (16000,))
+    env = {**os.environ, "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
+    out = tmp_path / "ray"
+    run = _in_namespace(
+        [sys.executable, "-c", EVALUATE_SCRIPT, str(tasks), str(ray_temp), str(out)], env=env
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    on_ray = json.loads(run.stdout.strip().splitlines()[-1])
+    torch.set_num_threads(1)
+    import hear_mn
+
+    local = hear_mn.evaluate(
+        tasks, "kwmlp", out=tmp_path / "local", grid="faster", grid_points=1, progress=False
+    )
+    assert on_ray == {task: report["test"] for task, report in local.items()}
+    ours = sorted(p.relative_to(out) for p in out.rglob("*.embedding.npy"))
+    assert len(ours) == 36
+    assert ours == sorted(
+        p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.embedding.npy")
+    )
+    for name in ours:
+        assert np.array_equal(np.load(out / name), np.load(tmp_path / "local" / name)), name

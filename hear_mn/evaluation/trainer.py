@@ -128,8 +128,8 @@ class MLP:
             if not conf.norm_after_activation:
                 h = self._norm(h, layer, train)
             if train and conf.dropout > 0:
-                keep = torch.rand(h.shape, device=h.device, generator=generator) >= conf.dropout
-                h = h * keep / (1.0 - conf.dropout)
+                keep = torch.empty_like(h).bernoulli_(1.0 - conf.dropout, generator=generator)
+                h = h * keep.div_(1.0 - conf.dropout)
             h = torch.relu(h)
             if conf.norm_after_activation:
                 h = self._norm(h, layer, train)
