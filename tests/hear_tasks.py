@@ -29,6 +29,9 @@ SAMPLE_RATES = (16000, 32000, 48000)
 SCENE_TASK = "hearmn_tones"
 EVENT_TASK = "hearmn_beeps"
 KFOLD_TASK = "hearmn_chords"
+NOTES_TASK = "hearmn_notes"
+NOTES_LABELS = tuple(f"n{i:02d}" for i in range(12))
+NOTES_DURATION = 4.0  # seconds
 
 SCENE_LABELS = ("low", "high", "noise")
 EVENT_LABELS = ("beep", "buzz")
@@ -120,6 +123,37 @@ def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     sf.write(str(path), np.clip(audio, -1.0, 1.0).astype(np.float32), sample_rate, "PCM_16")
 
 
+@dataclass(frozen=True)
+class EventClip:
+    """One clip of an event task: its events' sounds over faint noise, written at each rate."""
+
+    task: SynthTask
+    split: str
+    filename: str
+    seed: int
+    duration: float
+    noise: float
+
+    def write(self, events: list[dict], sample_rates: tuple[int, ...], sound) -> None:
+        """``sound(label, samples, sample_rate)`` is each event's signal."""
+        for sample_rate in sample_rates:
+            rng = np.random.default_rng([self.seed, sample_rate])
+            audio = self.noise * rng.standard_normal(round(self.duration * sample_rate))
+            for event in events:
+                a, b = (round(event[key] / 1000 * sample_rate) for key in ("start", "end"))
+                audio[a:b] += sound(event["label"], b - a, sample_rate)
+            _write_wav(
+                self.task.audio_path(sample_rate, self.split, self.filename), audio, sample_rate
+            )
+
+
+def _note(label: str, samples: int, sample_rate: int) -> np.ndarray:
+    """A faded sine at the label's pitch (12 semitones from 220 Hz)."""
+    pitch = 220.0 * 2 ** (NOTES_LABELS.index(label) / 12)
+    t = np.arange(samples) / sample_rate
+    return 0.2 * np.sin(2 * np.pi * pitch * t) * _fade(samples, sample_rate)
+
+
 def _write_common(task_dir: Path, metadata: dict, labels: tuple[str, ...]) -> None:
     task_dir.mkdir(parents=True, exist_ok=True)
     (task_dir / "task_metadata.json").write_text(json.dumps(metadata, indent=2))
@@ -129,9 +163,28 @@ def _write_common(task_dir: Path, metadata: dict, labels: tuple[str, ...]) -> No
         writer.writerows(enumerate(labels))
 
 
-def _evaluation_params(grid: dict | None) -> dict:
-    """The task's evaluation_params: its own grid, or none (heareval's grid applies)."""
-    return {"task_specific_param_grid": grid} if grid is not None else {}
+def _metadata(
+    name: str,
+    embedding_type: str,
+    split_mode: str,
+    duration: float,
+    evaluation: list[str],
+    splits: list[str],
+    grid: dict | None,
+    prediction_type: str = "multiclass",
+) -> dict:
+    """A task_metadata.json; ``grid``: the task's own grid (None: heareval's grid applies)."""
+    return {
+        "task_name": name,
+        "version": "hear-mn-test-1",
+        "embedding_type": embedding_type,
+        "prediction_type": prediction_type,
+        "split_mode": split_mode,
+        "sample_duration": duration,
+        "evaluation": evaluation,
+        "splits": splits,
+        "evaluation_params": {"task_specific_param_grid": grid} if grid is not None else {},
+    }
 
 
 def make_scene_task(
@@ -143,17 +196,9 @@ def make_scene_task(
 ) -> SynthTask:
     """A multiclass scene task (top1_acc): low tone, high tone or noise, 1 s clips;
     ``splits``: clips per label in each split; ``grid``: the task's own grid (None: heareval's)."""
-    metadata = {
-        "task_name": name,
-        "version": "hear-mn-test-1",
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "trainvaltest",
-        "sample_duration": SCENE_DURATION,
-        "evaluation": ["top1_acc"],
-        "splits": list(splits),
-        "evaluation_params": _evaluation_params(grid),
-    }
+    metadata = _metadata(
+        name, "scene", "trainvaltest", SCENE_DURATION, ["top1_acc"], list(splits), grid
+    )
     task = SynthTask(root / name, metadata)
     _write_common(task.path, metadata, SCENE_LABELS)
     for split_index, (split, per_label) in enumerate(splits.items()):
@@ -184,17 +229,16 @@ def make_event_task(
     Each clip holds one or two non-overlapping events of 250-600 ms; onsets and offsets are
     whole milliseconds.
     """
-    metadata = {
-        "task_name": name,
-        "version": "hear-mn-test-1",
-        "embedding_type": "event",
-        "prediction_type": "multilabel",
-        "split_mode": "trainvaltest",
-        "sample_duration": EVENT_DURATION,
-        "evaluation": ["event_onset_200ms_fms", "segment_1s_er"],
-        "splits": list(splits),
-        "evaluation_params": _evaluation_params(grid),
-    }
+    metadata = _metadata(
+        name,
+        "event",
+        "trainvaltest",
+        EVENT_DURATION,
+        ["event_onset_200ms_fms", "segment_1s_er"],
+        list(splits),
+        grid,
+        prediction_type="multilabel",
+    )
     task = SynthTask(root / name, metadata)
     _write_common(task.path, metadata, EVENT_LABELS)
     rng_layout = np.random.default_rng(7)
@@ -214,15 +258,10 @@ def make_event_task(
                 end2 = min(start2 + int(rng_layout.integers(250, 500)), 1900)
                 events.append({"label": second, "start": float(start2), "end": float(end2)})
             split_labels[filename] = events
-            for sample_rate in sample_rates:
-                rng = np.random.default_rng([2000 + 100 * split_index + k, sample_rate])
-                t = _time(EVENT_DURATION, sample_rate)
-                audio = 0.02 * rng.standard_normal(t.size)
-                for event in events:
-                    a = round(event["start"] / 1000 * sample_rate)
-                    b = round(event["end"] / 1000 * sample_rate)
-                    audio[a:b] += _burst(event["label"], (b - a) / sample_rate, sample_rate)
-                _write_wav(task.audio_path(sample_rate, split, filename), audio, sample_rate)
+            clip = EventClip(
+                task, split, filename, 2000 + 100 * split_index + k, EVENT_DURATION, 0.02
+            )
+            clip.write(events, sample_rates, lambda label, n, rate: _burst(label, n / rate, rate))
         task.labels[split] = split_labels
         (task.path / f"{split}.json").write_text(json.dumps(split_labels, indent=2))
     return task
@@ -249,17 +288,15 @@ def make_kfold_task(
 ) -> SynthTask:
     """A multiclass scene task in three folds (new_split_kfold; top1_acc, then mAP): four
     close pitches in noise, 1 s clips."""
-    metadata = {
-        "task_name": name,
-        "version": "hear-mn-test-1",
-        "embedding_type": "scene",
-        "prediction_type": "multiclass",
-        "split_mode": "new_split_kfold",
-        "sample_duration": SCENE_DURATION,
-        "evaluation": ["top1_acc", "mAP"],
-        "splits": list(KFOLD_FOLDS),
-        "evaluation_params": _evaluation_params(grid),
-    }
+    metadata = _metadata(
+        name,
+        "scene",
+        "new_split_kfold",
+        SCENE_DURATION,
+        ["top1_acc", "mAP"],
+        list(KFOLD_FOLDS),
+        grid,
+    )
     task = SynthTask(root / name, metadata)
     _write_common(task.path, metadata, KFOLD_LABELS)
     for fold_index, fold in enumerate(KFOLD_FOLDS):
@@ -279,11 +316,6 @@ def make_kfold_task(
     return task
 
 
-NOTES_LABELS = tuple(f"n{i:02d}" for i in range(12))
-NOTES_TASK = "hearmn_notes"
-NOTES_DURATION = 4.0  # seconds
-
-
 def make_notes_task(
     root: Path,
     sample_rates: tuple[int, ...] = SAMPLE_RATES,
@@ -294,17 +326,16 @@ def make_notes_task(
     """A dense multilabel event task (event_onset_50ms_fms, then segment_1s_er): 4 s clips
     of about 20 notes each (12 pitches, 100-400 ms, overlapping) in faint noise."""
     splits = splits or {"train": 12, "valid": 6, "test": 6}
-    metadata = {
-        "task_name": name,
-        "version": "hear-mn-test-1",
-        "embedding_type": "event",
-        "prediction_type": "multilabel",
-        "split_mode": "trainvaltest",
-        "sample_duration": NOTES_DURATION,
-        "evaluation": ["event_onset_50ms_fms", "segment_1s_er"],
-        "splits": list(splits),
-        "evaluation_params": _evaluation_params(grid),
-    }
+    metadata = _metadata(
+        name,
+        "event",
+        "trainvaltest",
+        NOTES_DURATION,
+        ["event_onset_50ms_fms", "segment_1s_er"],
+        list(splits),
+        grid,
+        prediction_type="multilabel",
+    )
     task = SynthTask(root / name, metadata)
     _write_common(task.path, metadata, NOTES_LABELS)
     layout = np.random.default_rng(11)
@@ -322,15 +353,10 @@ def make_notes_task(
                 for a in starts
             ]
             split_labels[filename] = events
-            for sample_rate in sample_rates:
-                rng = np.random.default_rng([4000 + 100 * split_index + k, sample_rate])
-                audio = 0.01 * rng.standard_normal(round(NOTES_DURATION * sample_rate))
-                for event in events:
-                    a, b = (round(event[key] / 1000 * sample_rate) for key in ("start", "end"))
-                    pitch = 220.0 * 2 ** (NOTES_LABELS.index(event["label"]) / 12)
-                    t = np.arange(b - a) / sample_rate
-                    audio[a:b] += 0.2 * np.sin(2 * np.pi * pitch * t) * _fade(b - a, sample_rate)
-                _write_wav(task.audio_path(sample_rate, split, filename), audio, sample_rate)
+            clip = EventClip(
+                task, split, filename, 4000 + 100 * split_index + k, NOTES_DURATION, 0.01
+            )
+            clip.write(events, sample_rates, _note)
         task.labels[split] = split_labels
         (task.path / f"{split}.json").write_text(json.dumps(split_labels, indent=2))
     return task

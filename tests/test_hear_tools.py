@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hear_tasks
+import heareval_reference
 import numpy as np
 import pytest
 import torch
@@ -69,23 +70,7 @@ def _weights(path: Path) -> Path:
 
 def _tool_env(tmp: Path, *python_path: Path) -> dict[str, str]:
     """Environment for a tool run: CPU only, offline, our checkout and ``python_path`` importable."""
-    env = dict(os.environ)
-    # heareval's predictions runner reloads its own Lightning checkpoints with torch.load,
-    # whose default is weights_only=True since torch 2.6; they hold more than tensors.
-    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    # Deterministic CPU runs everywhere. (With tensorflow-cpu, heareval's embeddings runner
-    # refuses to start where torch sees a GPU that TensorFlow does not.)
-    env["CUDA_VISIBLE_DEVICES"] = ""
-    env["HEAR_MN_OFFLINE"] = "1"
-    env["HEAR_MN_QUIET"] = "1"
-    env["HEAR_MN_HOME"] = str(tmp / "hear_mn_home")
-    env.pop("HEAR_MN_WEIGHTS_DIR", None)
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    paths = [str(p) for p in (ROOT, *python_path)]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return env
+    return heareval_reference.tool_env(tmp, *python_path)
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
