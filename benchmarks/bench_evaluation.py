@@ -149,10 +149,10 @@ def main() -> None:
         heareval_times, our_times = [], []
         for _ in range(args.rounds):
             reference = heareval_reference.predict(
-                task_dir, work / "predictions", env, seed=args.seed
+                task_dir, work / "predictions", env, seed=args.seed, gpu=args.device != "cpu"
             )
             heareval_times.append(reference.seconds)
-            seconds, score = ours(task_dir, args.seed)
+            seconds, score = ours(task_dir, args.seed, args.device)
             our_times.append(seconds)
         row = {
             "task": name,
