@@ -30,6 +30,7 @@ _EXPORTS = {
     "embed_files": "hear_mn.batch",
     "embed_dataset": "hear_mn.engines.ray_data",
     "evaluate": "hear_mn.evaluation.api",
+    "export_onnx": "hear_mn.export",
     "score_embeddings": "hear_mn.evaluation.api",
 }
 __all__ = sorted(_EXPORTS)

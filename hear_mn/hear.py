@@ -25,8 +25,10 @@ def module_source(name: str) -> str:
     """The source of ``hear_mn/<name>.py``, the HEAR module of named configuration ``name``."""
     return (
         f'"""HEAR module {name}: {get_config(name).describe()}. {GENERATED_MARK}"""\n\n'
-        "from hear_mn.hear import get_scene_embeddings, get_timestamp_embeddings, make_load_model\n"
-        f'\nload_model = make_load_model("{name}")\n{_API}'
+        "from hear_mn.hear import make_embedding_functions, make_load_model\n"
+        f'\nload_model = make_load_model("{name}")\n'
+        f'get_scene_embeddings, get_timestamp_embeddings = make_embedding_functions("{name}")\n'
+        f"{_API}"
     )
 
 
@@ -55,6 +57,56 @@ def get_timestamp_embeddings(
 def get_scene_embeddings(audio: torch.Tensor, model: EmbeddingModel) -> torch.Tensor:
     """HEAR API: one embedding per clip, (n_sounds, model.scene_embedding_size) float32."""
     return as_embedding_model(model).get_scene_embeddings(audio)
+
+
+def _same_configuration(model: EmbeddingModel, config_name: str) -> bool:
+    """Whether ``model`` was made as configuration ``config_name`` (any options), or as a
+    configuration of the same checkpoint and sample rate."""
+    if model.name == config_name:
+        return True
+    try:
+        theirs = get_config(str(model.name))
+    except (ValueError, TypeError):
+        return False
+    ours = get_config(config_name)
+    return (theirs.checkpoint.name, theirs.sample_rate) == (ours.checkpoint.name, ours.sample_rate)
+
+
+def _module_model(model: object, config_name: str, function: str) -> EmbeddingModel:
+    model = as_embedding_model(model)
+    if not _same_configuration(model, config_name):
+        raise ValueError(
+            f"hear_mn.{config_name}.{function} got a model of configuration {model.name!r} "
+            f"({model.sample_rate} Hz), not one of hear_mn.{config_name} "
+            f"({get_config(config_name).sample_rate} Hz): load the model with "
+            f"hear_mn.{config_name}.load_model(), or call the functions of the module that "
+            f"loaded it (hear_mn.{model.name}, or hear_mn.{function}, which takes any model)"
+        )
+    return model
+
+
+def make_embedding_functions(config_name: str) -> tuple[Callable, Callable]:
+    """The HEAR ``get_scene_embeddings`` and ``get_timestamp_embeddings`` of module
+    ``hear_mn.<config_name>``: :func:`get_scene_embeddings` and
+    :func:`get_timestamp_embeddings`, refusing a model of another configuration (which would
+    take the audio at another sample rate, or give another model's embeddings)."""
+
+    def scene(audio: torch.Tensor, model: EmbeddingModel) -> torch.Tensor:
+        return get_scene_embeddings(
+            audio, _module_model(model, config_name, "get_scene_embeddings")
+        )
+
+    def timestamp(audio: torch.Tensor, model: EmbeddingModel) -> tuple[torch.Tensor, torch.Tensor]:
+        checked = _module_model(model, config_name, "get_timestamp_embeddings")
+        return get_timestamp_embeddings(audio, checked)
+
+    scene.__name__, timestamp.__name__ = "get_scene_embeddings", "get_timestamp_embeddings"
+    scene.__doc__ = f"HEAR API: one embedding per clip of a {config_name} model (see hear_mn.hear)."
+    timestamp.__doc__ = (
+        f"HEAR API: embeddings and their centre times (ms) of a {config_name} model "
+        "(see hear_mn.hear)."
+    )
+    return scene, timestamp
 
 
 def _one_of(

@@ -11,7 +11,7 @@ optional fp16 autocast on CUDA) is done here once. The HEAR module functions are
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import torch
@@ -85,7 +85,7 @@ class EmbeddingModel(torch.nn.Module):
         if (window_size, hop, pad) != (None, None, None):
             windows = self.timestamp_windows(window_size, hop, pad)
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.precision():
+        with torch.inference_mode(), self.evaluating(), self.precision():
             if windows is None:
                 embeddings, timestamps = self._timestamp_embeddings(batch)
             else:
@@ -99,10 +99,28 @@ class EmbeddingModel(torch.nn.Module):
         ``sample_rate``: the rate of ``audio`` when it is not the model's (resampled first).
         """
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.precision():
+        with torch.inference_mode(), self.evaluating(), self.precision():
             embeddings = self._scene_embeddings(batch)
         require_finite(embeddings, "scene embeddings", peak_of(batch))
         return embeddings.float()
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode for the duration (BatchNorm's running statistics, no dropout), whatever
+        mode the model is in: embeddings never depend on ``train()`` and never change a
+        buffer. Each module's mode is restored afterwards, through ``train()`` so that a
+        family drops what it made in eval mode (e.g. a copy with BatchNorm folded)."""
+        modes = {module: module.training for module in self.modules()}
+        if not any(modes.values()):
+            yield
+            return
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train()
+            for module, mode in modes.items():
+                module.training = mode
 
     def _audio_batch(self, audio: object, sample_rate: int | None) -> torch.Tensor:
         """The checked batch on the model's device, at the model's rate."""

@@ -108,6 +108,13 @@ def create_model(
     ``timestamp_hop`` in ms, ``checkpoint``, e.g. "mn10_as_hop_5", and ``head``) change the
     configuration; the others (``autocast``, ``window_batch_size``) go to the model class.
     """
+    for flag, value in (
+        ("pretrained", pretrained),
+        ("download", download),
+        ("autocast", options.get("autocast", False)),
+    ):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
     config = get_config(name, **{k: options.pop(k) for k in CONFIG_OPTIONS if k in options})
     model = config.build(**options)
     path = Path(weights) if weights is not None and str(weights) != "" else None
