@@ -496,4 +496,3 @@ class AudioMLPStream(EmbeddingStream):
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
         return (indices + 1) * float(HOP_MS)
-

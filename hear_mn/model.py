@@ -110,10 +110,10 @@ class EmbeddingModel(torch.nn.Module):
         mode the model is in: embeddings never depend on ``train()`` and never change a
         buffer. Each module's mode is restored afterwards, through ``train()`` so that a
         family drops what it made in eval mode (e.g. a copy with BatchNorm folded)."""
-        modes = {module: module.training for module in self.modules()}
-        if not any(modes.values()):
+        if not any(module.training for module in self.modules()):
             yield
             return
+        modes = {module: module.training for module in self.modules()}
         self.eval()
         try:
             yield

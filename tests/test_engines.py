@@ -25,7 +25,9 @@ import hear_mn
 import hear_mn.kwmlp
 import hear_mn.mn04_e1_l as hear_module
 
-pytest.importorskip("onnxruntime", reason="backend tests need onnxruntime (pip install -e '.[test]')")
+pytest.importorskip(
+    "onnxruntime", reason="backend tests need onnxruntime (pip install -e '.[test]')"
+)
 from hear_mn.engines.ort import OnnxRuntime, set_backend  # noqa: E402
 
 REFERENCE_CASES = ("mn04_e1_l", "mn04_e1_l_se_block", "mn04_clf_all_se_mels")
@@ -65,9 +67,12 @@ def test_seed_system_fixtures_through_onnxruntime(name: str) -> None:
 def test_same_embeddings_as_torch(name: str, features: str) -> None:
     torch_model, ort_model = _pair(name, features=features)
     clips = _audio(3, 40000, seed=1)
-    assert relative_error(
-        ort_model.get_scene_embeddings(clips), torch_model.get_scene_embeddings(clips)
-    ) <= 1e-5
+    assert (
+        relative_error(
+            ort_model.get_scene_embeddings(clips), torch_model.get_scene_embeddings(clips)
+        )
+        <= 1e-5
+    )
     ours, ours_times = ort_model.get_timestamp_embeddings(clips)
     theirs, times = torch_model.get_timestamp_embeddings(clips)
     assert relative_error(ours, theirs) <= 1e-5

@@ -65,7 +65,9 @@ class Workdir:
         module, weights = MODELS[model]
         return self._once(
             ("emb", model),
-            lambda: reference.embed(module, self.tasks, self.path / "heareval", self.env, require_shared(weights)),
+            lambda: reference.embed(
+                module, self.tasks, self.path / "heareval", self.env, require_shared(weights)
+            ),
         )
 
     def our_results(self, model: str) -> dict:
@@ -73,7 +75,11 @@ class Workdir:
         return self._once(
             ("ours", model),
             lambda: hear_mn.evaluate(
-                self.tasks, module, weights=require_shared(weights), out=self.path / "ours", progress=False
+                self.tasks,
+                module,
+                weights=require_shared(weights),
+                out=self.path / "ours",
+                progress=False,
             ),
         )
 
@@ -84,7 +90,9 @@ class Workdir:
     def heareval_prediction(self, folder: Path, task: str, seed: int) -> reference.Prediction:
         return self._once(
             ("predict", str(folder), task, seed),
-            lambda: reference.predict(folder / task, self.path / "predictions", self.env, seed=seed),
+            lambda: reference.predict(
+                folder / task, self.path / "predictions", self.env, seed=seed
+            ),
         )
 
     def our_score(self, model: str, task: str, seed: int) -> float:
@@ -130,7 +138,10 @@ def test_fold_rotation_is_heareval_rotation(folds: int) -> None:
 
     names = [f"fold{i:02d}" for i in range(folds)]
     random.Random(folds).shuffle(names)
-    for metadata in ({"split_mode": "new_split_kfold", "splits": names}, {"split_mode": "trainvaltest"}):
+    for metadata in (
+        {"split_mode": "new_split_kfold", "splits": names},
+        {"split_mode": "trainvaltest"},
+    ):
         assert data_splits(metadata) == get_splits_from_metadata(metadata)
 
 
@@ -146,7 +157,9 @@ def _split_level(folder: Path, split: str) -> tuple:
     rows = np.fromfile(folder / f"{split}.embeddings.npy", dtype=np.float32).reshape(dims)
     labels = safe_pickle_load(folder / f"{split}.target-labels.pkl")
     stamps = folder / f"{split}.filename-timestamps.json"
-    files = [(Path(f).name, t) for f, t in json.loads(stamps.read_text())] if stamps.exists() else None
+    files = (
+        [(Path(f).name, t) for f, t in json.loads(stamps.read_text())] if stamps.exists() else None
+    )
     return rows, labels, files
 
 
@@ -159,11 +172,17 @@ def test_embedding_files_match_heareval_runner(model: str, work: Workdir) -> Non
         for split in metadata["splits"]:
             names = sorted(json.loads((theirs / task / f"{split}.json").read_text()))
             for name in names:
-                (e1, l1, t1), (e2, l2, t2) = _per_file(theirs / task, split, name), _per_file(ours / task, split, name)
+                (e1, l1, t1), (e2, l2, t2) = (
+                    _per_file(theirs / task, split, name),
+                    _per_file(ours / task, split, name),
+                )
                 assert e1.shape == e2.shape and e2.dtype == np.float32
                 assert relative_error(e2, e1) <= 1e-5, (task, split, name)
                 assert (l1, t1) == (l2, t2), (task, split, name)
-            (r1, l1, f1), (r2, l2, f2) = _split_level(theirs / task, split), _split_level(ours / task, split)
+            (r1, l1, f1), (r2, l2, f2) = (
+                _split_level(theirs / task, split),
+                _split_level(ours / task, split),
+            )
             assert r1.shape == r2.shape and relative_error(r2, r1) <= 1e-5
             assert (l1, f1) == (l2, f2), (task, split)
 
@@ -207,13 +226,17 @@ def exact_tasks(work: Workdir) -> dict[str, Path]:
         hear_tasks.make_scene_task(root / "tasks", (16000,), grid=grid)
         hear_tasks.make_event_task(root / "tasks", (16000,), grid=grid)
         hear_tasks.make_kfold_task(root / "tasks", (16000,), grid=grid)
-        folders[key] = reference.embed("hear_mn.kwmlp", root / "tasks", root / "embeddings", work.env)
+        folders[key] = reference.embed(
+            "hear_mn.kwmlp", root / "tasks", root / "embeddings", work.env
+        )
     return folders
 
 
 @pytest.mark.parametrize("grid", sorted(EXACT_GRIDS))
 @pytest.mark.parametrize("task", TASKS)
-def test_exact_parity_without_dropout(grid: str, task: str, exact_tasks: dict, work: Workdir) -> None:
+def test_exact_parity_without_dropout(
+    grid: str, task: str, exact_tasks: dict, work: Workdir
+) -> None:
     """The same model selection and the same test scores as heareval, fold by fold where
     heareval's generator and ours are in step (the first fold)."""
     folder = exact_tasks[grid] / task
@@ -222,7 +245,9 @@ def test_exact_parity_without_dropout(grid: str, task: str, exact_tasks: dict, w
     fold = ours.folds[0]
     expected = theirs.scores["|".join(fold.split["test"])]
     assert fold.model.epoch == expected["epoch"]
-    assert fold.model.validation_score == pytest.approx(expected["validation_score"], abs=SCORE_TOLERANCE)
+    assert fold.model.validation_score == pytest.approx(
+        expected["validation_score"], abs=SCORE_TOLERANCE
+    )
     for name, value in fold.test.items():
         assert value == pytest.approx(expected[f"test_{name}"], abs=SCORE_TOLERANCE), name
     # The losses agree to float32 precision for the linear head. Before BatchNorm, a linear

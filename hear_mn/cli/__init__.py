@@ -38,7 +38,14 @@ from hear_mn.cli.common import (
 
 __all__ = ["build_parser", "default_threads", "main", "weights_location"]
 
-COMMANDS = (listing, embed, tag, validate, evaluate, export)  # in the order `hear-mn --help` lists them
+COMMANDS = (
+    listing,
+    embed,
+    tag,
+    validate,
+    evaluate,
+    export,
+)  # in the order `hear-mn --help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

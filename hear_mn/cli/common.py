@@ -258,7 +258,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     return ray
 
 
-def ray_engine_options(args: argparse.Namespace, more: dict[str, object] | None = None) -> object | None:
+def ray_engine_options(
+    args: argparse.Namespace, more: dict[str, object] | None = None
+) -> object | None:
     """The Ray engine's options (None: --engine local), checked before any work; ``more``:
     the command's other Ray-only flags and their values."""
     ray_only = {

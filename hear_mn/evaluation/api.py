@@ -3,6 +3,7 @@ and :func:`score_embeddings` (train and test embeddings already in heareval's la
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -60,8 +61,6 @@ def _complexity(embedder: Embedder) -> dict[str, int | None]:
 
 
 def _reusable_report(task_dir: Path, protocol: dict, fingerprint: str) -> dict | None:
-    import json
-
     try:
         report = json.loads((task_dir / SCORES_FILE).read_text())
     except (OSError, ValueError):

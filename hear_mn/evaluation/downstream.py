@@ -25,7 +25,7 @@ from hear_mn.evaluation.grid import HyperParameters, grid_points
 from hear_mn.evaluation.layout import SplitEmbeddings, read_split
 from hear_mn.evaluation.scores import ScoreFunction, make_score
 from hear_mn.evaluation.tasks import HearTask, TaskError, data_splits, read_task
-from hear_mn.evaluation.trainer import TrainedModel, activation, loss_per_member, train_grid
+from hear_mn.evaluation.trainer import TrainedModel, activation, logit_loss, train_grid
 
 __all__ = ["FoldResult", "TaskData", "TaskScores", "score_task"]
 
@@ -171,7 +171,7 @@ def _evaluate(
     event tasks, its predicted events."""
     x, y = data.rows(names)
     logits = model.logits(x)
-    loss = float(loss_per_member(logits[None], y, data.multiclass)[0])
+    loss = float(logit_loss(logits, y, data.multiclass))
     probabilities = activation(logits, data.multiclass).cpu().numpy()
     scorer = Scorer(data, names, grid)
     postprocessing = model.postprocessing

@@ -59,9 +59,16 @@ class Embedder:
     folder: str
     sample_rate: int
     description: str
+    _settings: dict = field(default_factory=dict, init=False, repr=False)
 
     def settings(self, event: bool) -> dict[str, object]:
-        """Everything a task's outputs depend on; outputs of other settings are not reused."""
+        """Everything a task's outputs depend on (outputs of other settings are not
+        reused); computed once per kind of task, since it hashes the weights."""
+        if event not in self._settings:
+            self._settings[event] = self._compute_settings(event)
+        return dict(self._settings[event])
+
+    def _compute_settings(self, event: bool) -> dict[str, object]:
         raise NotImplementedError
 
     def embed(self, clips: list[np.ndarray], event: bool) -> list[dict[str, np.ndarray] | str]:
@@ -78,14 +85,11 @@ class LibraryEmbedder(Embedder):
     """A hear-mn model: batched, exact, with the library's failure handling."""
 
     model: EmbeddingModel = field(default=None, repr=False)  # type: ignore[assignment]
-    _settings: dict = field(default_factory=dict, repr=False)
 
-    def settings(self, event: bool) -> dict[str, object]:
-        if event not in self._settings:  # hashing the weights once per model
-            settings = output_settings(self.model, event)
-            settings.pop("hear_mn_version", None)
-            self._settings[event] = {"embedder": "hear_mn", **settings}
-        return dict(self._settings[event])
+    def _compute_settings(self, event: bool) -> dict[str, object]:
+        settings = output_settings(self.model, event)
+        settings.pop("hear_mn_version", None)
+        return {"embedder": "hear_mn", **settings}
 
     def embed(self, clips: list[np.ndarray], event: bool) -> list[dict[str, np.ndarray] | str]:
         return embed_clips(self.model, clips, event)
@@ -107,7 +111,7 @@ class ModuleEmbedder(Embedder):
     options: dict = field(default_factory=dict)
     device: str = "cpu"
 
-    def settings(self, event: bool) -> dict[str, object]:
+    def _compute_settings(self, event: bool) -> dict[str, object]:
         if isinstance(self.model, torch.nn.Module):
             weights = weights_fingerprint(self.model)
         elif self.model_file:

@@ -32,6 +32,7 @@ from hear_mn.evaluation.layout import (
     DONE_MARKER,
     split_order,
     write_file_outputs,
+    write_labels,
     write_split,
     write_task_files,
 )
@@ -190,65 +191,43 @@ def _splits_written(task: HearTask, task_dir: Path) -> bool:
     return True
 
 
-def _decoded(
-    jobs: list[_Job], sample_rate: int, failures: list[str], done: Callable[[_Job, float], None]
-) -> Iterator[tuple[_Job, np.ndarray]]:
-    for job in jobs:
-        try:
-            yield job, load_audio(job.path, sample_rate)
-        except AudioReadError as error:
-            failures.append(str(error))
-            done(job, 0.0)
+# What a computation yields per file: the job, its arrays or why it failed, seconds of audio.
+_Result = tuple[_Job, "dict[str, np.ndarray] | str", float]
 
 
-def _compute_local(
-    task: HearTask,
-    embedder: Embedder,
-    jobs: list[_Job],
-    task_dir: Path,
-    batch_size: int,
-    done: Callable[[_Job, float], None],
-) -> list[str]:
-    event = task.embedding_type == "event"
-    failures: list[str] = []
-    decoded = _decoded(jobs, embedder.sample_rate, failures, done)
-    for group in length_groups(decoded, lambda item: len(item[1]), batch_size):
+def _local_results(
+    embedder: Embedder, jobs: list[_Job], event: bool, batch_size: int
+) -> Iterator[_Result]:
+    """Files decoded by the library's audio I/O and embedded in groups of equal length."""
+
+    def decoded() -> Iterator[tuple[_Job, np.ndarray]]:
+        for job in jobs:
+            try:
+                yield job, load_audio(job.path, embedder.sample_rate)
+            except AudioReadError as error:
+                failed.append((job, str(error), 0.0))
+
+    failed: list[_Result] = []
+    for group in length_groups(decoded(), lambda item: len(item[1]), batch_size):
+        yield from failed
+        failed.clear()
         results = embedder.embed([audio for _, audio in group], event)
         for (job, audio), result in zip(group, results):
-            if isinstance(result, str):
-                failures.append(f"{job.path}: {result}")
-            else:
-                _write_result(task, task_dir, job, result, event)
-            done(job, len(audio) / embedder.sample_rate)
-    return failures
+            reason = f"{job.path}: {result}" if isinstance(result, str) else result
+            yield job, reason, len(audio) / embedder.sample_rate
+    yield from failed
 
 
-def _write_result(task: HearTask, task_dir: Path, job: _Job, result: dict, event: bool) -> None:
-    write_file_outputs(
-        task_dir / job.split,
-        job.name,
-        result["embedding"],
-        task.splits[job.split][job.name],
-        result.get("timestamps") if event else None,
-    )
-
-
-def _compute_ray(
-    task: HearTask,
-    embedder: Embedder,
-    jobs: list[_Job],
-    task_dir: Path,
-    batch_size: int,
-    done: Callable[[_Job, float], None],
-    ray_options: object,
-) -> list[str]:
+def _ray_results(
+    embedder: Embedder, jobs: list[_Job], event: bool, batch_size: int, ray_options: object
+) -> Iterator[_Result]:
+    """Files embedded by a pool of Ray actors (the same batches as locally)."""
     from hear_mn.engines.ray_data import dataset_of_inputs
 
     if not isinstance(embedder, LibraryEmbedder):
         raise ValueError(
             "the ray engine runs hear-mn models only; use the local engine for HEAR modules"
         )
-    event = task.embedding_type == "event"
     by_path = {str(job.path): job for job in jobs}
     rows = dataset_of_inputs(
         [job.path for job in jobs],
@@ -257,18 +236,28 @@ def _compute_ray(
         timestamps=event,
         batch_size=batch_size,
     )
-    failures = []
     for row in rows.iter_rows():
-        job = by_path[row["path"]]
-        if row["error"]:
-            failures.append(row["error"])
+        result = row["error"] or {
+            "embedding": np.asarray(row["embedding"]),
+            "timestamps": np.asarray(row["timestamps"]),
+        }
+        yield by_path[row["path"]], result, float(row["seconds"])
+
+
+def _write_results(
+    task: HearTask, task_dir: Path, results: Iterator[_Result], done: Callable[[_Job, float], None]
+) -> list[str]:
+    """Write each file's outputs as its result arrives; returns why the others failed."""
+    event = task.embedding_type == "event"
+    failures = []
+    for job, result, seconds in results:
+        if isinstance(result, str):
+            failures.append(result)
         else:
-            result = {
-                "embedding": np.asarray(row["embedding"]),
-                "timestamps": np.asarray(row["timestamps"]),
-            }
-            _write_result(task, task_dir, job, result, event)
-        done(job, float(row["seconds"]))
+            labels = task.splits[job.split][job.name]
+            stamps = result.get("timestamps") if event else None
+            write_file_outputs(task_dir / job.split, job.name, result["embedding"], labels, stamps)
+        done(job, seconds)
     return failures
 
 
@@ -276,11 +265,10 @@ def _refresh_labels(task: HearTask, task_dir: Path, jobs: list[_Job], event: boo
     """Rewrite the label files of reused outputs from the task's current labels."""
     for job in jobs:
         split_dir = task_dir / job.split
-        embedding = np.load(split_dir / f"{job.name}.embedding.npy", allow_pickle=False)
         stamps = None
         if event:
-            stamps = np.array(json.loads((split_dir / f"{job.name}.timestamps.json").read_text()))
-        write_file_outputs(split_dir, job.name, embedding, task.splits[job.split][job.name], stamps)
+            stamps = json.loads((split_dir / f"{job.name}.timestamps.json").read_text())
+        write_labels(split_dir, job.name, task.splits[job.split][job.name], stamps)
 
 
 def _task_fingerprint(task: HearTask) -> str:
@@ -367,11 +355,12 @@ def embed_task(
 
     start = time.perf_counter()
     size = batch_size or task_batch_size(task, embedder.sample_rate)
+    if ray_options is None:
+        results = _local_results(embedder, todo, event, size)
+    else:
+        results = _ray_results(embedder, todo, event, size, ray_options)
     try:
-        if ray_options is None:
-            failures = _compute_local(task, embedder, todo, task_dir, size, done)
-        else:
-            failures = _compute_ray(task, embedder, todo, task_dir, size, done, ray_options)
+        failures = _write_results(task, task_dir, results, done)
     finally:
         record["seconds"] = seconds + time.perf_counter() - start
         _write_record(task_dir, record)

@@ -25,7 +25,6 @@ import io
 import json
 import pickle
 import random
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ __all__ = [
     "safe_pickle_load",
     "split_order",
     "write_file_outputs",
+    "write_labels",
     "write_split",
     "write_task_files",
 ]
@@ -95,19 +95,23 @@ def frame_labels(events: list[dict], timestamps: Sequence[float]) -> list[list[s
     ]
 
 
-def write_file_outputs(
-    split_dir: Path, name: str, embedding: np.ndarray, labels: object, timestamps: np.ndarray | None
-) -> None:
-    """One file's ``.embedding.npy``, ``.target-labels.json`` and (events) ``.timestamps.json``.
-    ``labels``: the file's labels (scene) or events (event tasks, turned into per-timestamp labels)."""
-    if timestamps is not None:
-        stamps = np.asarray(timestamps).tolist()
-        _write_json(split_dir / f"{name}.timestamps.json", stamps)
-        _write_json(
-            split_dir / f"{name}.target-labels.json", frame_labels(labels, stamps), indent=4
-        )
-    else:
+def write_labels(split_dir: Path, name: str, labels: object, timestamps: object | None) -> None:
+    """One file's ``.target-labels.json`` (and, for events, ``.timestamps.json``).
+    ``labels``: the file's labels (scene) or events (event tasks, turned into per-timestamp
+    labels); ``timestamps``: the embedding's timestamps in ms (events), else None."""
+    if timestamps is None:
         _write_json(split_dir / f"{name}.target-labels.json", labels)
+        return
+    stamps = np.asarray(timestamps).tolist()
+    _write_json(split_dir / f"{name}.timestamps.json", stamps)
+    _write_json(split_dir / f"{name}.target-labels.json", frame_labels(labels, stamps), indent=4)
+
+
+def write_file_outputs(
+    split_dir: Path, name: str, embedding: np.ndarray, labels: object, timestamps: object | None
+) -> None:
+    """One file's ``.embedding.npy`` and its labels (:func:`write_labels`)."""
+    write_labels(split_dir, name, labels, timestamps)
     _write_npy(split_dir / f"{name}.embedding.npy", embedding)
 
 
@@ -205,8 +209,3 @@ def read_split(task_dir: Path, split: str, event: bool) -> SplitEmbeddings:
     filenames = [str(name) for name, _ in stamps]
     timestamps = np.array([float(t) for _, t in stamps], dtype=np.float64)
     return SplitEmbeddings(split, embeddings, labels, filenames, timestamps)
-
-
-def remove_task_outputs(task_dir: Path) -> None:
-    """Delete a task's embeddings folder (``--overwrite``)."""
-    shutil.rmtree(task_dir, ignore_errors=True)

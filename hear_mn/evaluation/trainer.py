@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from hear_mn.evaluation.grid import HyperParameters
 
-__all__ = ["MLP", "TrainedModel", "Validation", "activation", "loss_per_member", "train_grid"]
+__all__ = ["MLP", "TrainedModel", "Validation", "activation", "logit_loss", "train_grid"]
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -142,15 +142,11 @@ class MLP:
             return torch.cat([self.logits(x[i : i + size]) for i in range(0, len(x), size)])
 
 
-def loss_per_member(logits: torch.Tensor, targets: torch.Tensor, multiclass: bool) -> torch.Tensor:
-    """(members,) mean loss: cross-entropy against the one-hot class, or binary cross-entropy."""
-    members, rows, classes = logits.shape
+def logit_loss(logits: torch.Tensor, targets: torch.Tensor, multiclass: bool) -> torch.Tensor:
+    """heareval's loss: cross-entropy against the one-hot class, or binary cross-entropy."""
     if multiclass:
-        labels = targets.argmax(dim=1).repeat(members)
-        losses = F.cross_entropy(logits.reshape(-1, classes), labels, reduction="none")
-        return losses.view(members, rows).mean(dim=1)
-    expanded = targets.expand(members, rows, classes)
-    return F.binary_cross_entropy_with_logits(logits, expanded, reduction="none").mean(dim=(1, 2))
+        return F.cross_entropy(logits, targets.argmax(dim=1))
+    return F.binary_cross_entropy_with_logits(logits, targets)
 
 
 def activation(logits: torch.Tensor, multiclass: bool) -> torch.Tensor:
@@ -216,7 +212,7 @@ def _validate(
     model: MLP, x: torch.Tensor, y: torch.Tensor, multiclass: bool, validate: Validation
 ) -> tuple[float, object]:
     logits = model.eval_logits(x)
-    loss = float(loss_per_member(logits[None], y, multiclass)[0])
+    loss = float(logit_loss(logits, y, multiclass))
     return validate(activation(logits, multiclass).cpu().numpy(), loss)
 
 
@@ -243,9 +239,7 @@ def _train_one(
             if conf.hidden_layers and len(x[batch]) < 2:
                 continue  # BatchNorm needs two rows to train (torch refuses a batch of one)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_per_member(
-                model.logits(x[batch], True, generator)[None], y[batch], multiclass
-            )[0]
+            loss = logit_loss(model.logits(x[batch], True, generator), y[batch], multiclass)
             loss.backward()
             optimizer.step()
         if (epoch + 1) % conf.check_val_every_n_epoch == 0:
