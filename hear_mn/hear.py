@@ -27,7 +27,8 @@ def module_source(name: str) -> str:
         f'"""HEAR module {name}: {get_config(name).describe()}. {GENERATED_MARK}"""\n\n'
         "from hear_mn.hear import make_embedding_functions, make_load_model\n"
         f'\nload_model = make_load_model("{name}")\n'
-        f'get_scene_embeddings, get_timestamp_embeddings = make_embedding_functions("{name}")\n'
+        f'_functions = make_embedding_functions("{name}")\n'
+        "get_scene_embeddings, get_timestamp_embeddings = _functions\n"
         f"{_API}"
     )
 

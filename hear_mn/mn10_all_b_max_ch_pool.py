@@ -3,5 +3,6 @@
 from hear_mn.hear import make_embedding_functions, make_load_model
 
 load_model = make_load_model("mn10_all_b_max_ch_pool")
-get_scene_embeddings, get_timestamp_embeddings = make_embedding_functions("mn10_all_b_max_ch_pool")
+_functions = make_embedding_functions("mn10_all_b_max_ch_pool")
+get_scene_embeddings, get_timestamp_embeddings = _functions
 __all__ = ["load_model", "get_scene_embeddings", "get_timestamp_embeddings"]
