@@ -12,8 +12,17 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     packages=find_packages(include=["hear_mn", "hear_mn.*"]),
-    # The Audio-MLP checkpoints (CC BY-SA 4.0) with their licence and attribution.
-    package_data={"hear_mn": ["checkpoints/*.pth", "checkpoints/*.txt", "checkpoints/*.md"]},
+    # The Audio-MLP checkpoints (CC BY-SA 4.0) with their licence and attribution, and
+    # AudioSet's class list (CC BY 4.0) with its attribution.
+    package_data={
+        "hear_mn": [
+            "checkpoints/*.pth",
+            "checkpoints/*.txt",
+            "checkpoints/*.md",
+            "audioset/*.csv",
+            "audioset/*.md",
+        ]
+    },
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.1",

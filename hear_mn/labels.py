@@ -1,58 +1,42 @@
-"""AudioSet class names, in the order of the MobileNets' 527 logits.
+"""AudioSet class names, in the order of the classifiers' 527 logits.
 
-They come from AudioSet's published ``class_labels_indices.csv`` (CC BY 4.0), found and
-cached exactly like a weights file (see :mod:`hear_mn.hub`): first in the directories of
-``$HEAR_MN_WEIGHTS_DIR``, then in the cache directory, else downloaded once into the cache
-(unless ``$HEAR_MN_OFFLINE`` is set). A malformed copy in the cache is removed and downloaded
-again; one the user gave is refused and left alone.
+They come from AudioSet's ``class_labels_indices.csv`` (Google, CC BY 4.0; see
+``hear_mn/audioset/ATTRIBUTION.md``), shipped inside the package and checked against its
+pinned SHA-256 on every read: tagging needs no network and no cache, and no copy found
+elsewhere can change which name a logit gets. A list given by the user (say, with translated
+names) must name AudioSet's classes in AudioSet's order; only the display names may differ.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
-from hear_mn.hub import (
-    ENV_HOME,
-    ENV_WEIGHTS_DIR,
-    FileError,
-    FileUnavailableError,
-    RemoteFile,
-    cache_dir,
-    fetch,
-)
+from hear_mn.file_errors import FileError, os_error_text
 
 __all__ = [
     "LABELS_FILE",
-    "LABELS_URL",
+    "LABELS_SHA256",
     "NUM_CLASSES",
+    "SHIPPED_LABELS",
     "AudioSetLabel",
     "LabelsError",
     "load_labels",
     "read_labels",
-    "resolve_labels",
 ]
 
 LABELS_FILE = "class_labels_indices.csv"
-LABELS_URL = (
-    "http://storage.googleapis.com/us_audioset/youtube_corpus/v1/csv/class_labels_indices.csv"
-)
+LABELS_SHA256 = "cdd1049833c4b86127c2773ac0d14a2754b6a6d0d1798002ed5c66e699708429"
 NUM_CLASSES = 527
+SHIPPED_LABELS = Path(__file__).resolve().parent / "audioset" / LABELS_FILE
 
 
 class LabelsError(FileError):
-    """The AudioSet class list is unavailable or malformed."""
-
-
-class _LabelsFile(RemoteFile):
-    """``class_labels_indices.csv`` as a published file, worded for hub's messages."""
-
-    kind: ClassVar[str] = "labels"
-    supply_hint: ClassVar[str] = ", or pass its path (load_labels(path), hear-mn tag --labels)"
+    """The AudioSet class list is damaged, malformed or not in AudioSet's order."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +49,66 @@ class AudioSetLabel:
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[AudioSetLabel]:
-    """Parse a ``class_labels_indices.csv`` file; raises :class:`LabelsError` if malformed."""
+    """Parse a ``class_labels_indices.csv`` file: 527 rows, indices 0..526 in order.
+
+    Checks the form only; :func:`load_labels` also checks the classes against AudioSet's.
+    Raises :class:`LabelsError` if the file is unreadable or malformed.
+    """
     path = Path(path)
+    return _parse(_read_text(_read_bytes(path), path), path)
+
+
+def load_labels(path: str | os.PathLike[str] | None = None) -> list[AudioSetLabel]:
+    """The 527 AudioSet classes in logit order: the shipped list, or the one at ``path``.
+
+    The shipped list is checked against :data:`LABELS_SHA256`. A list at ``path`` must give
+    every logit AudioSet's class (the same ``mid`` at the same index), so that a reordered or
+    foreign list is refused instead of printing wrong names; its display names are used.
+    Raises :class:`LabelsError`.
+    """
+    official = _shipped_labels()
+    if path is None or os.fspath(path) == "":
+        return official
+    path = Path(path).expanduser()
+    given = read_labels(path)
+    for ours, theirs in zip(official, given):
+        if ours.mid != theirs.mid:
+            raise LabelsError(
+                f"{path} lists class {theirs.mid} ({theirs.name!r}) at index {theirs.index}, "
+                f"where AudioSet has {ours.mid} ({ours.name!r}): the list is reordered or "
+                "not AudioSet's; a class list must keep AudioSet's classes in AudioSet's "
+                "order (only the display names may differ), or leave out --labels to use "
+                "the list shipped with hear-mn"
+            )
+    return given
+
+
+def _shipped_labels() -> list[AudioSetLabel]:
+    """The list shipped in the package, after checking its SHA-256."""
+    data = _read_bytes(SHIPPED_LABELS)
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != LABELS_SHA256:
+        raise LabelsError(
+            f"the AudioSet class list shipped with hear-mn, {SHIPPED_LABELS}, is damaged: "
+            f"its SHA-256 is {digest}, expected {LABELS_SHA256}; reinstall hear-mn "
+            "(pip install --force-reinstall hear-mn)"
+        )
+    return _parse(_read_text(data, SHIPPED_LABELS), SHIPPED_LABELS)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise LabelsError(f"cannot read the AudioSet class list {path}: {error}") from error
-    return _parse(text, path)
+        return path.read_bytes()
+    except OSError as error:
+        message = f"cannot read the AudioSet class list {path}: {os_error_text(error)}"
+        raise LabelsError(message) from None
+
+
+def _read_text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise LabelsError(f"{path} is not UTF-8 text ({error}); expected {LABELS_FILE}") from None
 
 
 def _parse(text: str, path: Path) -> list[AudioSetLabel]:
@@ -95,52 +132,3 @@ def _parse(text: str, path: Path) -> list[AudioSetLabel]:
     if len(labels) != NUM_CLASSES:
         raise LabelsError(f"{path} lists {len(labels)} classes, expected {NUM_CLASSES}")
     return labels
-
-
-def _check_labels(path: Path, *, downloaded: bool) -> str | None:
-    """hub's check: why ``path`` is not AudioSet's class list, or None (OSError: unreadable)."""
-    try:
-        _parse(path.read_text(encoding="utf-8-sig"), path)
-    except UnicodeDecodeError as error:
-        return f"it is not UTF-8 text ({error})"
-    except LabelsError as error:
-        return str(error)
-    return None
-
-
-def resolve_labels(*, download: bool = True, progress: bool | None = None) -> Path:
-    """Local path of ``class_labels_indices.csv``, checked: found where weights are looked
-    for (:func:`hear_mn.hub.fetch`), or downloaded into the cache. Raises :class:`LabelsError`.
-    """
-    spec = _LabelsFile(LABELS_FILE, LABELS_URL)  # the URL read now: tests point it elsewhere
-    try:
-        return fetch(spec, download=download, progress=progress, check=_check_labels)[1]
-    except FileUnavailableError as error:
-        raise LabelsError(_unavailable_message(error.reason)) from error
-    except FileError as error:  # a copy the user gave is malformed, or a file is unreadable
-        raise LabelsError(str(error)) from error
-
-
-def _unavailable_message(reason: str) -> str:
-    return (
-        f"the AudioSet class list {LABELS_FILE} is not available ({reason}); download it "
-        f"from {LABELS_URL} into {cache_dir()} (set {ENV_HOME} to use another directory) "
-        f"or into a directory listed in {ENV_WEIGHTS_DIR}"
-    )
-
-
-def load_labels(
-    path: str | os.PathLike[str] | None = None,
-    *,
-    download: bool = True,
-    progress: bool | None = None,
-) -> list[AudioSetLabel]:
-    """The 527 AudioSet classes in logit order, from ``path`` or the cached official file.
-
-    A malformed file in the cache (say, an error page saved by a proxy) is deleted and
-    downloaded again once; one given by ``path`` or found in ``$HEAR_MN_WEIGHTS_DIR`` is
-    reported and left alone.
-    """
-    if path is not None and os.fspath(path) != "":
-        return read_labels(Path(path).expanduser())
-    return read_labels(resolve_labels(download=download, progress=progress))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, SHARED, relative_error, require_shared
+from conftest import REFERENCE, relative_error, require_shared
 
 from hear_mn import cli, complexity
 from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
@@ -25,7 +25,7 @@ from hear_mn.catalog import GROUP_TITLES, NAMED
 from hear_mn.cli import common as cli_common
 from hear_mn.cli import embed as cli_embed
 from hear_mn.complexity import model_complexity
-from hear_mn.labels import NUM_CLASSES, LabelsError, load_labels
+from hear_mn.labels import NUM_CLASSES, SHIPPED_LABELS, LabelsError, load_labels
 from hear_mn.registry import NAMED_CONFIGS, create_model, get_config
 from hear_mn.validation import FAIL, PASS, SKIP, validate_module
 
@@ -34,7 +34,6 @@ sf = pytest.importorskip("soundfile")
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "mn04_e1_l"
 DIM = 911  # mn04 with features l + e1
-LABELS_CSV = SHARED / "fixtures" / "audioset" / "class_labels_indices.csv"
 # What the generated folder holds, and the .npz each readable file gives.
 READABLE = {
     "stereo_44k.wav": "stereo_44k.wav.npz",
@@ -590,14 +589,9 @@ def test_list_table(weights_env, capsys, monkeypatch) -> None:
 # --------------------------------------------------------------------------- tag
 
 
-def test_tag_json_with_fixture_labels_and_weights(audio_dir, tmp_path, capsys, monkeypatch) -> None:
-    require_shared(LABELS_CSV)
+def test_tag_json_with_shipped_labels_and_fixture_weights(audio_dir, capsys, monkeypatch) -> None:
     weights = require_shared(REFERENCE / "mn04_seed1.pt")
-    labels_dir = tmp_path / "labels"
-    labels_dir.mkdir()
-    (labels_dir / LABELS_CSV.name).write_bytes(LABELS_CSV.read_bytes())
-    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(labels_dir))
-    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")  # the class list ships with the package
     names = [label.name for label in load_labels()]
     assert len(names) == NUM_CLASSES and names[0] == "Speech"
 
@@ -640,25 +634,24 @@ def test_tag_json_with_fixture_labels_and_weights(audio_dir, tmp_path, capsys, m
     assert any(name in lines[1] for name in names)
 
 
-def test_labels_are_downloaded_once_and_cached(server, monkeypatch) -> None:
-    require_shared(LABELS_CSV)
-    from hear_mn import labels
-    from hear_mn.weights import cache_dir
-
-    server.files[LABELS_CSV.name] = LABELS_CSV.read_bytes()
-    monkeypatch.setattr(labels, "LABELS_URL", server.url("ok", LABELS_CSV.name))
-    assert len(load_labels(progress=False)) == NUM_CLASSES
-    assert (cache_dir() / LABELS_CSV.name).is_file() and len(server.requests) == 1
-    assert len(load_labels(progress=False)) == NUM_CLASSES
-    assert len(server.requests) == 1, "the cached copy must be used"
-    # A malformed cached copy (say, a proxy's error page) is replaced once.
-    (cache_dir() / LABELS_CSV.name).write_text("<html>blocked</html>")
-    assert len(load_labels(progress=False)) == NUM_CLASSES and len(server.requests) == 2
-    # Offline without a copy: a clear error naming the official URL.
-    (cache_dir() / LABELS_CSV.name).unlink()
+def test_tag_refuses_a_reordered_labels_file(tmp_path, capsys, monkeypatch) -> None:
+    weights = require_shared(REFERENCE / "mn04_seed1.pt")
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
-    with pytest.raises(LabelsError, match="HEAR_MN_OFFLINE"):
-        load_labels()
+    rows = SHIPPED_LABELS.read_text(encoding="utf-8").splitlines()
+    body = [row.split(",", 1)[1] for row in rows[1:]]
+    body[0], body[1] = body[1], body[0]  # renumbered: well formed, wrong names at logits 0, 1
+    reordered = tmp_path / "reordered.csv"
+    reordered.write_text("\n".join([rows[0]] + [f"{i},{b}" for i, b in enumerate(body)]))
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
+    code, stdout, stderr = run_cli(
+        capsys, "tag", wav, "--model", MODEL, "--weights", weights, "--labels", reordered
+    )
+    assert code == 2 and stdout == ""
+    assert str(reordered) in stderr and "index 0" in stderr and "AudioSet's order" in stderr
+    assert "Traceback" not in stderr
+    with pytest.raises(LabelsError, match="reordered"):
+        load_labels(reordered)
 
 
 # --------------------------------------------------------------------------- validate

@@ -35,9 +35,10 @@ EXAMPLES = f"""examples:
   hear-mn tag street.flac --model mn04_e1_l --json > tags.json
 
 Scores are the sigmoid of the model's 527 AudioSet logits. Class names come from AudioSet's
-class_labels_indices.csv, downloaded once into the weights cache (or found in
-$HEAR_MN_WEIGHTS_DIR; or give it with --labels). MobileNets and DyMNs can tag
-({", ".join(AUDIOMLP_CONFIGS)} have no classifier).
+class_labels_indices.csv (Google, CC BY 4.0), shipped with hear-mn and checked by its SHA-256:
+no download. --labels gives another list of the same classes in the same order (say,
+translated names). MobileNets and DyMNs can tag ({", ".join(AUDIOMLP_CONFIGS)} have no
+classifier).
 """
 
 
@@ -65,7 +66,8 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--labels",
         metavar="CSV",
-        help="AudioSet class_labels_indices.csv to use (default: downloaded and cached)",
+        help="a class_labels_indices.csv naming AudioSet's classes in AudioSet's order "
+        "(default: the list shipped with hear-mn)",
     )
     parser.set_defaults(handler=run)
     return parser
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     scan = find_inputs(args.inputs)
     files = scan.files
     try:
-        labels = load_labels(args.labels, progress=False if args.quiet else None)
+        labels = load_labels(args.labels)
     except LabelsError as error:
         raise CLIError(str(error)) from None
     model = load_model(args, "l")
