@@ -6,11 +6,18 @@ model family checks its input the same way and pads short clips the same way.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 FINITE_CHECK_SLICE = 1 << 22
+# The longest timestamp window, hop or pad accepted (ms). The networks were trained on 10 s
+# clips; each window goes through them on its own, so its memory grows with its length (a
+# 1e9 ms window asked for a 256 GB allocation). A clip's own embedding: get_scene_embeddings.
+LONGEST_WINDOW_MS = 60_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def as_audio_batch(audio: object, *, device: torch.device | None = None) -> torch.Tensor:
@@ -59,6 +66,16 @@ def _float_tensor(audio: object, what: str, shape: str) -> torch.Tensor:
             f"{what} must be a torch.Tensor (or numpy float array) of shape {shape}, "
             f"got {type(audio).__name__}"
         )
+    if audio.layout != torch.strided:
+        raise TypeError(
+            f"{what} is a sparse tensor ({audio.layout}); pass its samples as a dense "
+            "tensor: audio.to_dense()"
+        )
+    if audio.is_nested:
+        raise TypeError(
+            f"{what} is a nested tensor; pass clips of equal length as one dense tensor of "
+            f"shape {shape} (pad the shorter ones), or call once per clip"
+        )
     if not torch.is_floating_point(audio):
         raise TypeError(
             f"{what} must hold floating point samples in [-1, 1], got dtype {audio.dtype}; "
@@ -75,6 +92,7 @@ def _float_tensor(audio: object, what: str, shape: str) -> torch.Tensor:
 def _finite_float32(audio: torch.Tensor, device: torch.device | None) -> torch.Tensor:
     if device is not None:
         audio = audio.to(device, non_blocking=True)
+    given = audio
     audio = audio.float()
     # A sum is finite only if every term is (NaN and Inf propagate; Inf never cancels to a
     # finite value), so one cheap reduction clears the usual case. Only a non-finite sum
@@ -83,10 +101,27 @@ def _finite_float32(audio: torch.Tensor, device: torch.device | None) -> torch.T
     # audio would be more memory than the whole embedding computation.
     if bool(torch.isfinite(audio.sum())):
         return audio
-    for part in audio.reshape(-1).split(FINITE_CHECK_SLICE):
+    slices = zip(
+        audio.reshape(-1).split(FINITE_CHECK_SLICE), given.reshape(-1).split(FINITE_CHECK_SLICE)
+    )
+    for part, given_part in slices:
         if not bool(torch.isfinite(part).all()):
-            raise ValueError("audio contains NaN or Inf samples; clean or clip the signal first")
+            _refuse_non_finite(given_part)
     return audio
+
+
+def _refuse_non_finite(given: torch.Tensor) -> None:
+    """Say why samples are not finite in float32: NaN/Inf given, or finite samples of a wider
+    dtype beyond float32's range (they overflow to Inf on conversion)."""
+    if bool(torch.isfinite(given).all()):
+        peak = float(given.abs().max())
+        raise ValueError(
+            f"audio holds finite {given.dtype} samples up to {peak:.3g} in magnitude, beyond "
+            f"float32's range (at most {FLOAT32_MAX:.3g}), so they are not finite once "
+            "converted to float32; the HEAR API expects samples in [-1, 1]: scale the audio "
+            "first (e.g. audio / abs(audio).max())"
+        )
+    raise ValueError("audio contains NaN or Inf samples; clean or clip the signal first")
 
 
 def reflect_index(positions: torch.Tensor, n: int) -> torch.Tensor:
@@ -135,6 +170,14 @@ def duration_to_samples(milliseconds: object, sample_rate: int, what: str) -> in
     """A duration in milliseconds as a whole, positive number of samples at ``sample_rate``."""
     if isinstance(milliseconds, bool) or not isinstance(milliseconds, (int, float)):
         raise TypeError(f"{what} is a duration in milliseconds, got {milliseconds!r}")
+    if not math.isfinite(milliseconds):
+        raise ValueError(f"{what}={milliseconds!r} ms: give a finite number of milliseconds")
+    if milliseconds > LONGEST_WINDOW_MS:
+        raise ValueError(
+            f"{what}={milliseconds!r} ms is too long: timestamp windows and hops are at most "
+            f"{LONGEST_WINDOW_MS} ms ({LONGEST_WINDOW_MS // 1000} s; a window's memory grows "
+            "with its length); for one embedding of a whole clip use get_scene_embeddings"
+        )
     samples = milliseconds * sample_rate / 1000
     if not samples >= 1 or abs(samples - round(samples)) > 1e-6:
         raise ValueError(

@@ -19,7 +19,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from hear_mn.audio import duration_to_samples, extended_span, positive_int
+from hear_mn.audio import LONGEST_WINDOW_MS, duration_to_samples, extended_span, positive_int
 from hear_mn.checkpoint import load_into
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.inference import inference_backbone
@@ -57,11 +57,14 @@ class Windows:
 
     @classmethod
     def checked(cls, size: object, hop: object, pad: object) -> Windows:
-        """Windows from user values (samples), with a clear error for bad ones."""
+        """Windows from user values (samples), with a clear error for bad ones (each at most
+        :data:`~hear_mn.audio.LONGEST_WINDOW_MS`: longer ones cost memory in proportion)."""
+        most = LONGEST_WINDOW_MS * SAMPLE_RATE // 1000
         for what, value, least in (("window_size", size, 1), ("hop", hop, 1), ("pad", pad, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
                 raise ValueError(
-                    f"{what} must be an int of at least {least} samples, got {value!r}"
+                    f"{what} must be an int of at least {least} and at most {most} samples "
+                    f"({LONGEST_WINDOW_MS // 1000} s at {SAMPLE_RATE} Hz), got {value!r}"
                 )
         return cls(size, hop, pad)
 

@@ -8,6 +8,7 @@ the ones below, shared by all.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import torch
@@ -129,7 +130,7 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
     """
 
     def load_model(
-        model_file_path: str = "",
+        model_file_path: str | os.PathLike[str] = "",
         *,
         device: str | None = None,
         autocast: bool = False,
@@ -145,6 +146,11 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
         **options: object,
     ) -> EmbeddingModel:
         check_backend(backend)
+        if model_file_path is not None and not isinstance(model_file_path, (str, os.PathLike)):
+            raise TypeError(
+                "model_file_path must be a checkpoint file name (str or os.PathLike; '' for "
+                f"the released weights), got {model_file_path!r}"
+            )
         if all_blocks is not None and not isinstance(all_blocks, bool):
             raise TypeError(f"all_blocks must be True or False, got {all_blocks!r}")
         if feature_pooling_fn is not None and not isinstance(feature_pooling_fn, str):

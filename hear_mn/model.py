@@ -124,10 +124,23 @@ class EmbeddingModel(torch.nn.Module):
 
     def _audio_batch(self, audio: object, sample_rate: int | None) -> torch.Tensor:
         """The checked batch on the model's device, at the model's rate."""
+        self.require_float32()
         if sample_rate is None or check_sample_rate(sample_rate) == self.sample_rate:
             return as_audio_batch(audio, device=self.device)
         batch = resample(as_audio_batch(audio), sample_rate, self.sample_rate)
         return batch.to(self.device)
+
+    def require_float32(self) -> None:
+        """Refuse weights of another precision (e.g. after ``model.half()``): every family
+        computes in float32 (fp16 on CUDA comes from ``autocast=True``, not from the weights)."""
+        for name, tensor in self.state_dict(keep_vars=True).items():
+            if tensor.is_floating_point() and tensor.dtype != torch.float32:
+                raise TypeError(
+                    f"{self.name}'s weights are {str(tensor.dtype).removeprefix('torch.')} "
+                    f"({name}; after model.half() or .to(dtype)?), but the model computes in "
+                    "float32: call model.float() first (for fp16 on CUDA, load the model with "
+                    "autocast=True instead)"
+                )
 
     # The original EfficientAT_HEAR wrapper's names for the same methods.
     get_timestamp_embeddings = timestamp_embeddings
@@ -202,17 +215,36 @@ def as_embedding_model(model: object) -> EmbeddingModel:
     return model
 
 
+def _device_type_available(kind: str) -> bool:
+    """Whether this torch build and machine can run on devices of type ``kind``."""
+    if kind == "cpu":
+        return True
+    if kind == "mps":
+        return bool(torch.backends.mps.is_available())
+    backend = getattr(torch, kind, None)  # torch.cuda, torch.xpu, ...
+    try:
+        return bool(backend.is_available()) if hasattr(backend, "is_available") else False
+    except (RuntimeError, AssertionError):  # a backend not compiled in may raise instead
+        return False
+
+
 def torch_device(device: object) -> torch.device:
     """Check a device name early, with a clear message instead of a deep torch error."""
+    usable = ", ".join(repr(k) for k in ("cpu", "cuda", "mps", "xpu") if _device_type_available(k))
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from error
+        raise ValueError(
+            f"unknown device {device!r}; use one of {usable} (with an index, e.g. 'cuda:0')"
+        ) from error
     if resolved.type == "meta":
         raise ValueError(
             "device 'meta' holds no data (only shapes), so no embedding can be computed there; "
-            "use device='cpu', 'cuda' or 'cuda:N'"
+            f"use one of {usable}"
         )
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
+    if not _device_type_available(resolved.type):
+        raise ValueError(
+            f"device {device!r} requested but {resolved.type.upper()} is not available in this "
+            f"PyTorch build or on this machine; use one of {usable}"
+        )
     return resolved

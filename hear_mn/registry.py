@@ -115,6 +115,11 @@ def create_model(
     ):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(
+            f"weights must be a checkpoint file name (str or os.PathLike), got {weights!r}"
+        )
+    resolved = torch_device(device) if device is not None else None  # before any work
     config = get_config(name, **{k: options.pop(k) for k in CONFIG_OPTIONS if k in options})
     model = config.build(**options)
     path = Path(weights) if weights is not None and str(weights) != "" else None
@@ -129,6 +134,6 @@ def create_model(
         )
         model.weights_file = path.name if path is not None else config.weights.file_name
     model.eval()
-    if device is not None:
-        model.to(torch_device(device))
+    if resolved is not None:
+        model.to(resolved)
     return model
