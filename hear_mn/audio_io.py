@@ -12,17 +12,18 @@ many files can report it and carry on.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hear_mn.atomic import atomic_write
+from hear_mn.npz_output import save_npz
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -111,10 +112,13 @@ class AudioInputs:
     ``files``: ``(path, relative_path)`` of each file to decode. ``ignored``: ``(path,
     reason)`` of each other non-hidden file found in the directories, so that a caller can
     say which files it did not read and why instead of skipping them silently.
+    ``unreadable``: ``(path, reason)`` of each input that could not be searched or
+    followed (a folder that cannot be listed, a loop of symbolic links): failed inputs.
     """
 
     files: list[tuple[Path, Path]]
     ignored: list[tuple[Path, str]]
+    unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def _require(module: str, package: str) -> Any:
@@ -282,10 +286,20 @@ def audio_duration(path: str | os.PathLike[str]) -> float | None:
         return None
 
 
-def _visible_files(root: Path) -> Iterator[tuple[Path, Path]]:
-    """``(path, path inside root)`` of the files under ``root``, sorted; hidden ones left out."""
+def _folder_error(error: OSError) -> tuple[Path, str]:
+    reason = error.strerror or str(error)
+    hint = "; check its permissions" if isinstance(error, PermissionError) else ""
+    return Path(error.filename), f"cannot read this folder ({reason}){hint}"
+
+
+def _visible_files(root: Path, unreadable: list[tuple[Path, str]]) -> Iterator[tuple[Path, Path]]:
+    """``(path, path inside root)`` of the files under ``root``, sorted; hidden ones left
+    out. Folders that cannot be listed go to ``unreadable``, with why."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    walk = os.walk(
+        root, onerror=lambda error: unreadable.append(_folder_error(error)), followlinks=False
+    )
+    for dirpath, dirnames, filenames in walk:
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
             if not name.startswith("."):
@@ -317,6 +331,17 @@ def _not_media_reason(path: Path) -> str:
     return "not an audio or video file extension" if path.suffix else "no file extension"
 
 
+LINK_LOOP = "a loop of symbolic links that never reaches a file; fix or remove the link"
+
+
+def _is_link_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
+
+
 def scan_audio_inputs(inputs: Iterable[str | os.PathLike[str]]) -> AudioInputs:
     """Expand files and directories into the files to decode and the files left out (why).
 
@@ -327,13 +352,19 @@ def scan_audio_inputs(inputs: Iterable[str | os.PathLike[str]]) -> AudioInputs:
     inside the directory; with several inputs it is prefixed by the directory's own name
     (``train/a.wav``, ``test/a.wav``), so that inputs never collide, and two inputs of the
     same name raise :class:`InputNameError`. Results keep the order of ``inputs``, each
-    directory's files sorted; a file reached twice is listed once. Raises
-    :class:`FileNotFoundError` for an input that does not exist.
+    directory's files sorted; a file reached twice is listed once. Folders that cannot be
+    listed and loops of symbolic links (given or found) are ``unreadable``, not the end of
+    the scan. Raises :class:`FileNotFoundError` for an input that does not exist.
     """
-    roots = [Path(item) for item in inputs]
-    for root in roots:
-        if not root.is_file() and not root.is_dir():
+    unreadable: list[tuple[Path, str]] = []
+    roots = []
+    for root in map(Path, inputs):
+        if _is_link_loop(root):
+            unreadable.append((root, LINK_LOOP))
+        elif not root.is_file() and not root.is_dir():
             raise FileNotFoundError(f"input {str(root)!r} does not exist")
+        else:
+            roots.append(root)
     folders = _input_folders(roots) if len(roots) > 1 else [""] * len(roots)
     files: list[tuple[Path, Path]] = []
     ignored: list[tuple[Path, str]] = []
@@ -343,17 +374,28 @@ def scan_audio_inputs(inputs: Iterable[str | os.PathLike[str]]) -> AudioInputs:
         if direct:
             found = [(root, Path(root.name))]
         else:
-            found = [(path, Path(folder, relative)) for path, relative in _visible_files(root)]
+            found = [
+                (path, Path(folder, relative))
+                for path, relative in _visible_files(root, unreadable)
+            ]
         for path, relative in found:
-            key = path.resolve()
+            wanted = direct or path.suffix.lower() in MEDIA_EXTENSIONS
+            try:
+                key = path.resolve()
+            except (OSError, RuntimeError):  # RuntimeError: a loop, before Python 3.13
+                if wanted:
+                    unreadable.append((path, LINK_LOOP))
+                else:
+                    ignored.append((path, _not_media_reason(path)))
+                continue
             if key in seen:
                 continue
             seen.add(key)
-            if direct or path.suffix.lower() in MEDIA_EXTENSIONS:
+            if wanted:
                 files.append((path, relative))
             else:
                 ignored.append((path, _not_media_reason(path)))
-    return AudioInputs(files, ignored)
+    return AudioInputs(files, ignored, unreadable)
 
 
 def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Path, Path]]:
@@ -362,9 +404,3 @@ def find_audio_files(inputs: Iterable[str | os.PathLike[str]]) -> list[tuple[Pat
     The ``files`` of :func:`scan_audio_inputs` (see there); the files it ignores are dropped.
     """
     return scan_audio_inputs(inputs).files
-
-
-def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
-    """Write ``arrays`` to the ``.npz`` file ``path`` atomically (:func:`atomic_write`) and
-    return ``path``."""
-    return atomic_write(path, lambda handle: np.savez(handle, **arrays))

@@ -1,15 +1,14 @@
 """Embedding audio files in bulk: one ``.npz`` per input, written atomically, resumable.
 
 :func:`embed_files` is what ``hear-mn embed`` runs, so Python and the command line give the
-same files. Each output records the settings that produced it (model, features, windows,
-timestamps or scene, a fingerprint of the weights, the output format's version); a later
-run reuses an output only when its settings are those asked for, and stops before
-computing anything when the folder holds outputs of other settings (unless ``overwrite``).
+same files. Each output records the settings that produced it and the input it was made
+from (:mod:`hear_mn.resume`); a later run reuses an output only when both still hold,
+computes it again when its input changed or it cannot be read, and stops before computing
+anything when the folder holds outputs of other settings (unless ``overwrite``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from hear_mn.atomic import remove_stale_temporaries
+from hear_mn.atomic import deferred_interrupts, remove_stale_temporaries
 from hear_mn.audio_io import (
     AudioInputs,
     AudioReadError,
@@ -31,6 +30,13 @@ from hear_mn.audio_io import (
     scan_audio_inputs,
 )
 from hear_mn.model import EmbeddingModel
+from hear_mn.resume import (
+    input_record,
+    judge_existing,
+    output_settings,
+    weights_fingerprint,
+    with_input,
+)
 
 __all__ = [
     "EmbedPlan",
@@ -40,22 +46,19 @@ __all__ = [
     "OutputFolderError",
     "OutputJob",
     "check_writable",
+    "decode_input",
     "embed_arrays",
     "embed_clips",
     "embed_files",
     "length_groups",
     "output_settings",
     "plan_embedding",
+    "weights_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Bumped whenever hear-mn starts computing different numbers for the same settings, so that
-# outputs of the older computation are not reused.
-OUTPUTS_VERSION = 1
-# Settings recorded for information only: a difference does not make an output stale.
-INFORMATIONAL = ("hear_mn_version",)
 # When clips waiting for a batch partner hold more samples than this, run them anyway.
 MAX_PENDING_SAMPLES = 32000 * 600
 
@@ -70,12 +73,15 @@ class OutputConflictError(ValueError):
 
 @dataclass
 class EmbedReport:
-    """What a run did: outputs written, outputs reused, inputs that failed (with why)."""
+    """What a run did: outputs written, outputs reused, inputs that failed (with why), and
+    outputs that were there but computed again (with why: their input changed, they record
+    no input, they cannot be read)."""
 
     out_dir: Path
     written: list[Path] = field(default_factory=list)
     resumed: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
+    recomputed: list[tuple[Path, str]] = field(default_factory=list)
 
 
 class EmbeddingInterrupted(KeyboardInterrupt):
@@ -104,6 +110,8 @@ class EmbedPlan:
     report: EmbedReport
     jobs: list[OutputJob]
     metadata: dict[str, np.ndarray]
+    # (inode, modification time) of the outputs already there that jobs will replace
+    replaced: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def in_input_order(self) -> EmbedReport:
         """The report with outputs and failures sorted as the inputs came (every engine
@@ -114,44 +122,21 @@ class EmbedPlan:
         self.report.failures.sort(key=lambda failure: order.get(failure[0], -1))
         return self.report
 
-
-def weights_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 over the model's state dict (names, shapes, dtypes and values)."""
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        value = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{tuple(tensor.shape)}:{value.dtype};".encode())
-        digest.update(value.view(torch.uint8).numpy().tobytes() if value.numel() else b"")
-    return digest.hexdigest()
-
-
-def output_settings(model: EmbeddingModel, timestamps: bool) -> dict[str, object]:
-    """Everything an output of ``model`` depends on, as recorded in each ``.npz``."""
-    from hear_mn import __version__
-
-    return {
-        **model.output_settings(),
-        "timestamps": bool(timestamps),
-        "weights_sha256": weights_fingerprint(model),
-        "outputs_version": OUTPUTS_VERSION,
-        "hear_mn_version": __version__,
-    }
-
-
-def _same_settings(recorded: dict, asked: dict) -> bool:
-    def compared(settings: dict) -> dict:
-        return {k: v for k, v in settings.items() if k not in INFORMATIONAL}
-
-    return compared(recorded) == compared(asked)
-
-
-def _recorded_settings(output: Path) -> dict | None:
-    """The settings an existing output was written with (None: unknown or unreadable)."""
-    try:
-        with np.load(output, allow_pickle=False) as data:
-            return json.loads(str(data["settings"])) if "settings" in data.files else None
-    except (OSError, ValueError, KeyError):
-        return None
+    def count_outputs_on_disk(self) -> EmbedReport:
+        """Add to the report's ``written`` every output of the jobs that is now on disk and
+        was not there before (an engine whose workers write before the driver hears of it
+        counts what was saved so, e.g. on Ctrl-C); returns the report in input order."""
+        known = set(self.report.written)
+        for job in self.jobs:
+            try:
+                status = job.output.stat()
+            except OSError:
+                continue
+            if job.output not in known and (
+                self.replaced.get(job.output) != (status.st_ino, status.st_mtime_ns)
+            ):
+                self.report.written.append(job.output)
+        return self.in_input_order()
 
 
 def check_writable(out_dir: str | os.PathLike[str]) -> Path:
@@ -181,7 +166,8 @@ def _plan(
         inputs = list(inputs)
     scan = inputs if isinstance(inputs, AudioInputs) else scan_audio_inputs(inputs)
     files = scan.files
-    if not files:
+    report.failures.extend(scan.unreadable)
+    if not files and not scan.unreadable:
         where = "the scanned inputs" if inputs is scan else " ".join(map(str, inputs))
         raise ValueError(f"no audio files found in {where}")
     jobs: list[OutputJob] = []
@@ -201,17 +187,21 @@ def _plan(
 def _split_done(
     jobs: list[OutputJob], settings: dict, overwrite: bool, report: EmbedReport
 ) -> list[OutputJob]:
-    """Jobs still to run; outputs of the same settings are reused, of others refused."""
+    """Jobs still to run (:func:`hear_mn.resume.judge_existing`): outputs of the same
+    settings and input are reused, stale or damaged ones computed again, others refused."""
     todo, conflicts = [], []
     for job in jobs:
         if overwrite or not job.output.exists():
             todo.append(job)
             continue
-        recorded = _recorded_settings(job.output)
-        if recorded is not None and _same_settings(recorded, settings):
+        existing = judge_existing(job.output, job.path, settings)
+        if existing.action == "reuse":
             report.resumed.append(job.output)
+        elif existing.action == "recompute":
+            report.recomputed.append((job.output, existing.why))
+            todo.append(job)
         else:
-            conflicts.append((job.output, recorded))
+            conflicts.append((job.output, existing.recorded))
     if conflicts:
         example, recorded = conflicts[0]
         found = (
@@ -280,13 +270,26 @@ def length_groups(
         yield pending.pop(size)
 
 
+def decode_input(path: Path, sample_rate: int) -> tuple[np.ndarray, dict[str, object]]:
+    """The audio of ``path`` and the identity of the bytes it came from
+    (:func:`hear_mn.resume.input_record`, taken first, so that a file changed meanwhile
+    is found changed on the next run); raises :class:`AudioReadError`."""
+    try:
+        record = input_record(path)
+    except OSError as error:
+        load_audio(path, sample_rate)  # says why in its words when it cannot read it either
+        raise AudioReadError(f"{path}: cannot read it ({error.strerror or error})") from None
+    return load_audio(path, sample_rate), record
+
+
 def _decoded(
     jobs: list[OutputJob], sample_rate: int, report: EmbedReport, done: Callable
-) -> Iterator[tuple[OutputJob, np.ndarray]]:
-    """(job, audio) of every input that decodes; the others go to the report's failures."""
+) -> Iterator[tuple[OutputJob, np.ndarray, dict[str, object]]]:
+    """(job, audio, input record) of every input that decodes; the others go to the
+    report's failures."""
     for job in jobs:
         try:
-            yield job, load_audio(job.path, sample_rate)
+            yield (job, *decode_input(job.path, sample_rate))
         except AudioReadError as error:
             report.failures.append((job.path, str(error)))
             done(job, 0.0)
@@ -309,13 +312,20 @@ def plan_embedding(
     jobs = _split_done(_plan(inputs, out_dir, report), settings, overwrite, report)
     # Writes of an earlier run that was killed (not interrupted) leave temporary files.
     remove_stale_temporaries(job.output for job in jobs)
+    replaced = {}
+    for job in jobs:
+        try:
+            status = job.output.stat()
+        except OSError:
+            continue
+        replaced[job.output] = (status.st_ino, status.st_mtime_ns)
     metadata = {
         "model": np.array(model.name),
         "features": np.array("_".join(settings.get("features", []))),
         "sample_rate": np.array(int(model.sample_rate), dtype=np.int64),
         "settings": np.array(json.dumps(settings, sort_keys=True)),
     }
-    return EmbedPlan(report, jobs, metadata)
+    return EmbedPlan(report, jobs, metadata, replaced)
 
 
 def embed_files(
@@ -349,15 +359,17 @@ def embed_files(
         if progress is not None:
             progress(job.path, seconds)
 
-    def run(group: list[tuple[OutputJob, np.ndarray]]) -> None:
-        results = embed_clips(model, [audio for _, audio in group], timestamps)
-        for (job, audio), result in zip(group, results):
+    def run(group: list[tuple[OutputJob, np.ndarray, dict[str, object]]]) -> None:
+        results = embed_clips(model, [audio for _, audio, _ in group], timestamps)
+        for (job, audio, record), result in zip(group, results):
             if isinstance(result, str):
                 report.failures.append((job.path, result))
             else:
                 try:
-                    save_npz(job.output, **result, **metadata)
-                    report.written.append(job.output)
+                    # Ctrl-C waits until the output is whole and counted.
+                    with deferred_interrupts():
+                        save_npz(job.output, **result, **with_input(metadata, record))
+                        report.written.append(job.output)
                 except OSError as error:
                     report.failures.append((job.path, f"cannot write {job.output}: {error}"))
             done(job, len(audio) / sample_rate)

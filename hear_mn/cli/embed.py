@@ -147,6 +147,10 @@ def run(args: argparse.Namespace) -> int:
                 f"skipped {len(report.resumed)} file(s) whose output already exists in "
                 f"{args.out} with the same settings (--overwrite recomputes them)"
             )
+        if report.recomputed:
+            out(f"recomputed {len(report.recomputed)} output(s) that could not be reused:")
+            for output, why in report.recomputed:
+                out(f"  {output}: {why}")
     report_ignored(scan.ignored, args.quiet)
     report_failures(report.failures, "embedding")
     return EXIT_FAILED if report.failures else EXIT_OK
@@ -157,7 +161,7 @@ def _embed_on_ray(
 ) -> object:
     """``embed_files`` on Ray Data: the same plan, outputs and report."""
     from hear_mn.batch import EmbeddingInterrupted, plan_embedding
-    from hear_mn.engines.ray_data import run_plan
+    from hear_mn.engines.ray_data import run_plan, stop_ray_after_interrupt
 
     plan = plan_embedding(
         scan, model, args.out, timestamps=args.timestamps, overwrite=args.overwrite
@@ -174,5 +178,8 @@ def _embed_on_ray(
         for row in rows:
             progress.done(Path(row["path"]), row["seconds"])
     except KeyboardInterrupt:
-        raise EmbeddingInterrupted(plan.in_input_order()) from None
+        # The actors write before their rows reach this process: stop them, then count
+        # what is on disk.
+        stop_ray_after_interrupt(plan)
+        raise EmbeddingInterrupted(plan.count_outputs_on_disk()) from None
     return plan.report

@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +206,16 @@ def run_plan(
     # An actor killed mid-write leaves its temporary file (the task ran again elsewhere).
     remove_stale_temporaries(job.output for job in plan.jobs)
     plan.in_input_order()
+
+
+def stop_ray_after_interrupt(plan: EmbedPlan) -> None:
+    """After Ctrl-C during :func:`run_plan`: disconnect from Ray (which stops this job's
+    actors; Ray started here stops) and remove what their cut writes left, so that the
+    outputs on disk are all there will be (:meth:`EmbedPlan.count_outputs_on_disk`)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    remove_stale_temporaries(job.output for job in plan.jobs)
 
 
 def _expand(inputs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[str]:

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 
 from hear_mn.audio_io import AudioReadError, load_audio, save_npz
-from hear_mn.batch import embed_clips, length_groups
+from hear_mn.batch import decode_input, embed_clips, length_groups
 from hear_mn.model import EmbeddingModel
+from hear_mn.resume import with_input
 
-# Row columns of the datasets the engine returns.
 # Row columns of the datasets this engine returns.
 COLUMNS = ("path", "embedding", "timestamps", "seconds", "model", "output", "error")
 
@@ -62,21 +62,25 @@ class EmbeddingWorker:
         decoded = []
         for index, (path, output) in enumerate(files):
             try:
-                audio = self._decode(path, None if contents is None else contents[index])
+                content = None if contents is None else contents[index]
+                if output:  # an output records the identity of its input
+                    audio, record = decode_input(Path(path), self.rate)
+                else:
+                    audio, record = self._decode(path, content), {}
             except AudioReadError as error:
                 rows.append(self._row(path, output, 0.0, error=str(error)))
                 continue
-            decoded.append((path, output, audio))
+            decoded.append((path, output, audio, record))
         for group in length_groups(decoded, lambda item: len(item[2]), max(1, len(decoded))):
-            results = embed_clips(self.model, [audio for _, _, audio in group], self.timestamps)
-            for (path, output, audio), result in zip(group, results):
+            results = embed_clips(self.model, [item[2] for item in group], self.timestamps)
+            for (path, output, audio, record), result in zip(group, results):
                 seconds = len(audio) / self.rate
                 if isinstance(result, str):
                     rows.append(self._row(path, output, seconds, error=result))
                     continue
                 try:
                     if output:
-                        save_npz(output, **result, **self.metadata)
+                        save_npz(output, **result, **with_input(self.metadata, record))
                 except OSError as error:
                     rows.append(
                         self._row(path, output, seconds, error=f"cannot write {output}: {error}")

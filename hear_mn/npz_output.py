@@ -1,0 +1,44 @@
+"""``.npz`` outputs written whole: built in memory, then written atomically, with Ctrl-C held
+until the file is in place (:mod:`hear_mn.atomic`)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from hear_mn.atomic import atomic_write, deferred_interrupts
+
+__all__ = ["save_npz"]
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether ``error`` was raised while handling a KeyboardInterrupt (zipfile turns Ctrl-C
+    inside an archive member into "Can't close the ZIP file while there is an open writing
+    handle")."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__context__
+    return False
+
+
+def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
+    """Write ``arrays`` to the ``.npz`` file ``path`` atomically and return ``path``.
+
+    The archive is built in memory first, then written by :func:`atomic_write`; Ctrl-C is
+    held until the file is in place, and one that arrives in the archive anyway (raised by
+    other code) is a KeyboardInterrupt, not zipfile's error about an open handle."""
+    with deferred_interrupts():
+        buffer = io.BytesIO()
+        try:
+            np.savez(buffer, **arrays)
+        except Exception as error:
+            if _interrupted(error):
+                raise KeyboardInterrupt from None
+            raise
+        return atomic_write(path, buffer.getvalue())
