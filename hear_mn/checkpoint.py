@@ -1,9 +1,11 @@
 """Reading a checkpoint file safely and fitting its state dict to a model.
 
 Checkpoints are always read with ``weights_only=True`` (loading weights must never run code
-from the file); a file refused for holding other Python objects names them, found by reading
-its pickle's opcodes, never by unpickling. A torch zip archive's CRC-32s are verified before
-it is read (:func:`archive_problem`). A state dict wrapped in a dict ("model_state_dict",
+from the file); a file refused for holding other Python objects is called unsafe and names
+them, found by reading its pickle's opcodes (of any protocol), never by unpickling. A file is
+read once, whole, and loaded from those bytes (:func:`load_state_dict_bytes`), so what
+:mod:`hear_mn.hub` verified is what is loaded. A torch zip archive's CRC-32s are verified
+before it is read, and a cut-off one is called truncated (:func:`archive_problem`). A state dict wrapped in a dict ("model_state_dict",
 "state_dict", "model") is unwrapped, and the wrapper prefixes "module.", "model." and
 "backbone." are removed before :func:`load_into` loads it strictly, explaining any key or
 shape mismatch. No network or cache code here: see :mod:`hear_mn.hub`.
@@ -25,11 +27,12 @@ import torch
 
 from hear_mn.file_errors import BadFileError, FileError
 from hear_mn.hub import unreadable_error
+from hear_mn.regular_files import read_regular_file
 
 if TYPE_CHECKING:
     from hear_mn.weights import WeightsSpec
 
-__all__ = ["archive_problem", "load_into", "load_state_dict_file"]
+__all__ = ["archive_problem", "load_into", "load_state_dict_bytes", "load_state_dict_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +42,39 @@ _WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
 # own embedders (whose state_dict() holds the network under "backbone.").
 _KNOWN_PREFIXES = ("module.", "model.", "backbone.")
 _LEGACY_PICKLES = 4  # a pre-zip torch file: magic number, protocol, sys info, then the object
+_ZIP_MAGIC = b"PK\x03\x04"
+_TRUNCATED_ZIP = (
+    "it is truncated: it starts as a torch zip checkpoint but its end (the zip directory) is "
+    "missing, so it was cut short (an interrupted download or copy, or a full disk)"
+)
 
 
-def archive_problem(path: Path, *, require_zip: bool = False) -> str | None:
-    """Why the torch zip checkpoint at ``path`` is damaged (a CRC-32 fails), or None.
+def _starts_like_zip(data: bytes) -> bool:
+    return data[:4] == _ZIP_MAGIC
+
+
+def archive_problem(source: Path | bytes, *, require_zip: bool = False) -> str | None:
+    """Why the torch zip checkpoint ``source`` (a path, or the file's bytes) is damaged (a
+    CRC-32 fails, or it is truncated), or None.
 
     A file that is not a zip archive (a pre-1.6 torch file, or no checkpoint at all) has no
     CRCs to check: it is refused when ``require_zip``, else left to ``torch.load``.
     """
-    if not zipfile.is_zipfile(path):
+    if isinstance(source, Path):
+        with open(source, "rb") as handle:
+            return archive_problem(handle.read(), require_zip=require_zip)
+    archive_file = io.BytesIO(source)
+    if not zipfile.is_zipfile(archive_file):
+        if _starts_like_zip(source):
+            return _TRUNCATED_ZIP
         if require_zip:
             return "it is not a torch checkpoint (not a zip archive; an error page, perhaps)"
         return None
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(archive_file) as archive:
             bad_entry = archive.testzip()
-    except zipfile.BadZipFile as error:
-        return f"its zip structure is damaged ({error})"
+    except (zipfile.BadZipFile, EOFError, ValueError) as error:
+        return f"it is truncated or damaged: its zip structure is broken ({error})"
     if bad_entry is not None:
         return (
             f"its entry {bad_entry!r} fails its CRC-32 check: the data changed after it was "
@@ -99,20 +118,33 @@ def _globals_in(stream: IO[bytes], count: int) -> Iterator[str]:
                 pushed.append(None)
 
 
-def _foreign_globals(path: Path) -> list[str]:
-    """The non-tensor globals a checkpoint's pickle refers to ([] if none or unreadable)."""
+def _globals_until_damage(stream: IO[bytes], count: int) -> list[str]:
+    """The globals of up to ``count`` pickles in ``stream``, up to where it stops parsing
+    (the end of a plain pickle, or damage): what was read before is still reported."""
+    found: list[str] = []
     try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
+        for name in _globals_in(stream, count):
+            found.append(name)
+    except Exception:  # noqa: BLE001  (any damage ends the scan; nothing was unpickled)
+        pass
+    return found
+
+
+def _foreign_globals(data: bytes) -> list[str]:
+    """The non-tensor globals a checkpoint's pickle refers to ([] if none or unreadable).
+
+    A zip checkpoint's ``data.pkl``, else the file as pickles of any protocol: a pre-1.6
+    torch file, or a plain pickle (whose first opcodes may be protocol 0's).
+    """
+    archive_file = io.BytesIO(data)
+    try:
+        if zipfile.is_zipfile(archive_file):
+            with zipfile.ZipFile(archive_file) as archive:
                 name = next(n for n in archive.namelist() if n.rpartition("/")[2] == "data.pkl")
-                stream: IO[bytes] = io.BytesIO(archive.read(name))
-                found = list(_globals_in(stream, 1))
+                found = _globals_until_damage(io.BytesIO(archive.read(name)), 1)
         else:
-            with open(path, "rb") as stream:
-                is_pickle = stream.read(1) == pickle.PROTO  # else garbage, no pickle at all
-                stream.seek(0)
-                found = list(_globals_in(stream, _LEGACY_PICKLES)) if is_pickle else []
-    except (OSError, ValueError, StopIteration, zipfile.BadZipFile):
+            found = _globals_until_damage(io.BytesIO(data), _LEGACY_PICKLES)
+    except (OSError, ValueError, StopIteration, EOFError, zipfile.BadZipFile):
         return []
     return sorted({name for name in found if not _is_tensor_machinery(name)})
 
@@ -128,19 +160,31 @@ def _is_tensor_machinery(name: str) -> bool:
     return isinstance(value, torch.dtype) or value in (torch.Size, torch.device)
 
 
-def _describe_load_failure(path: Path, error: Exception) -> str:
-    foreign = _foreign_globals(path)  # found by reading the pickle, not torch's message
+def _damaged(path: Path, problem: str) -> str:
+    return (
+        f"weights file {path} is damaged: {problem}. If it is a downloaded weights file, "
+        "delete it and download it again."
+    )
+
+
+def _describe_load_failure(path: Path, data: bytes, error: Exception) -> str:
+    # A refusal of torch's safe unpickler is explained by reading the pickle's opcodes (the
+    # globals it names), never by torch's message, which advises turning the check off.
+    foreign = _foreign_globals(data) if isinstance(error, pickle.UnpicklingError) else []
     if foreign:
         listed = ", ".join(foreign[:_MAX_LISTED])
         return (
-            f"weights file {path} contains Python objects other than tensors ({listed}) and "
-            "was refused for safety: loading them could run code from the file. It is not a "
-            "plain state dict: use a checkpoint that holds only tensors (re-save "
-            "model.state_dict() with torch.save) from a source you trust."
+            f"weights file {path} is unsafe: it contains Python objects other than tensors "
+            f"({listed}) and was refused for safety: loading them would run code from the "
+            "file. It is not a plain state dict: use a checkpoint that holds only tensors "
+            "(re-save model.state_dict() with torch.save) from a source you trust."
         )
+    problem = archive_problem(data) if _starts_like_zip(data) else None
+    if problem is not None:
+        return _damaged(path, problem)
     text = str(error)
     return (
-        f"weights file {path} is not a readable torch checkpoint (corrupt, truncated or "
+        f"weights file {path} is not a readable torch checkpoint (truncated, corrupt or "
         f"not a checkpoint at all: {type(error).__name__}: "
         f"{text.splitlines()[0] if text else ''}). If it is a downloaded weights file, delete "
         "it and download it again."
@@ -200,30 +244,44 @@ def load_state_dict_file(
 ) -> dict[str, torch.Tensor]:
     """Load a state dict from ``path`` safely (``weights_only=True``, on the CPU).
 
-    A torch zip checkpoint's CRC-32s are verified first, unless ``verified`` (the caller
-    already checked the file's integrity). Unwraps ``spec.state_dict_key`` when set, or else
-    a lone ``"model_state_dict"`` / ``"state_dict"`` / ``"model"`` entry. Raises
-    :class:`BadFileError` when the file is corrupt, not a readable checkpoint, holds
-    non-tensor objects, or is not a ``str -> Tensor`` mapping; :class:`FileAccessError` when
-    it cannot be read; :class:`FileError` when it is missing.
+    The file is read once, whole (a directory, FIFO or device is refused, never read), and
+    loaded by :func:`load_state_dict_bytes`. Raises :class:`BadFileError` when the file is
+    corrupt, truncated, not a readable checkpoint, holds non-tensor objects, or is not a
+    ``str -> Tensor`` mapping; :class:`FileAccessError` when it cannot be read;
+    :class:`FileError` when it is missing or not a regular file.
     """
     path = Path(path)
-    if not path.is_file():
+    try:
+        data = read_regular_file(path, "weights")
+    except FileNotFoundError as error:
         raise FileError(
             f"weights file {path} does not exist; check the path, or pass no path to use "
             "the released weights"
-        )
-    try:
-        problem = None if verified else archive_problem(path)
-        if problem is not None:
-            raise BadFileError(f"weights file {path} is corrupt: {problem}")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileError:
-        raise
+        ) from error
     except OSError as error:
         raise unreadable_error(path, error, "weights") from error
-    except Exception as error:  # torch raises many types for bad files; chain the original
-        raise BadFileError(_describe_load_failure(path, error)) from error
+    return load_state_dict_bytes(data, path, spec, verified=verified)
+
+
+def load_state_dict_bytes(
+    data: bytes, path: Path, spec: WeightsSpec | None = None, *, verified: bool = False
+) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``data``, the bytes of the checkpoint file ``path``, safely.
+
+    A torch zip checkpoint's CRC-32s are verified first, unless ``verified`` (the caller
+    already checked these bytes). Unwraps ``spec.state_dict_key`` when set, or else a lone
+    ``"model_state_dict"`` / ``"state_dict"`` / ``"model"`` entry. Raises
+    :class:`BadFileError` as :func:`load_state_dict_file` does.
+    """
+    problem = None if verified else archive_problem(data)
+    if problem is not None:
+        raise BadFileError(_damaged(path, problem))
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as error:  # torch raises many types for bad bytes; chain the original
+        raise BadFileError(_describe_load_failure(path, data, error)) from error
     return _check_state_dict(_unwrap(obj, path, spec), path)
 
 

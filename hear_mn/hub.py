@@ -1,20 +1,27 @@
 """Getting a published file onto the local disk: where it is looked for, which copy is
 used, how it is checked, and when a bad copy is removed. Generic file plumbing: no torch.
 
-Lookup order (:func:`find`, :func:`fetch`), after a path the caller was given explicitly:
+Lookup order (:func:`find`, :func:`fetch_content`), after a path the caller was given
+explicitly:
 
 1. every directory listed in ``$HEAR_MN_WEIGHTS_DIR`` (``os.pathsep``-separated), for files
    the user downloaded by hand (machines without internet);
 2. the files shipped inside the package (:data:`PACKAGED_DIR`), so that they work offline;
 3. the cache directory (:func:`cache_dir`): ``$HEAR_MN_HOME``, else
    ``$XDG_CACHE_HOME/hear_mn``, else ``~/.cache/hear_mn``;
-4. a download into the cache (:func:`download_file`), unless ``download=False`` or
-   ``$HEAR_MN_OFFLINE`` is set.
+4. a download into the cache, unless ``download=False`` or ``$HEAR_MN_OFFLINE`` is set; for
+   weights from ``$HEAR_MN_WEIGHTS_MIRROR/<file name>`` when that is set.
 
-Integrity: a file with a SHA-256 on record (:attr:`RemoteFile.sha256`) is checked against
-it. Otherwise the caller's :class:`FileCheck` (say, the CRCs of a torch zip archive) runs
-before a download enters the cache and on local copies, and the SHA-256 of the first
-verified cached copy is recorded next to it (``<file>.sha256``) and checked on later uses.
+A found file is read once, whole (:mod:`hear_mn.regular_files`), and the bytes checked are
+the bytes handed back: a file swapped on disk after its check is never used.
+
+Integrity (:mod:`hear_mn.integrity`): a file with a SHA-256 on record
+(:attr:`RemoteFile.sha256`) is checked against it (pinned). Otherwise a download from a
+GitHub release is checked against the digest the release publishes
+(:mod:`hear_mn.published`), and without one it is trusted on first use, with a warning; the
+caller's check (say, the CRCs of a torch zip archive) runs before a download enters the
+cache and on local copies, and the SHA-256 of the first verified cached copy is recorded
+next to it (``<file>.sha256``, with its trust level) and checked on later uses.
 
 Only the cache is ever cleaned (:func:`evict`): a cached file proven bad is removed with a
 message naming it. Files the user gave (a path or ``$HEAR_MN_WEIGHTS_DIR``) and shipped files
@@ -24,17 +31,19 @@ reported as such and left alone.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
+from hear_mn import published
 from hear_mn.download import (
     ENV_QUIET,
+    ContentCheck,
     FileCheck,
+    download_bytes,
     download_file,
-    new_temp_file,
     same_sha256,
     sha256_of,
 )
@@ -45,10 +54,39 @@ from hear_mn.file_errors import (
     FileUnavailableError,
     os_error_text,
 )
+from hear_mn.file_locations import (
+    CACHED,
+    ENV_HOME,
+    ENV_MIRROR,
+    ENV_OFFLINE,
+    ENV_WEIGHTS_DIR,
+    OFFLINE,
+    PACKAGED_DIR,
+    SHIPPED,
+    RemoteFile,
+    cache_dir,
+    download_url,
+    env_flag,
+    find,
+    offline_dirs,
+    unreadable_error,
+)
+from hear_mn.integrity import (
+    FIRST_USE,
+    PINNED,
+    PUBLISHED,
+    UNPINNED,
+    IntegrityRecord,
+    read_record,
+    record_path,
+    write_record,
+)
+from hear_mn.regular_files import read_regular_file
 
 __all__ = [
     "CACHED",
     "ENV_HOME",
+    "ENV_MIRROR",
     "ENV_OFFLINE",
     "ENV_QUIET",
     "ENV_WEIGHTS_DIR",
@@ -56,17 +94,22 @@ __all__ = [
     "PACKAGED_DIR",
     "SHIPPED",
     "BadFileError",
+    "ContentCheck",
     "FileAccessError",
     "FileCheck",
     "FileError",
     "FileUnavailableError",
+    "Fetched",
     "RemoteFile",
     "cache_dir",
     "download_file",
+    "download_url",
     "env_flag",
     "evict",
     "fetch",
+    "fetch_content",
     "find",
+    "integrity_of",
     "offline_dirs",
     "same_sha256",
     "sha256_of",
@@ -75,145 +118,84 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-ENV_HOME = "HEAR_MN_HOME"
-ENV_WEIGHTS_DIR = "HEAR_MN_WEIGHTS_DIR"
-ENV_OFFLINE = "HEAR_MN_OFFLINE"
-
-# Files shipped with the package (looked up after $HEAR_MN_WEIGHTS_DIR).
-PACKAGED_DIR = Path(__file__).parent / "checkpoints"
-
-# Where a found file comes from; only files in the cache are ever deleted.
-OFFLINE, SHIPPED, CACHED = "offline", "shipped", "cached"
-
-_TRUE = {"1", "true", "yes", "on"}
-
 
 @dataclass(frozen=True)
-class RemoteFile:
-    """A file published at ``url``, described as data; ``sha256`` and ``num_bytes`` are
-    checked when known.
+class Fetched:
+    """A checked copy: where it was found (``origin``, ``path``), its bytes as checked, how
+    far it is trusted (:mod:`hear_mn.integrity`), and whether this call downloaded it."""
 
-    Two class attributes word the messages: ``kind`` names the file ("weights" gives
-    "weights file ..."); ``supply_hint`` ends the advice given when the cache cannot be
-    written (how else the user may supply the file).
-    """
-
-    file_name: str
-    url: str
-    sha256: str | None = None
-    num_bytes: int | None = None
-
-    kind: ClassVar[str] = "data"
-    supply_hint: ClassVar[str] = ""
+    origin: str
+    path: Path
+    data: bytes
+    trust: str
+    downloaded: bool = False
 
 
-def unreadable_error(path: Path, error: OSError, kind: str) -> FileAccessError:
-    """The error for a ``kind`` file (e.g. "weights") that cannot be read; it is kept."""
-    return FileAccessError(
-        f"cannot read {kind} file {path}: {os_error_text(error)}. It was left as it is. Check "
-        "that this process may read it (the permissions of the file and its folders, the disk "
-        f"or network share), or use another copy: a directory listed in {ENV_WEIGHTS_DIR}, "
-        f"another cache directory ({ENV_HOME}), or a path to the file."
-    )
-
-
-# --------------------------------------------------------------------------- locations
-
-
-def env_flag(name: str) -> bool:
-    """Whether the environment variable ``name`` is 1, true, yes or on (any case)."""
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
-
-def cache_dir() -> Path:
-    """Directory where downloaded files are kept (read from the environment now)."""
-    home = os.environ.get(ENV_HOME, "").strip()
-    if home:
-        return Path(home).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "hear_mn"
-
-
-def offline_dirs() -> list[Path]:
-    """Directories from ``$HEAR_MN_WEIGHTS_DIR``, searched before the shipped files and cache."""
-    raw = os.environ.get(ENV_WEIGHTS_DIR, "")
-    return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
-
-
-def find(file_name: str) -> tuple[str, Path] | None:
-    """Where ``file_name`` is found locally, in lookup order, without checking or downloading.
-
-    Returns ``("offline" | "shipped" | "cached", path)``, or None when it is nowhere.
-    """
-    candidates = [(OFFLINE, directory) for directory in offline_dirs()]
-    candidates += [(SHIPPED, PACKAGED_DIR), (CACHED, cache_dir())]
-    for origin, directory in candidates:
-        if (directory / file_name).is_file():
-            return origin, directory / file_name
-    return None
+def integrity_of(spec: RemoteFile) -> str:
+    """How far the copy :func:`find` finds (or the next download) is trusted, without
+    reading it: pinned, published digest or trust on first use (a cached copy's record),
+    else unpinned."""
+    if spec.sha256:
+        return PINNED
+    try:
+        found = find(spec.file_name, spec.kind)
+        record = read_record(found[1]) if found and found[0] == CACHED else None
+    except (FileError, OSError):
+        return UNPINNED
+    return record.trust if record else UNPINNED
 
 
 # --------------------------------------------------------------------------- integrity
 
 
-def _record_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _recorded_sha256(path: Path) -> str | None:
-    record = _record_path(path)
-    if not record.is_file():
-        return None
-    words = record.read_text(encoding="ascii", errors="replace").split()
-    return words[0].lower() if words and len(words[0]) == 64 else None
-
-
-def _record_sha256(path: Path) -> None:
-    """Write ``<file>.sha256`` (``sha256sum`` format) for a verified file; best effort."""
-    try:
-        text = f"{sha256_of(path)}  {path.name}\n".encode("ascii")
-        temp, handle = new_temp_file(path.parent, _record_path(path).name)
-        try:
-            with handle:
-                handle.write(text)
-            os.replace(temp, _record_path(path))
-        finally:
-            temp.unlink(missing_ok=True)
-    except OSError as error:
-        logger.warning("could not record the sha256 of %s: %s", path, os_error_text(error))
-
-
 def _local_problem(
-    path: Path, spec: RemoteFile, check: FileCheck | None, *, record: bool
-) -> str | None:
-    """Why ``path`` is not an intact copy of ``spec``'s file, or None when it is.
+    data: bytes, path: Path, origin: str, spec: RemoteFile, check: ContentCheck | None
+) -> tuple[str | None, str]:
+    """(why ``data``, read from ``path``, is not an intact copy of ``spec``'s file, or None;
+    its trust level).
 
     Size and SHA-256 when on record, else the SHA-256 recorded for the first verified copy
-    (``record``: files in the cache), else ``check`` (then recorded when ``record``).
-    Raises :class:`FileAccessError` when the file cannot be read.
+    (files in the cache), else ``check`` (then recorded, for files in the cache).
     """
+    if spec.num_bytes is not None and len(data) != spec.num_bytes:
+        return f"it has {len(data)} bytes, expected {spec.num_bytes}", PINNED
+    actual = hashlib.sha256(data).hexdigest()
+    if spec.sha256:
+        if same_sha256(spec.sha256, actual):
+            return None, PINNED
+        return f"its sha256 is {actual}, expected {spec.sha256.lower()}", PINNED
+    cached = origin == CACHED
     try:
-        size = path.stat().st_size if spec.num_bytes is not None else None
-        if size != spec.num_bytes:
-            return f"it has {size} bytes, expected {spec.num_bytes}"
-        if spec.sha256:
-            actual = sha256_of(path)
-            if same_sha256(spec.sha256, actual):
-                return None
-            return f"its sha256 is {actual}, expected {spec.sha256.lower()}"
-        recorded = _recorded_sha256(path) if record else None
-        if recorded is not None:
-            actual = sha256_of(path)
-            if actual != recorded:
-                return f"its sha256 is {actual}, not {recorded} as when it was first verified"
-            return None
-        problem = check(path, downloaded=False) if check is not None else None
-    except OSError as error:  # the file, or its recorded hash, cannot be read
+        record = read_record(path) if cached else None
+    except OSError as error:
+        raise unreadable_error(record_path(path), error, spec.kind) from error
+    if record is not None:
+        if actual != record.sha256:
+            return f"its sha256 is {actual}, not {record.sha256} as when it was first verified", ""
+        return None, record.trust
+    try:
+        problem = check(data, path, downloaded=cached) if check is not None else None
+    except OSError as error:
         raise unreadable_error(Path(error.filename or path), error, spec.kind) from error
-    if problem is None and record:
-        _record_sha256(path)
-    return problem
+    if problem is None and cached:
+        logger.warning(
+            "%s: a cached copy with no record; it passed its checks and is now trusted "
+            "(trust on first use)",
+            path,
+        )
+        write_record(path, IntegrityRecord(actual, FIRST_USE))
+        return None, FIRST_USE
+    return problem, UNPINNED
+
+
+def _read_found(path: Path, spec: RemoteFile) -> bytes | None:
+    """The bytes of a file :func:`find` found, or None when it vanished since."""
+    try:
+        return read_regular_file(path, spec.kind)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise unreadable_error(path, error, spec.kind) from error
 
 
 # --------------------------------------------------------------------------- fetch
@@ -231,7 +213,7 @@ def evict(origin: str, path: Path, reason: str = "") -> str | None:
         logger.warning("cached file %s is corrupt: %s", path, reason)
     try:
         path.unlink(missing_ok=True)
-        _record_path(path).unlink(missing_ok=True)
+        record_path(path).unlink(missing_ok=True)
     except OSError as error:
         text = os_error_text(error)
         logger.warning("could not remove %s from the cache: %s", path, text)
@@ -254,12 +236,13 @@ def _refusal(spec: RemoteFile, origin: str, path: Path, problem: str) -> BadFile
 def _unavailable(spec: RemoteFile, reason: str) -> FileUnavailableError:
     dirs = offline_dirs()
     listed = os.pathsep.join(str(d) for d in dirs) if dirs else "not set"
+    mirror = f", or set {ENV_MIRROR} to a mirror of the release files" if spec.mirrored else ""
     return FileUnavailableError(
         f"{spec.kind} file {spec.file_name!r} is not available: {reason}. "
         f"Download it from {spec.url} and put it in the cache directory {cache_dir()} "
         f"(i.e. {cache_dir() / spec.file_name}; set {ENV_HOME} to use another directory), "
         f"or in a directory listed in {ENV_WEIGHTS_DIR} "
-        f"({os.pathsep!r}-separated; currently {listed}).",
+        f"({os.pathsep!r}-separated; currently {listed}){mirror}.",
         reason,
     )
 
@@ -275,33 +258,94 @@ def _cache_unwritable(spec: RemoteFile, cached: Path, error: FileAccessError) ->
     )
 
 
-def fetch(
+def _published_digest(spec: RemoteFile, url: str) -> published.PublishedDigest | None:
+    """The digest published for ``spec``'s file, or None (logged: trust on first use)."""
+    asset = published.release_asset(spec.url)
+    try:
+        if asset is None:
+            raise published.DigestUnavailableError(f"{spec.url} is no GitHub release asset")
+        return published.published_digest(asset)
+    except published.DigestUnavailableError as error:
+        logger.warning(
+            "%s file %s: no published digest to check the download from %s against (%s); "
+            "trusting it on first use: its sha256 is recorded and later loads must match",
+            spec.kind,
+            spec.file_name,
+            url,
+            error,
+        )
+        return None
+
+
+def _download(
+    spec: RemoteFile, progress: bool | None, check: ContentCheck | None, stale: str
+) -> Fetched:
+    """Download ``spec``'s file into the cache, checked against the best hash there is."""
+    url = download_url(spec)
+    digest = None if spec.sha256 else _published_digest(spec, url)
+    sha256 = spec.sha256 or (digest.sha256 if digest else None)
+    num_bytes = spec.num_bytes
+    if num_bytes is None and digest is not None:
+        num_bytes = digest.num_bytes
+    cached = cache_dir() / spec.file_name
+    try:
+        data = download_bytes(
+            url,
+            cached,
+            sha256=sha256,
+            expected_source=f"the published digest and size, {digest.source}" if digest else "",
+            num_bytes=num_bytes,
+            progress=progress,
+            check=None if spec.sha256 else check,
+        )
+    except FileAccessError as error:
+        raise _cache_unwritable(spec, cached, error) from error
+    except FileUnavailableError as error:
+        raise _unavailable(spec, stale + str(error)) from error
+    if spec.sha256:
+        return Fetched(CACHED, cached, data, PINNED, downloaded=True)
+    trust = PUBLISHED if digest else FIRST_USE
+    if digest:
+        logger.info(
+            "%s matches the published digest sha256:%s (%s)", cached, digest.sha256, digest.source
+        )
+    record = IntegrityRecord(
+        sha256 or hashlib.sha256(data).hexdigest(), trust, digest.source if digest else ""
+    )
+    write_record(cached, record)
+    return Fetched(CACHED, cached, data, trust, downloaded=True)
+
+
+def fetch_content(
     spec: RemoteFile,
     *,
     download: bool = True,
     progress: bool | None = None,
-    check: FileCheck | None = None,
-) -> tuple[str, Path]:
-    """The checked local copy of ``spec``'s file, downloaded when needed: (origin, path).
+    check: ContentCheck | None = None,
+) -> Fetched:
+    """The checked copy of ``spec``'s file, downloaded when needed, with its bytes.
 
     Looks where :func:`find` does, then downloads into the cache when the file is absent and
     downloading is allowed (``download=True`` and ``$HEAR_MN_OFFLINE`` not set). A found
-    file is checked (see the module's docstring; ``check`` runs when no SHA-256 is on
-    record): a bad file in an offline directory or the package raises :class:`BadFileError`
-    and is left alone; a bad file in the cache is removed and downloaded again.
+    file is read once and checked (see the module's docstring; ``check`` runs when no
+    SHA-256 is on record): a bad file in an offline directory or the package raises
+    :class:`BadFileError` and is left alone; a bad file in the cache is removed and
+    downloaded again. The bytes returned are the bytes checked.
 
     Raises :class:`FileUnavailableError` when there is no good copy to be had (its
     ``reason`` says why), :class:`FileAccessError` when a file cannot be read or the cache
-    cannot be written, :class:`BadFileError` when a file is refused.
+    cannot be written, :class:`BadFileError` when a file is refused, :class:`FileError`
+    when a path is not usable (too long, not a regular file).
     """
-    found = find(spec.file_name)
+    found = find(spec.file_name, spec.kind)
+    data = _read_found(found[1], spec) if found is not None else None
     stale_reason = ""
-    if found is not None:
+    if found is not None and data is not None:
         origin, path = found
-        problem = _local_problem(path, spec, check, record=origin == CACHED)
+        problem, trust = _local_problem(data, path, origin, spec, check)
         if problem is None:
-            logger.debug("using %s (%s)", path, origin)
-            return found
+            logger.debug("using %s (%s, %s)", path, origin, trust)
+            return Fetched(origin, path, data, trust)
         removal = evict(origin, path, problem)
         if removal is None:
             raise _refusal(spec, origin, path, problem)
@@ -313,20 +357,23 @@ def fetch(
         raise _unavailable(
             spec, stale_reason + f"downloading is disabled because {ENV_OFFLINE} is set"
         )
-    cached = cache_dir() / spec.file_name
-    try:
-        download_file(
-            spec.url,
-            cached,
-            sha256=spec.sha256,
-            num_bytes=spec.num_bytes,
-            progress=progress,
-            check=None if spec.sha256 else check,
-        )
-    except FileAccessError as error:
-        raise _cache_unwritable(spec, cached, error) from error
-    except FileUnavailableError as error:
-        raise _unavailable(spec, stale_reason + str(error)) from error
-    if not spec.sha256:
-        _record_sha256(cached)
-    return CACHED, cached
+    return _download(spec, progress, check, stale_reason)
+
+
+def fetch(
+    spec: RemoteFile,
+    *,
+    download: bool = True,
+    progress: bool | None = None,
+    check: FileCheck | None = None,
+) -> tuple[str, Path]:
+    """:func:`fetch_content` for a caller that reads the file itself: (origin, path).
+
+    ``check`` is given the file's path (the received file, for a download).
+    """
+
+    def file_check(data: bytes, path: Path, *, downloaded: bool) -> str | None:
+        return check(path, downloaded=downloaded) if check is not None else None
+
+    fetched = fetch_content(spec, download=download, progress=progress, check=file_check)
+    return fetched.origin, fetched.path

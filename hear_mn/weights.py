@@ -3,15 +3,19 @@
 A checkpoint is a published file like any other (:mod:`hear_mn.hub`): it is looked for in
 the directories of ``$HEAR_MN_WEIGHTS_DIR``, then among the checkpoints shipped inside the
 package (the two Audio-MLP files, CC BY-SA 4.0, see ``ATTRIBUTION.md`` there), then in the
-cache directory, and else downloaded into the cache unless ``download=False`` or
-``$HEAR_MN_OFFLINE`` is set. It is read safely by :mod:`hear_mn.checkpoint`
+cache directory, and else downloaded into the cache (from ``$HEAR_MN_WEIGHTS_MIRROR`` when
+set) unless ``download=False`` or ``$HEAR_MN_OFFLINE`` is set. It is read once, whole, and
+the bytes checked are the bytes loaded, safely, by :mod:`hear_mn.checkpoint`
 (``weights_only=True``: loading weights must never run code from the file).
 
-Integrity: a file with a SHA-256 on record (``WeightsSpec.sha256``) is checked against it.
-The others (the EfficientAT release lists none) are torch zip archives with a CRC-32 per
-entry: the CRCs are verified before a download enters the cache and when a file is loaded,
-and the SHA-256 of the first verified copy is recorded next to it (``<file>.sha256``) and
-checked on later loads.
+Integrity (:mod:`hear_mn.integrity`): a file with a SHA-256 on record (``WeightsSpec.sha256``,
+the Audio-MLP files) is pinned: checked against it. The EfficientAT release lists no hashes:
+a download of one of its files is checked against the digest its GitHub release publishes
+when there is one (:mod:`hear_mn.published`), else trusted on first use with a warning.
+Either way they are torch zip archives with a CRC-32 per entry, verified (with their
+completeness) before a download enters the cache and when a file is loaded, and the SHA-256
+of the first verified copy is recorded next to it (``<file>.sha256``, with its trust level)
+and checked on later loads.
 
 Only the cache is ever cleaned: a cached file proven bad (corrupt, unsafe, or refused by the
 model) is removed with a message naming it. Files the user gave (a path or
@@ -25,6 +29,7 @@ are re-exported here from :mod:`hear_mn.hub` and :mod:`hear_mn.checkpoint`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -33,8 +38,14 @@ from typing import ClassVar, Protocol
 
 import torch
 
-from hear_mn.checkpoint import archive_problem, load_into, load_state_dict_file
+from hear_mn.checkpoint import (
+    archive_problem,
+    load_into,
+    load_state_dict_bytes,
+    load_state_dict_file,
+)
 from hear_mn.hub import (
+    ENV_OFFLINE,
     PACKAGED_DIR,
     BadFileError,
     FileAccessError,
@@ -43,13 +54,18 @@ from hear_mn.hub import (
     RemoteFile,
     cache_dir,
     download_file,
+    env_flag,
     evict,
-    fetch,
+    fetch_content,
     find,
+    integrity_of,
     offline_dirs,
     same_sha256,
     sha256_of,
+    unreadable_error,
 )
+from hear_mn.integrity import PINNED, PUBLISHED
+from hear_mn.regular_files import read_regular_file
 
 __all__ = [
     "PACKAGED_DIR",
@@ -68,6 +84,7 @@ __all__ = [
     "offline_dirs",
     "resolve_weights",
     "sha256_of",
+    "weights_integrity",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +110,7 @@ class WeightsSpec(RemoteFile):
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
     kind: ClassVar[str] = "weights"
+    mirrored: ClassVar[bool] = True
     supply_hint: ClassVar[str] = (
         ", or pass its path (load_model(path), create_model(..., weights=path))"
     )
@@ -104,10 +122,11 @@ class StateDictCheck(Protocol):
     def __call__(self, state_dict: dict[str, torch.Tensor], *, source: str) -> None: ...
 
 
-def _check_archive(path: Path, *, downloaded: bool) -> str | None:
-    """hub's check for checkpoints: the zip CRCs; a download must be a zip archive (a legacy
-    torch file may be found locally, but an error page must not enter the cache)."""
-    return archive_problem(path, require_zip=downloaded)
+def _check_archive(data: bytes, path: Path, *, downloaded: bool) -> str | None:
+    """hub's check for checkpoints: the zip CRCs, and no truncation; a download (or the
+    cache's copy of one) must be a zip archive (a legacy torch file may be found locally,
+    but an error page must not enter the cache)."""
+    return archive_problem(data, require_zip=downloaded)
 
 
 def find_weights(file_name: str) -> tuple[str, Path] | None:
@@ -116,6 +135,12 @@ def find_weights(file_name: str) -> tuple[str, Path] | None:
     Returns ``("offline" | "shipped" | "cached", path)``, or None when it is nowhere.
     """
     return find(file_name)
+
+
+def weights_integrity(spec: WeightsSpec) -> str:
+    """How far the released file of ``spec`` is trusted, without reading it: "pinned",
+    "published digest", "trust on first use" (a cached copy's record) or "unpinned"."""
+    return integrity_of(spec)
 
 
 def resolve_weights(
@@ -128,16 +153,18 @@ def resolve_weights(
     (``download=True`` and ``$HEAR_MN_OFFLINE`` not set). A found file is checked (see the
     module's docstring): a bad file in an offline directory or the package raises
     :class:`BadWeightsError` and is left alone; a bad file in the cache is deleted and
-    downloaded again.
+    downloaded again. To load it, use :func:`fetch_weights`, which loads the very bytes
+    that were checked.
     """
-    return fetch(spec, download=download, progress=progress, check=_check_archive)[1]
+    return fetch_content(spec, download=download, progress=progress, check=_check_archive).path
 
 
 def _load_verified(
-    path: Path, spec: WeightsSpec, verify: StateDictCheck | None, *, verified: bool
+    data: bytes, path: Path, spec: WeightsSpec, verify: StateDictCheck | None, *, verified: bool
 ) -> dict[str, torch.Tensor]:
-    """Load ``path`` and hand it to ``verify``; any refusal becomes a :class:`BadWeightsError`."""
-    state = load_state_dict_file(path, spec, verified=verified)
+    """Load ``data`` (read from ``path``) and hand it to ``verify``; any refusal becomes a
+    :class:`BadWeightsError`."""
+    state = load_state_dict_bytes(data, path, spec, verified=verified)
     if verify is not None:
         try:
             verify(state, source=str(path))
@@ -146,6 +173,18 @@ def _load_verified(
         except WeightsError as error:
             raise BadWeightsError(str(error)) from error
     return state
+
+
+def _read_user_file(path: Path) -> bytes:
+    try:
+        return read_regular_file(path, "weights")
+    except FileNotFoundError as error:
+        raise WeightsError(
+            f"weights file {path} does not exist; check the path, or pass no path to use "
+            "the released weights"
+        ) from error
+    except OSError as error:
+        raise unreadable_error(path, error, "weights") from error
 
 
 def fetch_weights(
@@ -158,18 +197,20 @@ def fetch_weights(
 ) -> dict[str, torch.Tensor]:
     """Return the state dict for ``spec``, from ``path`` when given, else the release.
 
-    ``verify(state_dict, source=path)`` (e.g. a model's ``load_checkpoint``) is called with
-    the loaded state dict and raises :class:`WeightsError` when it does not fit. A cached
-    file that fails to load or is refused by ``verify`` is removed from the cache (the error
-    names it); files the user gave and shipped files are never deleted. A user-supplied
-    ``path`` is not required to match ``spec.sha256``; a warning is logged when it has the
-    release's file name but a different hash.
+    The file is read once: the bytes checked are the bytes loaded. ``verify(state_dict,
+    source=path)`` (e.g. a model's ``load_checkpoint``) is called with the loaded state dict
+    and raises :class:`WeightsError` when it does not fit. A cached copy that fails to load
+    or is refused by ``verify`` is removed from the cache (the error names it) and, when it
+    was not just downloaded, downloaded again once; files the user gave and shipped files
+    are never deleted. A user-supplied ``path`` is not required to match ``spec.sha256``; a
+    warning is logged when it has the release's file name but a different hash.
     """
     if path is not None and os.fspath(path) != "":
         local = Path(path).expanduser()
-        state = _load_verified(local, spec, verify, verified=False)
+        data = _read_user_file(local)
+        state = _load_verified(data, local, spec, verify, verified=False)
         if spec.sha256 and local.name == spec.file_name:
-            actual = sha256_of(local)
+            actual = hashlib.sha256(data).hexdigest()
             if not same_sha256(spec.sha256, actual):
                 logger.warning(
                     "%s has the release file name but its sha256 is %s, not %s; using it anyway",
@@ -178,15 +219,20 @@ def fetch_weights(
                     spec.sha256.lower(),
                 )
         return state
-    origin, resolved = fetch(spec, download=download, progress=progress, check=_check_archive)
+    fetched = fetch_content(spec, download=download, progress=progress, check=_check_archive)
     try:
-        return _load_verified(resolved, spec, verify, verified=True)
+        return _load_verified(fetched.data, fetched.path, spec, verify, verified=True)
     except BadWeightsError as error:
         # Only a cached copy is removed (never the user's or the package's), and never the
-        # release itself: its SHA-256 matched, so a new download would be the same file.
-        removal = None if spec.sha256 else evict(origin, resolved)
+        # release itself: its SHA-256 matched (pinned or published), so a new download
+        # would be the same file.
+        released = fetched.trust in (PINNED, PUBLISHED)
+        removal = None if released else evict(fetched.origin, fetched.path)
         if removal is None:
             raise
+        if not fetched.downloaded and download and not env_flag(ENV_OFFLINE):
+            logger.warning("%s; downloading it again", error)
+            return fetch_weights(spec, download=download, progress=progress, verify=verify)
         raise BadWeightsError(
             f"{error}\nhear_mn {removal}; the next call downloads it again (if this error "
             f"comes back, the file at {spec.url} is not a checkpoint for this model)."

@@ -22,9 +22,8 @@ import torch
 from local_http import FILE_NAME, LocalServer
 
 import hear_mn.download
+import hear_mn.file_locations
 import hear_mn.hub
-from hear_mn import labels
-from hear_mn.labels import LABELS_FILE, NUM_CLASSES, LabelsError, load_labels
 from hear_mn.weights import (
     WeightsError,
     WeightsSpec,
@@ -50,6 +49,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("HEAR_MN_WEIGHTS_DIR", raising=False)
     monkeypatch.delenv("HEAR_MN_OFFLINE", raising=False)
     monkeypatch.delenv("HEAR_MN_QUIET", raising=False)
+    monkeypatch.delenv("HEAR_MN_WEIGHTS_MIRROR", raising=False)
     return home
 
 
@@ -371,7 +371,7 @@ def test_load_text_file_is_refused(tmp_path: Path) -> None:
 def test_load_truncated_checkpoint(checkpoint: tuple[bytes, str], tmp_path: Path) -> None:
     path = tmp_path / "half.pt"
     path.write_bytes(checkpoint[0][: len(checkpoint[0]) // 2])
-    with pytest.raises(WeightsError, match="not a readable torch checkpoint"):
+    with pytest.raises(WeightsError, match="is damaged: it is truncated"):
         load_state_dict_file(path)
 
 
@@ -597,10 +597,14 @@ def test_unreadable_cached_file_is_kept_and_reported(
     cached = env / FILE_NAME
     cached.write_bytes(checkpoint[0])
 
-    def cannot_read(*args: object, **kwargs: object) -> None:
-        raise type(error)(error.errno, error.strerror, str(cached))
+    real_open = os.open
 
-    monkeypatch.setattr(torch, "load", cannot_read)
+    def cannot_read(path: object, *args: object, **kwargs: object) -> int:
+        if Path(path) == cached:  # type: ignore[arg-type]
+            raise type(error)(error.errno, error.strerror, str(cached))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", cannot_read)
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
     with pytest.raises(WeightsError) as info:
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
@@ -619,10 +623,10 @@ def test_io_error_while_checking_a_cached_file_is_reported(
     env.mkdir()
     (env / FILE_NAME).write_bytes(data)
 
-    def failing_disk(path: Path) -> str:
+    def failing_disk(path: Path, kind: str) -> bytes:
         raise OSError(errno.EIO, "Input/output error", str(path))
 
-    monkeypatch.setattr(hear_mn.hub, "sha256_of", failing_disk)
+    monkeypatch.setattr(hear_mn.hub, "read_regular_file", failing_disk)
     with pytest.raises(WeightsError, match="Input/output error") as info:
         resolve_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha))
     assert str(env / FILE_NAME) in str(info.value)
@@ -893,7 +897,7 @@ def test_damaged_shipped_file_is_refused_not_deleted(
     damaged = tmp_path / "checkpoints" / spec.file_name
     damaged.parent.mkdir()
     damaged.write_bytes(b"damaged")
-    monkeypatch.setattr(hear_mn.hub, "PACKAGED_DIR", damaged.parent)
+    monkeypatch.setattr(hear_mn.file_locations, "PACKAGED_DIR", damaged.parent)
     with pytest.raises(WeightsError, match="reinstall") as info:
         fetch_weights(spec, download=False)
     assert str(damaged) in str(info.value)
@@ -906,54 +910,3 @@ def test_damaged_shipped_file_is_refused_not_deleted(
 def test_hub_does_not_import_torch() -> None:
     code = "import sys, hear_mn.hub; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def _labels_csv() -> bytes:
-    rows = ["index,mid,display_name"] + [f'{i},/m/{i:05d},"Class {i}"' for i in range(NUM_CLASSES)]
-    return ("\n".join(rows) + "\n").encode()
-
-
-@pytest.fixture
-def labels_server(server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
-    """The local server publishing a well-formed AudioSet class list at LABELS_URL."""
-    server.files[LABELS_FILE] = _labels_csv()
-    monkeypatch.setattr(labels, "LABELS_URL", server.url("ok", LABELS_FILE))
-    return server
-
-
-def test_malformed_cached_labels_are_removed_and_downloaded_once(
-    labels_server: LocalServer, env: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    env.mkdir()
-    (env / LABELS_FILE).write_text("<html>blocked</html>")  # a proxy's page, no hash recorded
-    with caplog.at_level(logging.WARNING, logger="hear_mn.hub"):
-        assert len(load_labels(progress=False)) == NUM_CLASSES
-    assert len(labels_server.requests) == 1
-    assert any(str(env / LABELS_FILE) in r.getMessage() for r in caplog.records)
-    assert (env / LABELS_FILE).read_bytes() == _labels_csv()
-
-
-def test_a_malformed_labels_download_never_enters_the_cache(
-    labels_server: LocalServer, env: Path
-) -> None:
-    labels_server.files[LABELS_FILE] = b"<html>blocked</html>"
-    with pytest.raises(LabelsError, match="failed its checks") as info:
-        load_labels(progress=False)
-    assert "first line should be 'index,mid,display_name'" in str(info.value)
-    assert _files_in(env) == []
-
-
-def test_malformed_labels_in_weights_dir_are_refused_not_deleted(
-    labels_server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    offline = tmp_path / "offline"
-    offline.mkdir()
-    bad = offline / LABELS_FILE
-    bad.write_text("<html>blocked</html>")
-    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
-    with pytest.raises(LabelsError) as info:
-        load_labels(progress=False)
-    assert str(bad) in str(info.value) and "left as it is" in str(info.value)
-    assert "removed" not in str(info.value)
-    assert bad.read_text() == "<html>blocked</html>"
-    assert labels_server.requests == []

@@ -6,7 +6,15 @@ import argparse
 import json
 
 from hear_mn.catalog import GROUP_TITLES
-from hear_mn.cli.common import EXIT_OK, SubParsers, add_command, out, weights_location
+from hear_mn.cli.common import (
+    EXIT_OK,
+    SubParsers,
+    add_command,
+    err,
+    out,
+    weights_location,
+    wrap,
+)
 
 EXAMPLES = """examples:
   hear-mn list                 table of every named configuration, by group
@@ -23,9 +31,13 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         "named configurations: sizes, parameters, MACs, weights",
         "Every named configuration (each has a HEAR module hear_mn.<model>), by group: "
         "sample rate, embedding sizes, parameters and multiply-accumulates for 10 s of "
-        "audio (both counted from the model; MACs only of the layers the features need), and "
-        "whether its weights file is in $HEAR_MN_WEIGHTS_DIR ('offline'), in the cache "
-        "('cached') or still to be downloaded ('missing').",
+        "audio (both counted from the model; MACs only of the layers the features need), how "
+        "its weights file is checked ('pinned': its sha256 ships with hear-mn; 'published "
+        "digest': the download matched the sha256 its GitHub release publishes; 'trust on "
+        "first use': there was none to check it against, so the first download's sha256 was "
+        "recorded; 'unpinned': not downloaded yet, or your own copy), and whether it is in "
+        "$HEAR_MN_WEIGHTS_DIR ('offline'), shipped, in the cache ('cached') or still to be "
+        "downloaded ('missing').",
         EXAMPLES,
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -46,9 +58,18 @@ def _si(value: float) -> str:
     return f"{value:.0f}"
 
 
+LEGEND = (
+    "check: 'pinned' = sha256 shipped with hear-mn; 'published digest' = matched the sha256 "
+    "its GitHub release publishes; 'trust on first use' = no published digest, the first "
+    "download's sha256 recorded; 'unpinned' = not downloaded yet or your own copy (checked "
+    "against the published digest when downloaded)"
+)
+
+
 def _rows(group: str | None) -> list[dict]:
     from hear_mn.complexity import known_complexity
     from hear_mn.registry import named_configs
+    from hear_mn.weights import weights_integrity
 
     rows = []
     for config in named_configs(group):
@@ -69,6 +90,7 @@ def _rows(group: str | None) -> list[dict]:
                 "parameters": params,
                 "macs_10s": macs,
                 "weights_file": config.weights.file_name,
+                "weights_integrity": weights_integrity(config.weights),
                 "weights_status": status,
                 "weights_path": str(path) if path else None,
             }
@@ -82,7 +104,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out(json.dumps(rows, indent=2))
         return EXIT_OK
-    header = ("model", "rate", "scene", "stamp", "params", "MACs/10s", "weights file", "weights")
+    header = (
+        "model",
+        "rate",
+        "scene",
+        "stamp",
+        "params",
+        "MACs/10s",
+        "weights file",
+        "check",
+        "weights",
+    )
     table = [header] + [
         (
             row["name"],
@@ -92,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             _si(row["parameters"]),
             _si(row["macs_10s"]),
             row["weights_file"],
+            row["weights_integrity"],
             row["weights_status"],
         )
         for row in rows
@@ -113,4 +146,5 @@ def run(args: argparse.Namespace) -> int:
             count = sum(r["group"] == group for r in rows)
             out(f"\n# {GROUP_TITLES[group]}: {count} module(s), hear_mn.<model>")
         out(line)
+    err("\n" + wrap(LEGEND))  # commentary, kept off the table's stream
     return EXIT_OK
