@@ -214,6 +214,22 @@ def test_an_unreadable_sub_folder_is_a_failed_input(
     assert f"{locked}: cannot read this folder" in stderr and "Permission denied" in stderr
 
 
+def test_an_unreadable_input_folder_alone_says_why(
+    weights_env, tmp_path, capsys, monkeypatch
+) -> None:
+    folder = _folder(tmp_path / "in", 1)
+    real_scandir = os.scandir
+
+    def scandir(path=".", *args):
+        if os.fspath(path) == str(folder):
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real_scandir(path, *args)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    code, _, stderr = run_cli(capsys, "embed", folder, "--model", MODEL, "--out", tmp_path / "o")
+    assert code == 2 and f"{folder}: cannot read this folder (Permission denied)" in stderr
+
+
 # --------------------------------------------------------------------------- item 12
 
 

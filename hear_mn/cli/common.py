@@ -381,5 +381,7 @@ def find_inputs(inputs: Sequence[str]) -> AudioInputs:
     except (FileNotFoundError, InputNameError) as error:
         raise CLIError(str(error)) from None
     if not scan.files:
-        raise CLIError(f"no audio or video files found in {' '.join(map(str, inputs))}")
+        unreadable = "".join(f"; {path}: {why}" for path, why in scan.unreadable)
+        where = " ".join(map(str, inputs))
+        raise CLIError(f"no audio or video files found in {where}{unreadable}")
     return scan

@@ -37,6 +37,7 @@ from hear_mn.engines.ray_tasks import audio_lengths
 from hear_mn.engines.ray_worker import EmbeddingWorker
 from hear_mn.model import EmbeddingModel
 
+logger = logging.getLogger(__name__)
 RAY_EXTRA = "pip install 'hear-mn[ray]' (or pip install 'ray[data]')"
 # Files whose lengths one probing task measures (decoding is cheap next to embedding).
 PROBE_BATCH = 16
@@ -259,6 +260,8 @@ def dataset_of_inputs(
             ray, inputs, model, options, timestamps=timestamps, batch_size=batch_size
         )
     scan = scan_audio_inputs(_expand(inputs))
+    for path, why in scan.unreadable:
+        logger.warning("%s: %s", path, why)
     if not scan.files:
         raise ValueError(f"no audio files found in {', '.join(_expand(inputs))}")
     jobs = [OutputJob(path, relative, Path("")) for path, relative in scan.files]
