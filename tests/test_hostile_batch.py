@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -425,3 +428,54 @@ def test_what_an_output_depends_on(model, tmp_path) -> None:
     assert np.array_equal(outputs["crowd 8"], outputs["crowd 8 again"])
     scale = float(np.abs(outputs["alone"]).max())
     assert float(np.abs(outputs["crowd 8"] - outputs["alone"]).max()) <= 1e-6 * scale
+
+
+INTERRUPT_RAY_SCRIPT = """
+import json, signal, subprocess, sys, time
+from pathlib import Path
+
+command, out = json.loads(sys.argv[1]), Path(sys.argv[2])
+job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+deadline = time.monotonic() + 300
+while time.monotonic() < deadline and job.poll() is None and len(list(out.rglob("*.npz"))) < 3:
+    time.sleep(0.02)
+job.send_signal(signal.SIGINT)
+_, stderr = job.communicate(timeout=120)
+saved = len(list(out.rglob("*.npz")))
+left = [p.name for p in out.rglob(".*")]
+print(json.dumps({"code": job.returncode, "stderr": stderr, "saved": saved, "left": left}))
+"""
+
+
+def test_ctrl_c_on_a_real_ray_run_counts_what_is_on_disk(weights_dir, tmp_path) -> None:
+    """Ray started by the command (in a loopback-only namespace, as in test_ray_engine.py),
+    SIGINT once outputs appear: exit 130, and the count said is the count on disk."""
+    from test_ray_engine import _in_namespace
+
+    pytest.importorskip(
+        "ray.data", reason="ray[data] is not installed (pip install 'hear-mn[ray]')"
+    )
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for index in range(60):
+        sf.write(corpus / f"clip{index:02d}.wav", _noise(index, seconds=4.0), RATE)
+    out = tmp_path / "out"
+    command = [
+        *(sys.executable, "-m", "hear_mn", "embed", str(corpus), "--model", MODEL),
+        *("--weights", str(weights_dir / get_config(MODEL).weights.file_name)),
+        *("--out", str(out), "--engine", "ray", "--actors", "1", "--batch-size", "1"),
+    ]
+    ray_temp = Path(tempfile.mkdtemp(prefix="hear-mn-ray-", dir="/tmp"))
+    env = {**os.environ, "RAY_TMPDIR": str(ray_temp), "RAY_USAGE_STATS_ENABLED": "0"}
+    try:
+        run = _in_namespace(
+            [sys.executable, "-c", INTERRUPT_RAY_SCRIPT, json.dumps(command), str(out)], env=env
+        )
+    finally:
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    assert run.returncode == 0, run.stderr[-4000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["code"] == 130, result["stderr"][-4000:]
+    assert 3 <= result["saved"] < 60
+    assert f"interrupted; {result['saved']} output(s) were saved" in result["stderr"]
+    assert result["left"] == []
