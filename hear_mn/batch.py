@@ -251,7 +251,9 @@ def length_groups(
     ``batch_size``; a group goes as soon as it is full, and when the items waiting for
     partners hold more than :data:`MAX_PENDING_SAMPLES` samples all of them go (shortest
     first), as they do at the end. Every engine groups by this rule, so they make the same
-    batches from the same inputs (and scene embeddings depend on the batch a clip is in)."""
+    batches from the same inputs: an output's last float32 bits can depend on the files
+    that share its batch (oneDNN picks kernels by the batch's shape; docs/batch_embedding.md),
+    and with ``batch_size`` 1 it depends on its own file only."""
     pending: dict[int, list[T]] = {}
     pending_samples = 0
     for item in items:

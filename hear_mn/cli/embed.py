@@ -44,15 +44,20 @@ directly: OUT/<its name>.npz; with several inputs, each directory's files go und
 name), e.g. recordings/birds/a.wav -> embeddings/birds/a.wav.npz, holding `embedding` ((D,)
 scene, or (T, D) with --timestamps), `timestamps` ((T,) ms, with --timestamps), `model`,
 `features`, `sample_rate` and `settings` (JSON). Load one with numpy.load.
-Outputs written with the same settings (model, features, mode, weights) are skipped, so an
-interrupted run resumes; outputs of other settings stop the run before any work, and
---overwrite recomputes them. Files that cannot be read are listed at the end (exit code
-1), as are files in the folders that are not audio or video. Ctrl-C says how many outputs
-were saved (exit code 130).
+Outputs written with the same settings (model, features, mode, weights) from the same
+input bytes are skipped, so an interrupted run resumes; an output whose input changed, that
+records no input (older hear-mn) or that cannot be read is computed again, with a note;
+outputs of other settings stop the run before any work, and --overwrite recomputes them.
+Files and folders that cannot be read are listed at the end (exit code 1), as are files in
+the folders that are not audio or video. Ctrl-C says how many outputs were saved (exit code
+130). Files of equal length share forward passes (--batch-size), which can change an
+output's last float32 bits; --batch-size 1 makes each output depend on its file alone
+(docs/batch_embedding.md).
 
 --engine ray runs the same job on Ray Data (pip install 'hear-mn[ray]'): the same outputs,
-names, skip rule, failure list and exit codes, and the same numbers as --engine local for
-the same --batch-size and threads (each actor uses --threads-per-actor torch threads). The
+names, skip rule, failure list and exit codes, and the same numbers as --engine local, bit
+for bit, for the same files to compute, --batch-size and threads (each actor uses
+--threads-per-actor torch threads). The
 files' lengths are measured by Ray tasks first, so that they are batched as locally; a pool
 of actors (--actors, default one per --threads-per-actor CPUs of the cluster), each holding
 the model once, decodes, embeds and writes the outputs. Without --address Ray starts in this

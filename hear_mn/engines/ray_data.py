@@ -7,8 +7,9 @@ and groups the files into forward passes by the same rule
 file; a pool of actors, each holding the model once, then decodes every group's files again
 (the same audio I/O as the CLI), embeds them and writes each output atomically. Ray retries a
 task whose actor died on a fresh actor; rewriting an output with the same bytes is harmless,
-so a killed actor costs time, not outputs. Same batches and the same torch thread count give
-the same numbers as the local engine, bit for bit.
+so a killed actor costs time, not outputs. The same files to compute (hence the same
+batches) and the same torch thread count give the same numbers as the local engine, bit for
+bit (docs/batch_embedding.md says when batch partners change an output's last bits).
 """
 
 from __future__ import annotations
