@@ -91,7 +91,8 @@ def _namespaced(command: list[str]) -> list[str]:
     """``command`` in a loopback-only network namespace (skips where none can be made)."""
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.skip("unshare and ip are needed to run Ray in a loopback-only namespace")
-    script = 'ip link set lo up && test "$(ls /sys/class/net)" = lo && exec "$@"'
+    only_loopback = "test \"$(ip -o link show | cut -d: -f2 | tr -d ' ')\" = lo"
+    script = f'ip link set lo up && {only_loopback} && exec "$@"'
     return ["unshare", "-n", "sh", "-c", script, "sh", *command]
 
 
@@ -108,7 +109,7 @@ def test_snippet_runs_as_written(where: str, code: str, workspace, tmp_path: Pat
     }
     command = [sys.executable, str(script)]
     ray_folder = None
-    if "ray" in code or "embed_dataset" in code:
+    if re.search(r"\bimport ray\b|embed_dataset", code):
         pytest.importorskip("ray.data", reason="ray[data] is not installed")
         ray_folder = Path(tempfile.mkdtemp(prefix="hear-mn-ray-", dir="/tmp"))
         env["RAY_TMPDIR"] = str(ray_folder)
