@@ -347,9 +347,10 @@ def embed_files(
 
     Outputs mirror the inputs' relative paths with ``.npz`` appended and hold ``embedding``
     (``(D,)`` scene, or ``(T, D)`` with ``timestamps``), ``timestamps`` (ms), ``model``,
-    ``features``, ``sample_rate`` and ``settings`` (JSON). Existing outputs with the same
-    settings are reused; others raise :class:`OutputConflictError` before any work, unless
-    ``overwrite``. Inputs that cannot be read or embedded are listed in the report's
+    ``features``, ``sample_rate`` and ``settings`` (JSON, with the input's identity).
+    Existing outputs with the same settings and input are reused; those whose input changed
+    or that cannot be read are computed again (the report's ``recomputed`` says why);
+    others raise :class:`OutputConflictError` before any work, unless ``overwrite``. Inputs that cannot be read or embedded are listed in the report's
     ``failures`` and the others go on. ``progress(path, seconds_of_audio)`` is called per
     input. Ctrl-C raises :class:`EmbeddingInterrupted` carrying the report so far.
     """
