@@ -13,7 +13,6 @@ many files can report it and carry on.
 from __future__ import annotations
 
 import errno
-import importlib
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from hear_mn.audio_sink import AudioReadError, MonoResampler, require
+from hear_mn.decode_limits import DecodeLimit
 from hear_mn.npz_output import save_npz
 
 __all__ = [
@@ -97,10 +98,6 @@ MEDIA_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 _BLOCK_FRAMES = 1 << 16
 
 
-class AudioReadError(ValueError):
-    """An audio file cannot be used: missing, empty, corrupt, undecodable or without samples."""
-
-
 class InputNameError(ValueError):
     """Two inputs have the same name, so their files would get the same relative paths."""
 
@@ -121,73 +118,9 @@ class AudioInputs:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _require(module: str, package: str) -> Any:
-    """Import a declared dependency, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:  # pragma: no cover - a declared dependency
-        raise ImportError(
-            f"the {package} package is not installed: pip install {package}"
-        ) from error
-
-
-class _MonoResampler:
-    """Mixes decoded blocks to mono and resamples them into one float32 array.
-
-    All blocks go through one soxr stream, which gives the same samples as ``soxr.resample``
-    of the whole mono signal. The result is allocated once from the decoder's length estimate
-    and grown or trimmed in place, so no second full-length array ever exists.
-    """
-
-    def __init__(self, path: Path, file_rate: int, sample_rate: int, expected_frames: int):
-        self._path = path
-        self._rates = (file_rate, sample_rate)
-        self._stream = None
-        if file_rate != sample_rate:
-            logger.debug("%s: resampling %d Hz -> %d Hz", path, file_rate, sample_rate)
-            self._stream = _require("soxr", "soxr").ResampleStream(
-                file_rate, sample_rate, 1, dtype="float32", quality="HQ"
-            )
-        expected = round(max(expected_frames, 0) * sample_rate / file_rate)
-        self._output = np.empty(expected + 1024, np.float32)  # slack for estimates a bit short
-        self._filled = 0
-        self._frames_in = 0
-
-    def push(self, block: np.ndarray) -> None:
-        """Add a (frames, channels) float32 block at the file's rate."""
-        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-        if not np.isfinite(mono).all():
-            raise AudioReadError(f"{self._path}: the file holds NaN or Inf samples")
-        self._frames_in += len(mono)
-        self._append(mono if self._stream is None else self._stream.resample_chunk(mono))
-
-    def finish(self) -> np.ndarray:
-        """The whole signal at the target rate, shape (n_samples,)."""
-        if self._frames_in == 0:
-            raise AudioReadError(f"{self._path}: the file holds no audio samples")
-        if self._stream is not None:
-            self._append(self._stream.resample_chunk(np.zeros(0, np.float32), last=True))
-        if self._filled == 0:
-            file_rate, sample_rate = self._rates
-            raise AudioReadError(
-                f"{self._path}: too short to resample from {file_rate} Hz to {sample_rate} Hz"
-            )
-        self._output.resize(self._filled, refcheck=False)  # in place: no copy is made
-        return self._output
-
-    def _append(self, samples: np.ndarray) -> None:
-        end = self._filled + len(samples)
-        if end > len(self._output):  # the estimate was short: grow a little, in place
-            capacity = len(self._output)
-            grown = max(end, capacity + capacity // 64 + _BLOCK_FRAMES)  # at most 1/64 spare
-            self._output.resize(grown, refcheck=False)
-        self._output[self._filled : end] = samples
-        self._filled = end
-
-
-def _read_with_soundfile(path: Path, sample_rate: int) -> np.ndarray:
-    with _require("soundfile", "soundfile").SoundFile(str(path)) as source:
-        sink = _MonoResampler(path, source.samplerate, sample_rate, source.frames)
+def _read_with_soundfile(path: Path, sample_rate: int, limit: DecodeLimit) -> np.ndarray:
+    with require("soundfile", "soundfile").SoundFile(str(path)) as source:
+        sink = MonoResampler(path, source.samplerate, sample_rate, source.frames, limit)
         block = np.empty((_BLOCK_FRAMES, source.channels), np.float32)
         while len(read := source.read(out=block)):
             sink.push(read)
@@ -211,8 +144,8 @@ def _expected_frames(container: Any, stream: Any, rate: int) -> int:
     return 0
 
 
-def _read_with_pyav(path: Path, sample_rate: int) -> np.ndarray:
-    av = _require("av", "av")
+def _read_with_pyav(path: Path, sample_rate: int, limit: DecodeLimit) -> np.ndarray:
+    av = require("av", "av")
     sink = None
     with av.open(str(path)) as container:
         if not container.streams.audio:
@@ -223,7 +156,7 @@ def _read_with_pyav(path: Path, sample_rate: int) -> np.ndarray:
         for frame in _float_frames(av, container, stream):
             if sink is None:
                 expected = _expected_frames(container, stream, frame.sample_rate)
-                sink = _MonoResampler(path, frame.sample_rate, sample_rate, expected)
+                sink = MonoResampler(path, frame.sample_rate, sample_rate, expected, limit)
             sink.push(frame.to_ndarray().T)
     if sink is None:
         raise AudioReadError(f"{path}: the file holds no audio samples")
@@ -246,10 +179,13 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     Decoded by soundfile, or by PyAV when soundfile cannot (m4a, webm, video files, ...),
     in blocks. Channels are averaged; a different file rate is converted with soxr (high
     quality). Raises :class:`AudioReadError` for a missing, empty, unreadable or corrupt file
-    (naming each decoder's reason), a file with no samples, or one holding NaN/Inf samples.
+    (naming each decoder's reason), a file with no samples, one holding NaN/Inf samples, or
+    one too long for the memory available or ``$HEAR_MN_MAX_AUDIO_SECONDS``
+    (:mod:`hear_mn.decode_limits`), which is refused before its samples are allocated.
     """
     if not isinstance(sample_rate, int) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
+    limit = DecodeLimit(sample_rate)
     path = Path(path)
     if not path.is_file():
         reason = "is a directory" if path.is_dir() else "does not exist"
@@ -259,9 +195,12 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     reasons = []
     for name, read in _DECODERS:
         try:
-            return read(path, sample_rate)
-        except (AudioReadError, MemoryError):
+            return read(path, sample_rate, limit)
+        except AudioReadError:
             raise
+        except MemoryError as error:  # numpy's, or soxr's std::bad_alloc: this file only
+            reason = str(error).splitlines()[0] if str(error) else "MemoryError"
+            raise AudioReadError(f"{path}: not enough memory to decode it ({reason})") from None
         except Exception as error:  # each library reports bad files with several exception types
             reasons.append(f"{name}: {_reason(error)}")
             logger.debug("%s: %s cannot read it", path, reasons[-1])
@@ -273,12 +212,12 @@ def audio_duration(path: str | os.PathLike[str]) -> float | None:
     unreadable): cheap, for progress estimates, not a promise that it decodes."""
     path = Path(path)
     try:
-        info = _require("soundfile", "soundfile").info(str(path))
+        info = require("soundfile", "soundfile").info(str(path))
         return float(info.frames) / info.samplerate
     except Exception:  # not a soundfile format: ask FFmpeg's container
         pass
     try:
-        with _require("av", "av").open(str(path)) as container:
+        with require("av", "av").open(str(path)) as container:
             stream = container.streams.audio[0] if container.streams.audio else None
             milliseconds = _expected_frames(container, stream, 1000) if stream else 0
             return milliseconds / 1000 or None

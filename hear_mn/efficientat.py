@@ -57,15 +57,12 @@ class Windows:
 
     @classmethod
     def checked(cls, size: object, hop: object, pad: object) -> Windows:
-        """Windows from user values (samples), with a clear error for bad ones (each at most
-        :data:`~hear_mn.audio.LONGEST_WINDOW_MS`: longer ones cost memory in proportion)."""
+        """Windows from user values (samples), each at most LONGEST_WINDOW_MS, or a clear error."""
         most = LONGEST_WINDOW_MS * SAMPLE_RATE // 1000
         for what, value, least in (("window_size", size, 1), ("hop", hop, 1), ("pad", pad, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-                raise ValueError(
-                    f"{what} must be an int of at least {least} and at most {most} samples "
-                    f"({LONGEST_WINDOW_MS // 1000} s at {SAMPLE_RATE} Hz), got {value!r}"
-                )
+                span = f"at least {least} and at most {most} samples ({most // SAMPLE_RATE} s)"
+                raise ValueError(f"{what} must be an int of {span}, got {value!r}")
         return cls(size, hop, pad)
 
 
