@@ -7,7 +7,7 @@ a reason. The tasks heareval reads are synthesized in a temporary directory by
 Weights come from ``../shared`` (random EfficientAT checkpoints, the real Audio-MLP ones);
 tests that need them skip when it is absent, and fail in CI (conftest.require_shared).
 Tests marked ``upstream_bug`` assert that an upstream tool is still broken; they are
-deselected by default (setup.cfg) and run with ``python -m pytest -m upstream_bug``.
+deselected by default (tests/conftest.py) and run with ``python -m pytest -m upstream_bug``.
 """
 
 from __future__ import annotations

@@ -60,8 +60,9 @@ def _weights_files(code: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> tuple[Path, Path]:
     """(the snippets' working folder, the weights folder), made once for all snippets."""
-    import hear_mn
     from hear_tasks import make_scene_task
+
+    import hear_mn
 
     weights = tmp_path_factory.mktemp("weights")
     needed: dict[str, str] = {}
