@@ -10,7 +10,8 @@ download and says so.
 
 The API is fetched over HTTPS from ``https://api.github.com``; ``$HEAR_MN_GITHUB_API``
 (or :data:`API_BASE`) names another base URL (a GitHub Enterprise server, or a test's
-local imitation). No torch here.
+local imitation), and ``off`` skips the lookup (a machine that reaches only a mirror).
+No torch here.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ ENV_API = "HEAR_MN_GITHUB_API"
 # The base URL used when $HEAR_MN_GITHUB_API is not set; a module setting for programs.
 API_BASE = DEFAULT_API
 
+_OFF = {"off", "none", "0", "no", "false"}
 _MAX_RESPONSE = 16 << 20  # a release listing hundreds of assets is well below this
 _TIMEOUT = 15.0
 _RELEASE_URL = re.compile(
@@ -122,7 +124,9 @@ def _release_json(url: str) -> dict:
     try:
         release = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:
-        raise DigestUnavailableError(f"GitHub's release API sent no JSON ({url}: {error})") from error
+        raise DigestUnavailableError(
+            f"GitHub's release API sent no JSON ({url}: {error})"
+        ) from error
     if not isinstance(release, dict) or not isinstance(release.get("assets"), list):
         raise DigestUnavailableError(f"GitHub's release API sent no release ({url})")
     return release
@@ -134,6 +138,8 @@ def published_digest(asset: ReleaseAsset) -> PublishedDigest:
     Raises :class:`DigestUnavailableError` (its message for the log) when the API cannot be read,
     does not list the asset, or lists it without a digest.
     """
+    if api_base().lower() in _OFF:
+        raise DigestUnavailableError(f"the release API is not asked ({ENV_API}={api_base()})")
     url = asset.api_url
     release = _release_json(url)
     listed = [a for a in release["assets"] if isinstance(a, dict) and a.get("name") == asset.name]

@@ -156,18 +156,27 @@ def test_an_impostor_release_file_is_refused_by_its_digest(
     assert _files_in(env) == []
 
 
-@pytest.mark.parametrize("failure", ["API down", "asset without digest"])
+@pytest.mark.parametrize("failure", ["API down", "asset without digest", "API turned off"])
 def test_without_a_published_digest_the_first_download_is_trusted_with_a_warning(
-    release: LocalServer, tmp_path: Path, env: Path, caplog: pytest.LogCaptureFixture, failure: str
+    release: LocalServer,
+    tmp_path: Path,
+    env: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
 ) -> None:
     url = release.publish(FILE_NAME, _bytes(_state(), tmp_path), digest=None)
     if failure == "API down":
         release.api_status = 503
+    elif failure == "API turned off":
+        monkeypatch.setenv("HEAR_MN_GITHUB_API", "off")
     with caplog.at_level(logging.WARNING, logger="hear_mn"):
         assert _same(fetch_weights(WeightsSpec(FILE_NAME, url), progress=False), _state())
     warnings = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert "trust" in warnings and "first use" in warnings
     assert "first use" in _record(env)
+    api_asked = "/api/repos/someone/models/releases/tags/v1" in release.requests
+    assert api_asked == (failure != "API turned off")
 
 
 def test_the_api_defaults_to_github_over_https(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,6 +340,7 @@ class SystemCall:
         return os.system, (self.command,)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("protocol", [0, 1, 2, 4, 5])
 def test_a_malicious_plain_pickle_is_refused_as_unsafe(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "code_ran"
