@@ -22,8 +22,9 @@ import torch
 
 from hear_mn.download import new_temp_file
 from hear_mn.export.spec import OUTPUT_NAME, GraphSpec, graph_spec
-from hear_mn.file_errors import FileAccessError, os_error_text
+from hear_mn.file_errors import BadFileError, FileAccessError, FileError, os_error_text
 from hear_mn.model import EmbeddingModel
+from hear_mn.regular_files import read_regular_file
 
 # max|onnx - torch| / max|torch| allowed on export. The backbone alone agrees to float32
 # rounding (below 5e-7 measured). The frontend's STFT as a convolution rounds differently
@@ -40,7 +41,27 @@ class OnnxExportError(RuntimeError):
 
 
 class OnnxVerificationError(OnnxExportError):
-    """An exported graph disagrees with the torch model; nothing was written."""
+    """An exported graph disagrees with the torch model (on export: nothing was written)."""
+
+
+class OnnxFileError(OnnxExportError, BadFileError):
+    """An ONNX file (or serialized model) that cannot be used: empty, truncated, corrupt,
+    not ONNX at all, or one onnxruntime cannot load or run."""
+
+
+# Metadata that fixes what a graph computes (its input, output and network), compared
+# before a file is run against a model, so that another model's file is named as such.
+_GRAPH_KEYS = (
+    "family",
+    "sample_rate",
+    "input_name",
+    "n_mels",
+    "stft_hop",
+    "features",
+    "pooling",
+    "feature_sizes",
+    "embedding_size",
+)
 
 
 def require_onnx() -> ModuleType:
@@ -125,21 +146,71 @@ def onnx_bytes(model: EmbeddingModel, *, frontend: bool = True, opset: int = 17)
     return _trace(_spec(model, frontend), opset, model.name)
 
 
-def _session(onnx_model: bytes, threads: int | None = None) -> object:
-    """An onnxruntime CPU session of a serialized model."""
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _session(onnx_model: bytes, source: str) -> object:
+    """An onnxruntime CPU session of a serialized model (``source`` names it in errors)."""
     ort = require_onnxruntime()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or max(1, torch.get_num_threads())
-    return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    try:
+        return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own exception classes derive from Exception
+        raise OnnxFileError(
+            f"{source}: onnxruntime cannot load it ({_first_line(error)}); the file is damaged "
+            "or not an export of this library: export the model again"
+        ) from None
+
+
+def _model_bytes(onnx_model: object) -> tuple[bytes, str]:
+    """The serialized model and how to name it in messages (its path, or "the ONNX bytes")."""
+    if isinstance(onnx_model, (bytes, bytearray, memoryview)):
+        return bytes(onnx_model), f"the ONNX model given as bytes ({len(onnx_model)} bytes)"
+    if not isinstance(onnx_model, (str, os.PathLike)) or not os.fspath(onnx_model):
+        raise TypeError(
+            "onnx_model must be an ONNX model: its file name (str or os.PathLike) or its "
+            f"bytes, got {onnx_model!r}"
+        )
+    path = Path(onnx_model)
+    try:
+        return read_regular_file(path, "ONNX"), str(path)
+    except FileError:
+        raise
+    except OSError as error:
+        raise FileAccessError(f"cannot read ONNX file {path}: {os_error_text(error)}") from None
+
+
+def _parsed(data: bytes, source: str) -> object:
+    """The ModelProto in ``data``, or an :class:`OnnxFileError` that says what is wrong."""
+    onnx = require_onnx()
+    if not data:
+        raise OnnxFileError(f"{source} is empty (0 bytes): not an ONNX model; export it again")
+    try:
+        proto = onnx.load_from_string(data)
+    except Exception as error:  # protobuf's DecodeError, or the C++ parser's errors
+        raise OnnxFileError(
+            f"{source} is damaged (truncated or corrupt) or not an ONNX model: it does not "
+            f"parse ({_first_line(error)}); export the model again"
+        ) from None
+    if not proto.HasField("graph") or not proto.graph.node:
+        raise OnnxFileError(
+            f"{source} holds no ONNX graph: it is damaged (truncated) or not an ONNX model; "
+            "export the model again"
+        )
+    return proto
 
 
 def read_metadata(onnx_model: bytes | str | os.PathLike[str]) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX model (serialized, or a file), as a dict."""
-    onnx = require_onnx()
-    if isinstance(onnx_model, bytes):
-        proto = onnx.load_from_string(onnx_model)
-    else:
-        proto = onnx.load(os.fspath(onnx_model), load_external_data=False)
+    """The ``metadata_props`` of an ONNX model (serialized, or a file), as a dict.
+
+    Raises :class:`OnnxFileError` for an empty, truncated or corrupt model,
+    :class:`~hear_mn.file_errors.FileError` for a path that cannot be read as a file.
+    """
+    data, source = _model_bytes(onnx_model)
+    proto = _parsed(data, source)
     return {entry.key: entry.value for entry in proto.metadata_props}
 
 
@@ -155,13 +226,19 @@ def _checked_tolerance(tolerance: object, spec: GraphSpec, frontend: bool) -> fl
     return float(tolerance)
 
 
-def _disagreement(spec: GraphSpec, onnx_model: bytes) -> float:
+def _disagreement(spec: GraphSpec, onnx_model: bytes, source: str) -> float:
     """The largest max|onnx - torch| / max|torch| over the spec's examples."""
-    session = _session(onnx_model)
+    session = _session(onnx_model, source)
     worst = 0.0
     for example in spec.examples:
         expected = spec.reference(example).numpy().astype(np.float64)
-        (got,) = session.run([OUTPUT_NAME], {spec.input_name: example.numpy()})
+        try:
+            (got,) = session.run([OUTPUT_NAME], {spec.input_name: example.numpy()})
+        except Exception as error:  # onnxruntime's own exception classes derive from Exception
+            raise OnnxFileError(
+                f"{source}: onnxruntime cannot run it ({_first_line(error)}); the file is "
+                "damaged or not an export of this library: export the model again"
+            ) from None
         if got.shape != expected.shape:
             raise OnnxVerificationError(
                 f"the ONNX graph gives shape {got.shape} where the torch model gives "
@@ -173,15 +250,47 @@ def _disagreement(spec: GraphSpec, onnx_model: bytes) -> float:
     return worst
 
 
-def _check(spec: GraphSpec, onnx_model: bytes, tolerance: float, name: str) -> float:
-    error = _disagreement(spec, onnx_model)
+def _check(
+    spec: GraphSpec, onnx_model: bytes, tolerance: float, name: str, source: str | None = None
+) -> float:
+    """The disagreement of ``onnx_model`` (``source``: a given file; None: an export about
+    to be written) with ``spec``'s torch model, refused above ``tolerance``."""
+    error = _disagreement(spec, onnx_model, source or f"the exported graph of {name}")
     if not error <= tolerance:
+        what = f"the ONNX graph of {name}" if source is None else source
+        consequence = (
+            "nothing was written"
+            if source is None
+            else "it does not hold this model's weights (other weights, or damaged numbers)"
+        )
         raise OnnxVerificationError(
-            f"the ONNX graph of {name} disagrees with the torch model: max|onnx - torch| / "
-            f"max|torch| = {error:.3g} on fixed random inputs, above the tolerance "
-            f"{tolerance:g}; nothing was written"
+            f"{what} disagrees with the torch model {name}: max|onnx - torch| / max|torch| = "
+            f"{error:.3g} on fixed random inputs, above the tolerance {tolerance:g}; "
+            f"{consequence}"
         )
     return error
+
+
+def _same_graph(
+    metadata: dict[str, str], spec: GraphSpec, model: EmbeddingModel, source: str
+) -> None:
+    """Refuse a file whose metadata describe another graph than ``model``'s, naming both."""
+    if "frontend" not in metadata:
+        raise OnnxFileError(
+            f"{source} carries no hear-mn metadata: it was not written by hear-mn's "
+            "export_onnx (or its metadata were stripped), so it cannot be checked against a model"
+        )
+    differing = [
+        key for key in _GRAPH_KEYS if key in metadata and metadata[key] != spec.metadata.get(key)
+    ]
+    if differing:
+        theirs = ", ".join(f"{key}={metadata[key]}" for key in differing)
+        ours = ", ".join(f"{key}={spec.metadata.get(key, '')}" for key in differing)
+        raise OnnxVerificationError(
+            f"{source} is an export of {metadata.get('model', 'another model')!r} ({theirs}), "
+            f"not of the model {model.name!r} given ({ours}): verify it against a model loaded "
+            f"as {metadata.get('model', 'the one exported')!r} with the same options"
+        )
 
 
 def verify_onnx(
@@ -193,11 +302,16 @@ def verify_onnx(
     """Run an exported model with onnxruntime on fixed random inputs and compare it with
     ``model``; returns max|onnx - torch| / max|torch|, raises
     :class:`OnnxVerificationError` above ``tolerance`` (default: 1e-4 for a file with
-    the frontend, 1e-5 without; DyMN: :data:`~hear_mn.export.spec.DYMN_TOLERANCE`)."""
-    data = onnx_model if isinstance(onnx_model, bytes) else Path(onnx_model).read_bytes()
-    frontend = read_metadata(data).get("frontend") == "true"
+    the frontend, 1e-5 without; DyMN: :data:`~hear_mn.export.spec.DYMN_TOLERANCE`). A file
+    of another model raises :class:`OnnxVerificationError` naming both; a damaged one
+    :class:`OnnxFileError`."""
+    data, source = _model_bytes(onnx_model)
+    metadata = {entry.key: entry.value for entry in _parsed(data, source).metadata_props}
+    frontend = metadata.get("frontend") == "true"
     spec = _spec(model, frontend)
-    return _check(spec, data, _checked_tolerance(tolerance, spec, frontend), model.name)
+    limit = _checked_tolerance(tolerance, spec, frontend)
+    _same_graph(metadata, spec, model, source)
+    return _check(spec, data, limit, model.name, source)
 
 
 def _target(path: object) -> Path:
