@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from hear_mn import module_finder
+from hear_mn.version import __version__ as __version__  # re-exported
+
+# ``import hear_mn.<name>`` works for every configuration name the registry accepts.
+module_finder.install()
 
 # Public name -> the module that defines it.
 _EXPORTS = {

@@ -496,3 +496,16 @@ class AudioMLPStream(EmbeddingStream):
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
         return (indices + 1) * float(HOP_MS)
+
+
+_HEAR_API = frozenset({"load_model", "get_scene_embeddings", "get_timestamp_embeddings"})
+
+
+def __getattr__(name: str) -> object:
+    """Users of the original Audio-MLP package look here for the models: say where they are."""
+    if name in _HEAR_API:
+        raise AttributeError(
+            f"hear_mn.audiomlp holds the Audio-MLP networks, not a HEAR module: the models "
+            f"are hear_mn.kwmlp and hear_mn.audiomae (e.g. hear_mn.kwmlp.{name})"
+        )
+    raise AttributeError(f"module 'hear_mn.audiomlp' has no attribute {name!r}")

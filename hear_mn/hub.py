@@ -37,7 +37,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hear_mn import published
+import hear_mn.published as published
 from hear_mn.download import (
     ENV_QUIET,
     ContentCheck,

@@ -56,7 +56,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
 def output_settings(model: EmbeddingModel, timestamps: bool) -> dict[str, object]:
     """Everything an output of ``model`` depends on besides its input, as each ``.npz``
     records it."""
-    from hear_mn import __version__
+    from hear_mn.version import __version__
 
     return {
         **model.output_settings(),

@@ -93,7 +93,16 @@ def _import_module(target: str) -> ModuleType:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module
-    return importlib.import_module(target)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as error:
+        # A bare configuration name (kwmlp, mn10_e1_l): the hear_mn module of that name.
+        if error.name != target or "." in target:
+            raise
+        try:
+            return importlib.import_module(f"hear_mn.{target}")
+        except ModuleNotFoundError:
+            raise error from None
 
 
 def _as_cpu(value: object, what: str) -> object:

@@ -50,7 +50,7 @@ COMMANDS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hear-mn`` (exposed for documentation tools)."""
-    from hear_mn import __version__
+    from hear_mn.version import __version__
 
     parser = Parser(
         prog=PROG,

@@ -100,7 +100,7 @@ def _downstream(
 
 
 def _protocol(grid: str, grid_points: int, seed: int) -> dict:
-    from hear_mn import __version__
+    from hear_mn.version import __version__
 
     return {
         "grid": grid,

@@ -84,7 +84,7 @@ def _on_model(
 
 
 def _metadata(model: EmbeddingModel, frontend: bool, **entries: object) -> dict[str, str]:
-    from hear_mn import __version__
+    from hear_mn.version import __version__
 
     common = {
         "model": model.name,
