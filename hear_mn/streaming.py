@@ -25,6 +25,7 @@ class EmbeddingStream:
     """Base of a family's streaming state. Subclasses implement ``_push`` and ``_close``."""
 
     def __init__(self, model: EmbeddingModel) -> None:
+        model.require_float32()
         self.model = model
         self.num_samples = 0  # at the model's rate
         self.num_emitted = 0

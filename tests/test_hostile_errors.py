@@ -198,6 +198,8 @@ def test_a_half_precision_model_is_refused_clearly(name: str) -> None:
     for call in (hear_mn.get_scene_embeddings, hear_mn.get_timestamp_embeddings):
         with pytest.raises(TypeError, match=r"float16.*model\.float\(\)"):
             call(audio, model)
+    with pytest.raises(TypeError, match=r"float16.*model\.float\(\)"):
+        model.stream()
     model.float()
     assert hear_mn.get_scene_embeddings(audio, model).dtype == torch.float32
 
