@@ -28,20 +28,57 @@ def kaldi_mel(freq: torch.Tensor | float) -> torch.Tensor | float:
     return 1127.0 * math.log(1.0 + freq / 700.0)
 
 
-# The reference built its matrix with torch's float32 log on an x86 CPU (SLEEF), which is
-# one unit in the last place (ulp) off the correctly rounded log at these FFT bins of a
-# 1024-point FFT at 32 kHz (+1: one ulp up, -1: one ulp down). The low mel bands hold one or
-# two bins each, so one such ulp moves a band's log-mel by ~1e-5 relative: the whole parity
-# budget. The matrix is built from the correctly rounded log plus these steps, so it has the
-# reference's bits on every platform, whatever float32 log the platform has.
+# The reference computed its STFT window and mel matrix in float32 on an x86 CPU, where
+# torch's float32 cos and log (SLEEF) are one unit in the last place (ulp) off the correctly
+# rounded values at these points (index: +1 one ulp up, -1 one ulp down). Those bits matter:
+# the low mel bands hold one or two FFT bins each, so one ulp in a bin's mel value moves the
+# band's log-mel by ~1e-5 relative, the whole parity budget; the correctly rounded window
+# alone moves it by 1.3e-5. Both are built here from correctly rounded values plus these
+# steps, so they have the reference's bits on every platform, whatever its float32 cos and log.
 REFERENCE_LOG_ULPS: dict[tuple[int, int], dict[int, int]] = {
-    (1024, 32000): {
+    (1024, 32000): {  # ln(1 + f / 700) of FFT bin i, for (n_fft, sample_rate)
         8: 1, 13: 1, 31: -1, 38: -1, 56: 1, 57: -1, 91: 1, 93: 1, 98: 1, 100: -1, 116: 1,
         148: -1, 216: 1, 218: 1, 221: 1, 225: 1, 236: 1, 240: 1, 243: -1, 245: 1, 252: 1,
         316: -1, 367: -1, 385: -1, 387: -1, 415: -1, 437: -1, 472: 1, 475: 1, 476: 1,
         485: 1, 499: 1, 501: 1, 502: 1, 504: 1,
     },
 }  # fmt: skip
+REFERENCE_COS_ULPS: dict[int, dict[int, int]] = {
+    800: {  # cos(2 pi n / 799) of sample n of the symmetric Hann window, for its length
+        6: -1, 88: -1, 91: -1, 96: -1, 154: 1, 237: -1, 247: -1, 254: -1, 256: -1, 261: -1,
+        275: -1, 309: 1, 319: 1, 352: -1, 357: -1, 369: -1, 372: -1, 380: 1, 393: 1, 414: 1,
+        451: -1, 476: 1, 479: 1, 482: 1, 486: 1, 501: 1, 547: -1, 561: -1, 638: 1, 645: 1,
+        651: 1, 662: 1, 705: -1, 708: -1, 712: -1, 722: -1, 787: -1, 793: -1,
+    },
+}  # fmt: skip
+
+
+def _float32(exact: torch.Tensor) -> torch.Tensor:
+    """A float64 result rounded once to float32: an exactly evaluated float32 step."""
+    return exact.float()
+
+
+def _step_ulps(values: torch.Tensor, steps: dict[int, int]) -> torch.Tensor:
+    """``values`` (float32) with ``values[i]`` moved by ``steps[i]`` ulps."""
+    values = values.clone()
+    for index, ulps in steps.items():
+        toward = torch.tensor(math.copysign(math.inf, ulps))
+        for _ in range(abs(ulps)):
+            values[index] = torch.nextafter(values[index], toward)
+    return values
+
+
+def reference_hann_window(length: int) -> torch.Tensor:
+    """The symmetric float32 Hann window of ``length`` samples with the reference's bits.
+
+    torch.hann_window's float32 steps (angle, cos, scale, shift), each evaluated exactly; the
+    cos correctly rounded, moved by :data:`REFERENCE_COS_ULPS` where the reference's rounds
+    otherwise.
+    """
+    scale = torch.tensor(2 * math.pi / (length - 1), dtype=torch.float32).double()
+    angle = _float32(torch.arange(length, dtype=torch.float64) * scale)
+    cos = _step_ulps(_float32(torch.cos(angle.double())), REFERENCE_COS_ULPS.get(length, {}))
+    return _float32(0.5 - 0.5 * cos.double())
 
 
 def kaldi_bin_mels(n_fft: int, sample_rate: int) -> torch.Tensor:
@@ -51,14 +88,11 @@ def kaldi_bin_mels(n_fft: int, sample_rate: int) -> torch.Tensor:
     so the result does not depend on the platform's float32 log; the log is the correctly
     rounded one, moved by :data:`REFERENCE_LOG_ULPS` where the reference's rounds otherwise.
     """
-    freqs = torch.arange(n_fft // 2, dtype=torch.float32) * (sample_rate / n_fft)  # exact
-    ratio = (freqs.double() / 700.0).float()
-    log = torch.log((1.0 + ratio.double()).float().double()).float()
-    for index, ulps in REFERENCE_LOG_ULPS.get((n_fft, sample_rate), {}).items():
-        toward = torch.tensor(math.copysign(math.inf, ulps))
-        for _ in range(abs(ulps)):
-            log[index] = torch.nextafter(log[index], toward)
-    return (1127.0 * log.double()).float()
+    freqs = torch.arange(n_fft // 2, dtype=torch.float64) * (sample_rate / n_fft)  # exact
+    ratio = _float32(freqs / 700.0)
+    log = _float32(torch.log(_float32(1.0 + ratio.double()).double()))
+    log = _step_ulps(log, REFERENCE_LOG_ULPS.get((n_fft, sample_rate), {}))
+    return _float32(1127.0 * log.double())
 
 
 def kaldi_mel_banks(
@@ -104,7 +138,7 @@ class LogMelFrontend(torch.nn.Module):
         self.n_mels = n_mels
         self.n_fft = n_fft
         self.hop_length = hop_length
-        window = torch.hann_window(win_length, periodic=False)
+        window = reference_hann_window(win_length)
         offset = (n_fft - win_length) // 2
         padded_window = torch.zeros(n_fft)
         padded_window[offset : offset + win_length] = window

@@ -11,6 +11,7 @@ require the same bits.
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import pytest
@@ -23,6 +24,11 @@ from hear_mn.frontend import LogMelFrontend, kaldi_mel_banks
 # SHA-256 of the reference's 128 x 512 Kaldi matrix (float32, little-endian, C order): the
 # bytes of ../shared/fixtures/reference/frontend.npz["mel_banks_128"].
 REFERENCE_MATRIX_SHA256 = "51fd56d011b5c4721ea78f4590f323808989a6f4a73cb3dd41b96c8c75cecc55"
+
+
+# SHA-256 of the STFT window the reference used: a symmetric float32 Hann window of 800
+# samples centred in 1024 (torch.hann_window(800, periodic=False) on an x86 CPU).
+REFERENCE_WINDOW_SHA256 = "d8d7d93900a463a83ba04971a3d5c42cbd1ed8a8819df689d42edf0baf02dbf0"
 
 
 def _matrix_bytes() -> bytes:
@@ -99,3 +105,36 @@ def test_the_reference_is_itself_1e_5_from_float64() -> None:
     )
     floor = relative_error(exact(torch.from_numpy(data["input"]).double()), data["mel"])
     assert 1.0e-5 < floor < 1.4e-5
+
+
+def _hann_with_other_float32_cos(offset_ulps: int):
+    """torch.hann_window as computed in float32 on a platform whose float32 cos is the
+    correctly rounded cos moved by ``offset_ulps`` (the same steps: angle, cos, scale, shift)."""
+
+    def hann_window(length: int, periodic: bool = True, **kwargs: object) -> torch.Tensor:
+        denominator = length if periodic else length - 1
+        scale = torch.tensor(2 * math.pi / denominator, dtype=torch.float32).double()
+        angle = (torch.arange(length, dtype=torch.float64) * scale).float()
+        cos = torch.cos(angle.double()).float()
+        direction = torch.tensor(math.copysign(math.inf, offset_ulps))
+        for _ in range(abs(offset_ulps)):
+            cos = torch.nextafter(cos, direction)
+        return (0.5 - 0.5 * cos.double()).float()
+
+    return hann_window
+
+
+def _window_sha256() -> str:
+    return hashlib.sha256(LogMelFrontend().window.numpy().astype("<f4").tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("offset_ulps", [0, 1, -1])
+def test_the_window_does_not_depend_on_the_platforms_float32_cos(
+    offset_ulps: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The float32 Hann window matters as much as the matrix: with the correctly rounded cos
+    (torch's differs by one ulp at 38 of 800 angles) the log-mel is 1.26e-5 from the
+    reference, over the rule."""
+    assert _window_sha256() == REFERENCE_WINDOW_SHA256
+    monkeypatch.setattr(torch, "hann_window", _hann_with_other_float32_cos(offset_ulps))
+    assert _window_sha256() == REFERENCE_WINDOW_SHA256
