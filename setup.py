@@ -10,7 +10,8 @@ setup(
     description="Low-complexity audio embedding extractors (EfficientAT MobileNets, Audio-MLP) behind the HEAR API",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="MIT",
+    license_expression="MIT",
+    license_files=["LICENSE"],
     packages=find_packages(include=["hear_mn", "hear_mn.*"]),
     # The Audio-MLP checkpoints (CC BY-SA 4.0) with their licence and attribution, and
     # AudioSet's class list (CC BY 4.0) with its attribution.
@@ -41,7 +42,8 @@ setup(
         "test": [
             "pytest>=7",
             "ruff",
-            "setuptools>=70.1",
+            "build",  # tests/test_packaging.py builds the sdist and wheel
+            "setuptools>=77",  # license_expression (PEP 639); the wheel tests build with it
             "onnxruntime>=1.17",
             "onnx>=1.15",
             "ray[data]>=2.60",
@@ -49,7 +51,6 @@ setup(
     },
     classifiers=[
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: MIT License",
         "Topic :: Multimedia :: Sound/Audio :: Analysis",
     ],
 )
