@@ -1,8 +1,9 @@
-"""The README stays true: its model table is the registry's, its commands are CI's."""
+"""The README stays true: its model tables are the registry's, its commands are CI's."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,11 +18,23 @@ def _table_script():
     return module
 
 
-def test_model_table_is_generated_from_the_registry() -> None:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert _table_script().updated_readme(text) == text, (
-        "README.md model table is stale: run python scripts/update_readme_table.py"
-    )
+def test_model_tables_are_generated_from_the_registry() -> None:
+    """The README's table of the paper's configurations, docs/models.md's table of the
+    EfficientAT_HEAR modules and docs/speed.md's benchmark summary are the script's output."""
+    script = _table_script()
+    assert set(script.GENERATED) == {
+        ROOT / "README.md",
+        ROOT / "docs" / "models.md",
+        ROOT / "docs" / "speed.md",
+    }
+    for document, update in script.GENERATED.items():
+        text = document.read_text(encoding="utf-8")
+        assert update(text) == text, (
+            f"{document.relative_to(ROOT)} is stale: run python scripts/update_readme_table.py"
+        )
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "`mn40_ext_e1_l_all_se` (best)" in readme
+    assert "`mn10_all_b_mel_avgs_hop5`" in (ROOT / "docs" / "models.md").read_text("utf-8")
 
 
 def _setup_commands() -> list[str]:
@@ -51,3 +64,36 @@ def test_ci_runs_the_readme_commands() -> None:
         assert command in ci_lines, f".ci/run does not run the README's {command!r}"
         positions.append(ci_lines.index(command))
     assert positions == sorted(positions)
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+FENCE_BLOCK = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for the headings of ``markdown`` (code blocks left out)."""
+    anchors: set[str] = set()
+    for line in FENCE_BLOCK.sub("", markdown).splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            slug = re.sub(r"[^\w\- ]", "", title).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
+def test_documentation_links_resolve() -> None:
+    """Every relative link of the README and docs/ names a file that exists and, with a
+    #fragment, a heading of that file (issue 22, item 10: the manual moved to docs/)."""
+    broken = []
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = document.read_text(encoding="utf-8")
+        for target in LINK.findall(FENCE_BLOCK.sub("", text)):
+            if re.match(r"[a-z]+:", target):
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (document.parent / path).resolve() if path else document
+            if not linked.exists():
+                broken.append(f"{document.name}: {target} (no such file)")
+            elif fragment and fragment not in _anchors(linked.read_text(encoding="utf-8")):
+                broken.append(f"{document.name}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
