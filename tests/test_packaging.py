@@ -63,16 +63,19 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> st
     return result.stdout
 
 
-def _source_copy(destination: Path) -> Path:
-    """The files of the working tree that git tracks or would track, copied to ``destination``."""
+def _source_copy(destination: Path) -> list[str]:
+    """Copy the files of the working tree that git tracks or would track to ``destination``;
+    return their relative paths."""
     listed = _run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT)
+    copied = []
     for relative in filter(None, listed.split("\0")):
         source = ROOT / relative
         if source.is_file():
             target = destination / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    return destination
+            copied.append(relative)
+    return copied
 
 
 def _clean_env() -> dict[str, str]:
@@ -82,13 +85,15 @@ def _clean_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def distributions(tmp_path_factory) -> tuple[Path, Path, str]:
-    """(sdist, wheel, the build's log) built by ``python -m build`` from a copy of the tree."""
+def distributions(tmp_path_factory) -> tuple[Path, Path, str, list[str]]:
+    """(sdist, wheel, the build's log, the files copied) built by ``python -m build`` from a
+    copy of the tree."""
     if importlib.util.find_spec("build") is None:
         pytest.skip("the `build` package is not installed (pip install build)")
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("the packaging test copies the tree git lists: needs git and a clone")
-    source = _source_copy(tmp_path_factory.mktemp("source"))
+    source = tmp_path_factory.mktemp("source")
+    copied = _source_copy(source)
     out = tmp_path_factory.mktemp("dist")
     command = [sys.executable, "-m", "build", "--outdir", str(out), str(source)]
     result = subprocess.run(command, cwd=source, capture_output=True, text=True, timeout=900)
@@ -96,13 +101,13 @@ def distributions(tmp_path_factory) -> tuple[Path, Path, str]:
     assert result.returncode == 0, f"python -m build failed:\n{log[-5000:]}"
     (sdist,) = out.glob("hear_mn-*.tar.gz")
     (wheel,) = out.glob("hear_mn-*.whl")
-    return sdist, wheel, log
+    return sdist, wheel, log, copied
 
 
 def test_the_build_declares_its_backend_and_warns_of_nothing(distributions) -> None:
     """A [build-system] table (no legacy fallback) and no deprecation warnings from setuptools,
     whose deprecated forms stop building in later releases."""
-    *_, log = distributions
+    _, _, log, _ = distributions
     warnings = [line for line in log.splitlines() if "deprecat" in line.lower()]
     assert not warnings, "\n".join(warnings)
     assert "[build-system]" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
@@ -111,21 +116,16 @@ def test_the_build_declares_its_backend_and_warns_of_nothing(distributions) -> N
 def test_the_sdist_is_the_clone(distributions) -> None:
     """The sdist holds the shipped files and every file of the clone (docs, the whole test
     suite with its helpers and data, scripts, examples) except dot-files such as .ci/."""
-    sdist, *_ = distributions
+    sdist, _, _, copied = distributions
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    listed = _run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT)
-    clone = {
-        path
-        for path in listed.splitlines()
-        if (ROOT / path).is_file() and not any(part.startswith(".") for part in path.split("/"))
-    }
+    clone = {path for path in copied if not any(part.startswith(".") for part in path.split("/"))}
     missing = sorted(set(SHIPPED) - names) + sorted(clone - names)
     assert not missing, f"{sdist.name} lacks {len(missing)} file(s): {missing[:20]}"
 
 
 def test_the_wheel_holds_the_shipped_files(distributions) -> None:
-    _, wheel, _ = distributions
+    _, wheel, _, _ = distributions
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = [path for path in SHIPPED if path not in names]
     assert not missing, f"{wheel.name} lacks {missing}"
@@ -133,7 +133,7 @@ def test_the_wheel_holds_the_shipped_files(distributions) -> None:
 
 
 def test_the_wheel_installs_and_runs_outside_the_source_tree(distributions, tmp_path) -> None:
-    _, wheel, _ = distributions
+    _, wheel, _, _ = distributions
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
     python, env = venv / "bin" / "python", _clean_env()
