@@ -423,3 +423,35 @@ def test_evaluate_embeds_on_ray(tmp_path, ray_temp) -> None:
     )
     for name in ours:
         assert np.array_equal(np.load(out / name), np.load(tmp_path / "local" / name)), name
+
+
+@needs_ray
+def test_a_ray_run_says_nothing_but_its_summary(weights, tmp_path, ray_temp) -> None:
+    """A successful ``--engine ray`` run prints its summary and nothing from Ray: no
+    error-level core line about constructor arguments in the object store (Ray Data passes
+    its own state to every actor that way; a false alarm for a pool whose references Ray
+    Data holds), no warning that the local IP could not be found through a public DNS
+    address (there is no network here), no log-level notice. Ray's own lines are shown
+    with -v instead."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for index in range(3):
+        sf.write(clips / f"c{index}.wav", np.full(RATE, 0.01 * index, np.float32), RATE)
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "RAY_TMPDIR": str(ray_temp),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    env.pop("RAY_BACKEND_LOG_LEVEL", None)
+    command = [sys.executable, "-m", "hear_mn", "embed", str(clips), "--model", MODEL]
+    command += ["--weights", str(weights), "--engine", "ray", "--actors", "1"]
+    run = _in_namespace([*command, "--out", str(tmp_path / "out")], env=env, cwd=ROOT)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "embedded 3 file(s)" in run.stdout
+    assert run.stderr == "", run.stderr
+    verbose = [*command[:3], "-v", *command[3:], "--out", str(tmp_path / "again")]
+    shown = _in_namespace(verbose, env=env, cwd=ROOT)
+    assert shown.returncode == 0, shown.stderr[-4000:]
+    assert "hear-mn: INFO: ray: " in shown.stderr  # Ray's start-up lines, for whoever asks
+    assert "core_worker" not in shown.stderr  # the false alarm is not raised at all

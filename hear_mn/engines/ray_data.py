@@ -18,6 +18,7 @@ import glob
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,28 +82,76 @@ class RayOptions:
 
 
 def connect(options: RayOptions) -> Any:
-    """Ray, initialised: connected to ``options.address``, or started in this process."""
-    if options.quiet:
-        # Ray's C++ core logs at info level unless told otherwise before it starts.
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
+    """Ray, initialised: connected to ``options.address``, or started in this process.
+
+    ``quiet`` keeps Ray's own lines off the terminal (the command line's output is the
+    user's business; Ray's is not): Ray's Python loggers at error level, no progress from
+    Ray Data, and :func:`_init_quietly`."""
     ray = import_ray()
     if options.quiet:
         for name in ("ray", "ray.data"):  # Ray Data's logger has a level of its own
             logging.getLogger(name).setLevel(logging.ERROR)
     if not ray.is_initialized():
         settings: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-        if options.quiet:
-            settings["logging_level"] = logging.ERROR
         if options.address is not None:
             settings["address"] = options.address
         elif options.temp_dir is not None:
             settings["_temp_dir"] = str(options.temp_dir)
-        ray.init(**settings)
+        if options.quiet:
+            settings["logging_level"] = logging.ERROR
+            _init_quietly(ray, settings)
+        else:
+            ray.init(**settings)
     if options.quiet:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
     return ray
+
+
+def _init_quietly(ray: Any, settings: dict[str, Any]) -> None:
+    """``ray.init(**settings)`` with Ray's C++ core logging only fatal errors (unless
+    ``$RAY_BACKEND_LOG_LEVEL`` says otherwise) and what it writes to this process's stderr
+    while it starts (a notice of that log level; "failed to determine local IP via
+    external connectivity to 8.8.8.8" where there is no route to the internet, harmless:
+    Ray falls back to the host name) sent to this module's log, at info level (``-v``
+    shows it), or at warning level when Ray fails to start.
+
+    Why fatal: the driver's core logs an error for every actor whose constructor
+    arguments are in the object store while it may be restarted, and Ray Data creates
+    every actor of a pool so (its DataContext and the map function are object references;
+    ray-project/ray#53727, #57733), whatever the arguments of the map function: a false
+    alarm here, since Ray Data holds those references while the pool lives (a killed
+    actor is restarted: tests/test_ray_engine.py). Ray's C++ core reads the level once,
+    when each process starts, so the setting covers this process and the Ray processes
+    it starts now (not a running cluster's), and the environment is restored after."""
+    key = "RAY_BACKEND_LOG_LEVEL"
+    chosen_by_user = key in os.environ
+    if not chosen_by_user:
+        os.environ[key] = "fatal"
+    captured = tempfile.TemporaryFile()
+    sys.stderr.flush()
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr to protect
+        terminal = None
+    failed = True
+    try:
+        if terminal is not None:
+            os.dup2(captured.fileno(), 2)
+        ray.init(**settings)
+        failed = False
+    finally:
+        if terminal is not None:
+            os.dup2(terminal, 2)
+            os.close(terminal)
+        if not chosen_by_user:
+            del os.environ[key]
+        captured.seek(0)
+        for line in captured.read().decode(errors="replace").splitlines():
+            if line.strip():
+                logger.log(logging.WARNING if failed else logging.INFO, "ray: %s", line)
+        captured.close()
 
 
 def pool_size(ray: Any, options: RayOptions) -> int:
