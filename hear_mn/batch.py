@@ -34,6 +34,7 @@ from hear_mn.resume import (
     input_record,
     judge_existing,
     output_settings,
+    recompute_summary,
     weights_fingerprint,
     with_input,
 )
@@ -75,13 +76,20 @@ class OutputConflictError(ValueError):
 class EmbedReport:
     """What a run did: outputs written, outputs reused, inputs that failed (with why), and
     outputs that were there but computed again (with why: their input changed, they record
-    no input, they cannot be read)."""
+    no input, they cannot be read; ``recompute_reasons`` holds each one's reason as
+    :meth:`recomputed_summary` counts it)."""
 
     out_dir: Path
     written: list[Path] = field(default_factory=list)
     resumed: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     recomputed: list[tuple[Path, str]] = field(default_factory=list)
+    recompute_reasons: dict[Path, str] = field(default_factory=dict)
+
+    def recomputed_summary(self) -> str:
+        """The recomputed outputs counted by reason, e.g. "2 whose input changed, 1 that
+        could not be read" ("" when none)."""
+        return recompute_summary(self.recompute_reasons.get(o, "") for o, _ in self.recomputed)
 
 
 class EmbeddingInterrupted(KeyboardInterrupt):
@@ -199,6 +207,7 @@ def _split_done(
             report.resumed.append(job.output)
         elif existing.action == "recompute":
             report.recomputed.append((job.output, existing.why))
+            report.recompute_reasons[job.output] = existing.reason
             todo.append(job)
         else:
             conflicts.append((job.output, existing.recorded))

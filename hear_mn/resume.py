@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +26,12 @@ from hear_mn.model import EmbeddingModel
 
 __all__ = [
     "OUTPUTS_VERSION",
+    "RECOMPUTE_REASONS",
     "ExistingOutput",
     "input_record",
     "judge_existing",
     "output_settings",
+    "recompute_summary",
     "same_settings",
     "weights_fingerprint",
     "with_input",
@@ -126,15 +130,32 @@ def _same_input(record: dict, source: Path) -> bool:
         return False
 
 
+# Why an output is computed again, in the words a run's summary counts them with
+# ("recomputed 3 output(s) that could not be reused: 2 whose input changed, ...").
+INPUT_CHANGED = "whose input changed"
+NO_INPUT_RECORD = "written by an older hear-mn (no input record)"
+UNREADABLE = "that could not be read"
+RECOMPUTE_REASONS = (INPUT_CHANGED, NO_INPUT_RECORD, UNREADABLE)
+
+
 @dataclass(frozen=True)
 class ExistingOutput:
     """What to do with an output that is already there: ``action`` is "reuse", "recompute"
-    (``why`` says why, for the run's notes) or "conflict" (written with other settings,
+    (``why`` says why, for the run's notes, and ``reason`` is one of
+    :data:`RECOMPUTE_REASONS`, for its counts) or "conflict" (written with other settings,
     ``recorded``: None when it records none)."""
 
     action: str
     why: str = ""
     recorded: dict | None = None
+    reason: str = ""
+
+
+def recompute_summary(reasons: Iterable[str]) -> str:
+    """``reasons`` (one per recomputed output) counted, in :data:`RECOMPUTE_REASONS`' order:
+    "2 whose input changed, 1 that could not be read"."""
+    counts = Counter(reasons)
+    return ", ".join(f"{counts[reason]} {reason}" for reason in RECOMPUTE_REASONS if counts[reason])
 
 
 def judge_existing(output: Path, source: Path, settings: dict) -> ExistingOutput:
@@ -142,7 +163,9 @@ def judge_existing(output: Path, source: Path, settings: dict) -> ExistingOutput
     try:
         recorded = _recorded_settings(output)
     except _UnreadableOutputError as error:
-        return ExistingOutput("recompute", f"cannot be read ({error}); computed again")
+        return ExistingOutput(
+            "recompute", f"cannot be read ({error}); computed again", reason=UNREADABLE
+        )
     if recorded is None or not same_settings(recorded, settings):
         return ExistingOutput("conflict", recorded=recorded)
     record = recorded.get(INPUT_KEY)
@@ -150,9 +173,12 @@ def judge_existing(output: Path, source: Path, settings: dict) -> ExistingOutput
         return ExistingOutput(
             "recompute",
             "records no fingerprint of its input (written by an older hear-mn); computed again",
+            reason=NO_INPUT_RECORD,
         )
     if not _same_input(record, source):
         return ExistingOutput(
-            "recompute", f"its input {source} changed since it was written; computed again"
+            "recompute",
+            f"its input {source} changed since it was written; computed again",
+            reason=INPUT_CHANGED,
         )
     return ExistingOutput("reuse")

@@ -29,6 +29,9 @@ from hear_mn.cli.common import (
     report_ignored,
 )
 
+# Recomputed outputs listed by name after the run's summary (the rest are counted).
+LISTED = 10
+
 EXAMPLES = f"""examples:
   hear-mn embed song.wav --model mn10_e1_l
   hear-mn embed recordings/ --model {DEFAULT_CONFIG} --out embeddings/
@@ -153,9 +156,14 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.out} with the same settings (--overwrite recomputes them)"
             )
         if report.recomputed:
-            out(f"recomputed {len(report.recomputed)} output(s) that could not be reused:")
-            for output, why in report.recomputed:
+            out(
+                f"recomputed {len(report.recomputed)} output(s) that could not be reused: "
+                f"{report.recomputed_summary()}"
+            )
+            for output, why in report.recomputed[:LISTED]:
                 out(f"  {output}: {why}")
+            if len(report.recomputed) > LISTED:
+                out(f"  ... and {len(report.recomputed) - LISTED} more")
     report_ignored(scan.ignored, args.quiet)
     report_failures(report.failures, "embedding")
     return EXIT_FAILED if report.failures else EXIT_OK
