@@ -238,8 +238,15 @@ def test_metadata_describes_the_file(small_model) -> None:
     assert meta["features"] == "mel_avgs,clf2,se13,b5" and meta["pooling"] == "avg_ch_pool"
     sizes = json.loads(meta["feature_sizes"])
     assert len(sizes) == 4 and sum(sizes) == int(meta["embedding_size"])
-    assert (meta["sample_rate"], meta["n_mels"], meta["stft_hop"]) == ("32000", "128", "320")
-    assert (meta["timestamp_window"], meta["timestamp_hop"]) == ("5120", "1600")
+    assert (meta["sample_rate"], meta["n_mels"], meta["stft_hop_samples"]) == (
+        "32000",
+        "128",
+        "320",
+    )
+    # Issue 22, item 10: the keys say their unit; milliseconds as load_model takes them.
+    assert (meta["timestamp_window_ms"], meta["timestamp_hop_ms"]) == ("160.0", "50.0")
+    assert (meta["timestamp_window_samples"], meta["timestamp_hop_samples"]) == ("5120", "1600")
+    assert not {"timestamp_window", "timestamp_hop", "stft_hop"} & set(meta)
     assert meta["weights_file"] == ""  # random weights: no file
     assert meta["hear_mn_version"] == hear_mn.__version__
 
@@ -320,3 +327,17 @@ def test_cli_export_refuses_bad_names_and_paths(tmp_path, capsys) -> None:
     assert cli.main(["export", "mn04_e1_l", "--features", "e7", "--out", "x.onnx"]) == 2
     assert cli.main(["export", "mn04_e1_l"]) == 2  # --out is required
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["mn01_all_b_mel_avgs", "kwmlp", "dymn04_all_b_mel_avgs"])
+def test_the_output_axes_have_names_that_say_what_they_are(name: str) -> None:
+    """Issue 22, item 10: no exporter-made axis name ('Reshapeembeddings_dim_1'): the batch
+    axis is named, every fixed size is a number."""
+    onnx = pytest.importorskip("onnx")
+    model = create_model(name, pretrained=name == "kwmlp")
+    graph = onnx.load_from_string(onnx_bytes(model, frontend=True)).graph
+    dims = graph.output[0].type.tensor_type.shape.dim
+    assert [(d.dim_param, d.dim_value) for d in dims] == [
+        ("batch", 0),
+        ("", model.scene_embedding_size),
+    ]
