@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from hear_mn.cli.common import (
     wrap,
 )
 
-__all__ = ["build_parser", "default_threads", "main", "weights_location"]
+__all__ = ["build_parser", "default_threads", "in_flags", "main", "weights_location"]
 
 COMMANDS = (
     listing,
@@ -109,20 +110,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except CLIError as error:
         if args.verbose:
-            traceback.print_exc()
-        err(f"{PROG} {args.command}: error: {error}")
+            print_traceback(error)
+        for line in in_flags(str(error)).splitlines():  # a line per problem
+            err(f"{PROG} {args.command}: error: {line}")
         return error.code
     except KeyboardInterrupt:
         err(f"{PROG}: interrupted")
         return EXIT_INTERRUPTED
     except Exception as error:  # anything unexpected: one line, the traceback with -v
         if args.verbose:
-            traceback.print_exc()
+            print_traceback(error)
         err(
-            f"{PROG} {args.command}: error: {type(error).__name__}: {error}"
+            f"{PROG} {args.command}: error: {type(error).__name__}: {in_flags(str(error))}"
             + ("" if args.verbose else " (run with -v for the traceback)")
         )
         return EXIT_FAILED
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(previous_level)
+
+
+def print_traceback(error: BaseException) -> None:
+    """The traceback of ``error`` with the errors that led to it, also those its raise
+    hid (``raise CLIError(...) from None`` keeps the one-line message free of them; -v
+    asks for the whole story)."""
+    cause, seen = error, set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        cause.__suppress_context__ = False
+        cause = cause.__cause__ or cause.__context__
+    traceback.print_exception(error)
+
+
+# Keyword arguments the library's messages may name, and the flags that set them here.
+_FLAGS = {
+    "overwrite": "--overwrite",
+    "timestamps": "--timestamps",
+    "backend": "--backend",
+    "device": "--device",
+    "batch_size": "--batch-size",
+    "features": "--features",
+    "threads": "--threads",
+}
+_KEYWORD = re.compile(r"\b(" + "|".join(_FLAGS) + r")=('[^']*'|\"[^\"]*\"|[\w.:-]+)")
+_FLAG_TWICE = re.compile(r"(--[\w-]+)(?: \(\1\)|, \1\b)")
+
+
+def in_flags(message: str) -> str:
+    """``message`` in the command line's words: a keyword argument it names
+    (``overwrite=True``, ``backend='torch'``) becomes the flag (``--overwrite``,
+    ``--backend torch``), said once where the message gave both."""
+
+    def flag(match: re.Match[str]) -> str:
+        option, value = _FLAGS[match.group(1)], match.group(2).strip("'\"")
+        return option if value == "True" else f"{option} {value}"
+
+    return _FLAG_TWICE.sub(r"\1", _KEYWORD.sub(flag, message))

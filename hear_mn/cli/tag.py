@@ -160,11 +160,17 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     scan = find_inputs(args.inputs)
     files = scan.files
+    problems = []  # the class list and the model: both reported, not one per run
     try:
         labels = load_labels(args.labels)
     except LabelsError as error:
-        raise CLIError(str(error)) from None
-    model = load_model(args, "l")
+        problems.append(str(error))
+    try:
+        model = load_model(args, "l")
+    except CLIError as error:
+        problems.append(str(error))
+    if problems:
+        raise CLIError("\n".join(problems))
     sample_rate = int(model.sample_rate)
     window = max(1, round(args.window * sample_rate)) if args.window else None
     top_k = min(args.top_k, len(labels))
