@@ -39,6 +39,14 @@ the audio heard so far, on the same grid:
 
 Every window it emits therefore equals hear-mn's offline timestamp embedding with the same
 index (to float32 rounding), and its centre time equals the offline timestamp.
+
+``--classifier``: the file is a classifier (``hear-mn export --classifier DIR --out FILE``):
+output ``probabilities`` (batch, classes), the labels in its metadata. Windows are then the
+classifier's (``classifier_window`` samples, default the median length of its training
+examples, or ``--window`` seconds), consecutive, from the first sample: window ``i`` covers
+``[i * window, (i + 1) * window)`` and is classified once its last sample has arrived, as
+hear-mn's ``classifier.stream()`` does (the last, shorter window of a file is not emitted: a
+live stream does not end). Each line shows the window's start and its most probable class.
 """
 
 from __future__ import annotations
@@ -64,11 +72,17 @@ class EdgeExampleError(Exception):
 class ModelInfo:
     """The facts about an exported file the stream needs, from its metadata."""
 
-    def __init__(self, metadata: dict[str, str], path: Path) -> None:
+    def __init__(
+        self, metadata: dict[str, str], path: Path, classifier: float | bool = False
+    ) -> None:
+        if classifier:
+            self._classifier(metadata, path, classifier)
+            return
+        self.labels: list[str] = []
         try:
             self.sample_rate = int(metadata["sample_rate"])
-            self.window = int(metadata["timestamp_window"])
-            self.hop = int(metadata["timestamp_hop"])
+            self.window = int(metadata["timestamp_window_samples"])
+            self.hop = int(metadata["timestamp_hop_samples"])
             self.embedding_size = int(metadata["embedding_size"])
         except (KeyError, ValueError) as error:
             raise EdgeExampleError(
@@ -85,6 +99,24 @@ class ModelInfo:
         self.output_name = metadata.get("output_name", "embeddings")
         self.pad = self.window // 2  # hear-mn pads by half a window
         self.first_index = -(-self.pad // self.hop)  # ceil: the first window inside the audio
+
+    def _classifier(self, metadata: dict[str, str], path: Path, window: float | bool) -> None:
+        """A classifier's file: consecutive windows from the first sample."""
+        if metadata.get("classifier") != "true":
+            raise EdgeExampleError(
+                f"{path} is not a classifier; export one with `hear-mn export --classifier DIR "
+                "--out FILE` (or leave out --classifier for an embedding model)"
+            )
+        self.sample_rate = int(metadata["sample_rate"])
+        self.labels = json.loads(metadata["labels"])
+        self.window = int(metadata["classifier_window"])
+        if window is not True:
+            self.window = max(1, round(float(window) * self.sample_rate))
+        self.hop, self.pad, self.first_index = self.window, 0, 0
+        self.embedding_size = len(self.labels)
+        self.name = f"{metadata.get('model', '?')} classifier"
+        self.input_name = metadata.get("input_name", "audio")
+        self.output_name = metadata.get("output_name", "probabilities")
 
     def window_end(self, index: int) -> int:
         """One past the last sample of window ``index``, in samples of the audio."""
@@ -123,9 +155,12 @@ class RingBuffer:
         return self.data[positions]
 
 
-def open_session(path: Path, threads: int) -> tuple[ort.InferenceSession, ModelInfo]:
+def open_session(
+    path: Path, threads: int, classifier: float | bool = False
+) -> tuple[ort.InferenceSession, ModelInfo]:
     """An onnxruntime CPU session of ``path`` with ``threads`` intra-op threads that do not
-    spin while idle (a phone's battery), and what its metadata says."""
+    spin while idle (a phone's battery), and what its metadata says (``classifier``: True,
+    or a window in seconds, for a classifier's file)."""
     if not path.is_file():
         raise EdgeExampleError(f"model file not found: {path}")
     options = ort.SessionOptions()
@@ -136,7 +171,7 @@ def open_session(path: Path, threads: int) -> tuple[ort.InferenceSession, ModelI
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own exception types
         raise EdgeExampleError(f"cannot load {path} as an ONNX model: {error}") from error
-    info = ModelInfo(session.get_modelmeta().custom_metadata_map, path)
+    info = ModelInfo(session.get_modelmeta().custom_metadata_map, path, classifier)
     # One run at start-up, as an app would, so that the first window's latency is not the
     # session's one-time setup.
     session.run([info.output_name], {info.input_name: np.zeros((1, info.window), np.float32)})
@@ -170,7 +205,7 @@ def stream(
     """Feed ``audio`` in 10 ms blocks, embedding each window as soon as it is complete.
 
     Returns the window ``indices``, ``timestamps_ms`` (centres), ``latencies_ms`` (one
-    ``session.run`` each) and ``embeddings`` (lists of floats).
+    ``session.run`` each) and ``embeddings`` (lists of floats; a classifier's probabilities).
     """
     block = max(1, round(info.sample_rate * BLOCK_MS / 1000.0))
     ring = RingBuffer(info.window + block)  # a full window plus the block that completed it
@@ -193,7 +228,13 @@ def stream(
             result["timestamps_ms"].append(info.centre_ms(index))
             result["latencies_ms"].append(latency)
             result["embeddings"].append(values.tolist())
-            if not quiet:
+            if not quiet and info.labels:
+                best = int(np.argmax(values))
+                print(
+                    f"window {index:5d}  start={1000.0 * index * info.hop / info.sample_rate:8.1f} "
+                    f"ms  {info.labels[best]} {values[best]:.3f}  {latency:7.2f} ms"
+                )
+            elif not quiet:
                 preview = " ".join(f"{v:+.4f}" for v in values[:PREVIEW_VALUES])
                 print(
                     f"window {index:5d}  t={info.centre_ms(index):8.1f} ms  "
@@ -238,6 +279,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="OUT",
         help="write indices, timestamps, latencies and embeddings to OUT",
     )
+    parser.add_argument(
+        "--classifier",
+        nargs="?",
+        const=True,
+        default=False,
+        type=float,
+        metavar="SECONDS",
+        help="the file is a classifier (hear-mn export --classifier): classify consecutive "
+        "windows (default: its own window; or SECONDS long)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
@@ -248,16 +299,17 @@ def main(argv: list[str] | None = None) -> int:
     """Run the example; returns the exit status (0 ok, 1 bad input)."""
     args = parse_args(argv)
     try:
-        session, info = open_session(args.model, args.threads)
+        session, info = open_session(args.model, args.threads, args.classifier)
         audio = read_audio(args.audio, info.sample_rate)
     except EdgeExampleError as error:
         print(f"edge_stream: error: {error}", file=sys.stderr)
         return 1
     duration_s = audio.shape[0] / info.sample_rate
     if not args.quiet:
+        outputs = f"classes {', '.join(info.labels)}" if info.labels else f"{info.embedding_size}-d"
         print(
             f"{info.name}: {info.sample_rate} Hz, window {info.window} samples every "
-            f"{info.hop}, {info.embedding_size}-d; {args.audio} is {duration_s:.2f} s"
+            f"{info.hop}, {outputs}; {args.audio} is {duration_s:.2f} s"
         )
     result = stream(session, info, audio, quiet=args.quiet)
     stats = summary(result, duration_s)
@@ -279,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             "window": info.window,
             "hop": info.hop,
             "threads": args.threads,
+            "labels": info.labels,
             "duration_s": duration_s,
             "summary": stats,
             **result,

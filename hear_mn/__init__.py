@@ -36,6 +36,8 @@ _EXPORTS = {
     "evaluate": "hear_mn.evaluation.api",
     "export_onnx": "hear_mn.export",
     "score_embeddings": "hear_mn.evaluation.api",
+    "fit": "hear_mn.classifier",
+    "load_classifier": "hear_mn.classifier",
 }
 __all__ = sorted(_EXPORTS)
 

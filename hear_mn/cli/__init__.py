@@ -1,4 +1,5 @@
-"""The ``hear-mn`` command line: ``list``, ``embed``, ``tag``, ``validate``, ``evaluate`` and ``export``.
+"""The ``hear-mn`` command line: ``list``, ``embed``, ``tag``, ``validate``, ``evaluate``, ``export``,
+``fit`` and ``predict``.
 
 Run ``hear-mn --help`` (or ``python -m hear_mn --help``) for the commands and
 ``hear-mn COMMAND --help`` for each command's options and examples. Exit codes: 0 success,
@@ -7,7 +8,7 @@ error (bad flag, unknown model, missing input, weights not available).
 
 One module per command (:mod:`~hear_mn.cli.listing`, :mod:`~hear_mn.cli.embed`,
 :mod:`~hear_mn.cli.tag`, :mod:`~hear_mn.cli.validate`, :mod:`~hear_mn.cli.evaluate`,
-:mod:`~hear_mn.cli.export`), each
+:mod:`~hear_mn.cli.export`, :mod:`~hear_mn.cli.fit`, :mod:`~hear_mn.cli.predict`), each
 with ``add_parser`` and ``run``; what they share is in :mod:`hear_mn.cli.common`.
 """
 
@@ -21,7 +22,7 @@ import traceback
 from collections.abc import Sequence
 
 # Only torch-free modules at import time: `hear-mn --help` and `--version` stay fast.
-from hear_mn.cli import embed, evaluate, export, listing, tag, validate
+from hear_mn.cli import embed, evaluate, export, fit, listing, predict, tag, validate
 from hear_mn.cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -46,6 +47,8 @@ COMMANDS = (
     validate,
     evaluate,
     export,
+    fit,
+    predict,
 )  # in the order `hear-mn --help` lists them
 
 
@@ -57,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=wrap(
             "Audio embeddings (EfficientAT MobileNets, Audio-MLP) from audio files, "
-            "AudioSet tags, a HEAR API validator, HEAR task scores, and ONNX export."
+            "AudioSet tags, a HEAR API validator, HEAR task scores, ONNX export, and "
+            "classifiers of your own sounds."
         ),
         epilog=(
             "examples:\n"
@@ -66,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  hear-mn tag dog.wav --model mn10_e1_l\n"
             "  hear-mn validate hear_mn.mn04_e1_l\n"
             "  hear-mn evaluate tasks/ --model mn04_all_b_mel_avgs --model kwmlp\n"
-            "  hear-mn export mn10_e1_l --out mn10_e1_l.onnx\n\n"
+            "  hear-mn export mn10_e1_l --out mn10_e1_l.onnx\n"
+            "  hear-mn fit sounds/ --model mn04_all_b_mel_avgs --out my_classifier/\n"
+            "  hear-mn predict new_sounds/ --classifier my_classifier/\n\n"
             "Run `hear-mn COMMAND --help` for a command's options."
         ),
         formatter_class=FORMATTER,

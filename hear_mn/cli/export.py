@@ -23,6 +23,7 @@ EXAMPLES = """examples:
   hear-mn export mn04_all_b_mel_avgs --weights my_finetuned.pt --out model.onnx
   hear-mn export mn40_ext_e1_l --features e1_l_all_se --no-frontend --out backbone.onnx
   hear-mn export kwmlp --out kwmlp.onnx
+  hear-mn export --classifier my_classifier/ --out my_classifier.onnx
 
 The file runs with onnxruntime alone (no torch): input `audio`, (batch, samples) float32 at
 the model's sample rate (32 kHz for the MobileNets, 16 kHz for Audio-MLP), dynamic batch and
@@ -35,6 +36,11 @@ configuration, features, sizes, windows and input layout. Before writing, onnxru
 the graph on fixed random inputs and it must agree with the torch model (default tolerance
 1e-4 relative with the frontend, 1e-5 without; 2e-3 for DyMN); otherwise nothing is written
 (exit code 1). Needs onnx and onnxruntime: pip install hear-mn[onnx].
+
+--classifier DIR exports a classifier of `hear-mn fit` instead: its embedding model (the
+weights it was trained with) and its head in one file, input `audio` as above, output
+`probabilities` (batch, classes); the metadata add `labels` (JSON, in output order),
+`multilabel` and `classifier_window` (samples). Verified the same way.
 """
 
 
@@ -48,7 +54,14 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
         "that onnxruntime runs without torch, checked against the torch model first.",
         EXAMPLES,
     )
-    parser.add_argument("model", metavar="NAME", help="configuration name (see `hear-mn list`)")
+    parser.add_argument(
+        "model", metavar="NAME", nargs="?", help="configuration name (see `hear-mn list`)"
+    )
+    parser.add_argument(
+        "--classifier",
+        metavar="DIR",
+        help="export a `hear-mn fit` classifier (its model and head) instead of a model NAME",
+    )
     add_model_options(parser, features=True, model=False, running=False)
     parser.add_argument(
         "--out", required=True, metavar="FILE", help="the ONNX file to write, e.g. model.onnx"
@@ -84,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     from hear_mn.export import OnnxExportError, OnnxVerificationError, export_onnx, read_metadata
     from hear_mn.file_errors import FileAccessError
 
+    if args.classifier is not None:
+        return _run_classifier(args)
+    if args.model is None:
+        raise CLIError("give a configuration NAME to export, or --classifier DIR")
     model_config(args.model, args.features)
     model = load_model(args, args.features)
     try:
@@ -107,5 +124,47 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {path} ({size:.1f} MB, {checked}): {meta['model']}, input "
             f"{meta['input_name']} {meta['input_layout']} -> {meta['output_name']} "
             f"(embedding size {meta['embedding_size']})"
+        )
+    return EXIT_OK
+
+
+def _run_classifier(args: argparse.Namespace) -> int:
+    """``--classifier``: the classifier's model and head in one verified file."""
+    from hear_mn.classifier import ClassifierFileError, ClassifierMismatchError, load_classifier
+    from hear_mn.export import OnnxExportError, OnnxVerificationError
+    from hear_mn.export.classifier_graph import export_classifier_onnx
+    from hear_mn.file_errors import FileAccessError
+    from hear_mn.weights import WeightsError
+
+    if args.model is not None or args.features is not None or not args.frontend:
+        raise CLIError(
+            "--classifier exports the classifier's own model with its frontend: leave out "
+            "NAME, --features and --no-frontend"
+        )
+    try:
+        classifier = load_classifier(args.classifier, weights=args.weights)
+        path = export_classifier_onnx(
+            classifier, args.out, opset=args.opset, verify=args.verify, tolerance=args.tolerance
+        )
+    except OnnxVerificationError as error:
+        raise CLIError(str(error), EXIT_FAILED) from None
+    except (
+        ClassifierFileError,
+        ClassifierMismatchError,
+        WeightsError,
+        ImportError,
+        OnnxExportError,
+        FileAccessError,
+        ValueError,
+        TypeError,
+    ) as error:
+        raise CLIError(str(error)) from None
+    if not args.quiet:
+        size = path.stat().st_size / 1e6
+        checked = "checked with onnxruntime" if args.verify else "not verified"
+        out(
+            f"wrote {path} ({size:.1f} MB, {checked}): {classifier.card['embedding']['model']} "
+            f"+ head, input audio (batch, samples) float32 at {classifier.sample_rate} Hz -> "
+            f"probabilities (batch, {len(classifier.labels)}): {', '.join(classifier.labels)}"
         )
     return EXIT_OK

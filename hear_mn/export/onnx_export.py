@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from hear_mn.download import new_temp_file
-from hear_mn.export.spec import OUTPUT_NAME, GraphSpec, graph_spec
+from hear_mn.export.spec import GraphSpec, graph_spec
 from hear_mn.file_errors import BadFileError, FileAccessError, FileError, os_error_text
 from hear_mn.model import EmbeddingModel
 from hear_mn.regular_files import read_regular_file
@@ -56,7 +56,7 @@ _GRAPH_KEYS = (
     "sample_rate",
     "input_name",
     "n_mels",
-    "stft_hop",
+    "stft_hop_samples",
     "features",
     "pooling",
     "feature_sizes",
@@ -98,6 +98,16 @@ def _spec(model: object, frontend: object) -> GraphSpec:
     return graph_spec(model, frontend)  # type: ignore[arg-type]
 
 
+def _fix_output_sizes(proto: object, spec: GraphSpec) -> None:
+    """Write the output's fixed sizes (those not in ``spec.output_axes``) as numbers, in place
+    of the names the exporter makes up for them (e.g. 'Reshapeembeddings_dim_1')."""
+    shape = tuple(spec.reference(spec.examples[0]).shape)
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    for index, dim in enumerate(dims):
+        if index not in spec.output_axes:
+            dim.dim_value = shape[index]  # setting the value clears the made-up name
+
+
 def _trace(spec: GraphSpec, opset: int, name: str) -> bytes:
     onnx = require_onnx()
     buffer = io.BytesIO()
@@ -113,8 +123,8 @@ def _trace(spec: GraphSpec, opset: int, name: str) -> bytes:
                 dynamo=False,
                 opset_version=opset,
                 input_names=[spec.input_name],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={spec.input_name: spec.input_axes, OUTPUT_NAME: spec.output_axes},
+                output_names=[spec.output_name],
+                dynamic_axes={spec.input_name: spec.input_axes, spec.output_name: spec.output_axes},
                 do_constant_folding=True,
             )
     except (RuntimeError, ValueError, TypeError) as error:
@@ -126,10 +136,11 @@ def _trace(spec: GraphSpec, opset: int, name: str) -> bytes:
     if frozen:
         raise OnnxExportError(f"{name} did not trace to a graph for every input: {frozen[0]}")
     proto = onnx.load_from_string(buffer.getvalue())
+    _fix_output_sizes(proto, spec)
     for key, value in spec.metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    proto.doc_string = f"hear-mn {name}: {spec.metadata['input_layout']} -> {OUTPUT_NAME}"
+    proto.doc_string = f"hear-mn {name}: {spec.metadata['input_layout']} -> {spec.output_name}"
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -233,7 +244,7 @@ def _disagreement(spec: GraphSpec, onnx_model: bytes, source: str) -> float:
     for example in spec.examples:
         expected = spec.reference(example).numpy().astype(np.float64)
         try:
-            (got,) = session.run([OUTPUT_NAME], {spec.input_name: example.numpy()})
+            (got,) = session.run([spec.output_name], {spec.input_name: example.numpy()})
         except Exception as error:  # onnxruntime's own exception classes derive from Exception
             raise OnnxFileError(
                 f"{source}: onnxruntime cannot run it ({_first_line(error)}); the file is "
@@ -314,6 +325,23 @@ def verify_onnx(
     return _check(spec, data, limit, model.name, source)
 
 
+def check_graph(
+    spec: GraphSpec,
+    onnx_model: bytes | str | os.PathLike[str],
+    *,
+    name: str,
+    tolerance: float | None = None,
+) -> float:
+    """Run an ONNX model of the graph ``spec`` describes on the spec's examples and compare
+    it with the spec's torch reference (as :func:`verify_onnx` does for a model's own
+    graph); returns the disagreement, raises :class:`OnnxVerificationError` above
+    ``tolerance`` and :class:`OnnxFileError` for a damaged file."""
+    data, source = _model_bytes(onnx_model)
+    _parsed(data, source)
+    limit = _checked_tolerance(tolerance, spec, spec.metadata.get("frontend") == "true")
+    return _check(spec, data, limit, name, source)
+
+
 def _target(path: object) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise TypeError(f"path must be a file name (str or os.PathLike), got {path!r}")
@@ -342,9 +370,28 @@ def export_onnx(
     written atomically (a temporary file in the same folder, renamed into place), with
     the permissions the umask gives; parent folders are created.
     """
+    spec = _spec(model, frontend)
+    return export_graph(
+        spec, path, name=model.name, opset=opset, verify=verify, tolerance=tolerance
+    )
+
+
+def export_graph(
+    spec: GraphSpec,
+    path: str | os.PathLike[str],
+    *,
+    name: str,
+    opset: int = 17,
+    verify: bool = True,
+    tolerance: float | None = None,
+) -> Path:
+    """Write the graph ``spec`` describes (``name`` in messages) to ``path`` as
+    :func:`export_onnx` does: traced, checked with onnxruntime on the spec's examples
+    (nothing written above ``tolerance``), written atomically. For graphs built on a model's,
+    e.g. a classifier's (:mod:`hear_mn.export.classifier_graph`)."""
     target = _target(path)
     opset = _checked_opset(opset)
-    spec = _spec(model, frontend)
+    frontend = spec.metadata.get("frontend") == "true"
     limit = _checked_tolerance(tolerance, spec, frontend) if verify else 0.0
     if verify:
         require_onnxruntime()
@@ -355,9 +402,9 @@ def export_onnx(
         raise FileAccessError(f"cannot write {target}: {os_error_text(error)}") from error
     try:
         with handle:
-            data = _trace(spec, opset, model.name)
+            data = _trace(spec, opset, name)
             if verify:
-                _check(spec, data, limit, model.name)
+                _check(spec, data, limit, name)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -38,7 +38,8 @@ class GraphSpec:
     the output, with the dynamic axes ``input_axes`` and ``output_axes`` (index: name);
     ``examples`` are inputs on which ``reference`` (the torch model itself) gives what the
     graph must give; ``metadata`` describes the file; ``tolerance``, where set, replaces the
-    library's default verification tolerance for this family's files."""
+    library's default verification tolerance for this family's files; ``output_name``: the
+    graph's output (``embeddings``, or ``probabilities`` for a classifier)."""
 
     build: Callable[[], nn.Module]
     input_name: str
@@ -48,6 +49,7 @@ class GraphSpec:
     reference: Callable[[torch.Tensor], torch.Tensor]
     metadata: dict[str, str]
     tolerance: float | None = None
+    output_name: str = OUTPUT_NAME
 
 
 # Default verification tolerance of DyMN files. DyMN's dynamic layers (kernel attention,
@@ -101,6 +103,17 @@ def _metadata(model: EmbeddingModel, frontend: bool, **entries: object) -> dict[
     }
 
 
+def _window_entries(window: int, hop: int, sample_rate: int) -> dict[str, float | int]:
+    """The timestamp window and hop, in milliseconds (as ``load_model`` takes them) and in
+    samples at the model's rate, under keys that say which."""
+    return {
+        "timestamp_window_ms": 1000.0 * window / sample_rate,
+        "timestamp_hop_ms": 1000.0 * hop / sample_rate,
+        "timestamp_window_samples": window,
+        "timestamp_hop_samples": hop,
+    }
+
+
 def _efficientat_spec(
     model: EfficientATEmbedder,
     frontend: bool,
@@ -133,14 +146,13 @@ def _efficientat_spec(
             model,
             frontend,
             family=family,
-            timestamp_window=model.windows.size,
-            timestamp_hop=model.windows.hop,
+            **_window_entries(model.windows.size, model.windows.hop, model.sample_rate),
             embedding_size=model.scene_embedding_size,
             features=",".join(model.features),
             feature_sizes=feature_sizes(model.features, info, model.pooling),
             pooling=model.pooling,
             n_mels=model.frontend.n_mels,
-            stft_hop=model.frontend.hop_length,
+            stft_hop_samples=model.frontend.hop_length,
             input_name=name,
             input_layout=layout,
             output_layout="(batch, embedding_size) float32: the scene embedding of each clip "
@@ -185,14 +197,13 @@ def _audiomlp_spec(model: AudioMLPModel, frontend: bool) -> GraphSpec:
             model,
             frontend,
             family="audiomlp",
-            timestamp_window=N_FFT,
-            timestamp_hop=HOP,
+            **_window_entries(N_FFT, HOP, model.sample_rate),
             embedding_size=size,
             features="",
             feature_sizes=[size],
             pooling="",
             n_mels=arch.n_mels,
-            stft_hop=HOP,
+            stft_hop_samples=HOP,
             input_name=name,
             input_layout=layout,
             output_layout=output_layout,

@@ -1,0 +1,81 @@
+"""A classifier over many files: one at a time in this process, or on Ray for a corpus.
+
+Both yield, per input file in turn, its :class:`~hear_mn.classifier.classifier.FilePrediction`
+or why it failed; a file that cannot be read never ends the run. The Ray engine embeds the
+files with the library's Ray engine (:func:`hear_mn.engines.ray_data.dataset_of_inputs`: the
+same batches and numbers as locally) and applies the head here, on each row as it arrives,
+so only one row's embedding is held at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hear_mn.audio_io import AudioReadError
+from hear_mn.classifier.classifier import Classifier, FilePrediction
+
+__all__ = ["Outcome", "predict_files", "predict_on_ray"]
+
+# Per file: its prediction, or (path, why it failed).
+Outcome = FilePrediction | tuple[Path, str]
+
+
+def predict_files(
+    classifier: Classifier,
+    paths: Sequence[Path],
+    *,
+    window: float | None = None,
+    batch_size: int = 8,
+    progress: Callable[[Path, float], None] | None = None,
+) -> Iterator[Outcome]:
+    """Each file's probabilities (whole, or per ``window`` seconds), or why it failed."""
+    for path in paths:
+        try:
+            prediction = classifier.predict_file(path, window=window, batch_size=batch_size)
+        except AudioReadError as error:
+            outcome: Outcome = (path, str(error))
+        except Exception as error:  # one bad file must not end the run
+            outcome = (path, f"prediction failed: {type(error).__name__}: {error}")
+        else:
+            outcome = prediction
+        if progress is not None:
+            progress(path, outcome.duration if isinstance(outcome, FilePrediction) else 0.0)
+        yield outcome
+
+
+def predict_on_ray(
+    classifier: Classifier,
+    paths: Sequence[Path],
+    options: object,
+    *,
+    batch_size: int = 8,
+    progress: Callable[[Path, float], None] | None = None,
+) -> Iterator[Outcome]:
+    """Whole-file probabilities of ``paths`` with the embeddings computed by a pool of Ray
+    actors (``options``: a :class:`~hear_mn.engines.ray_data.RayOptions`), in the order
+    the rows arrive."""
+    from hear_mn.engines.ray_data import dataset_of_inputs
+
+    rows = dataset_of_inputs(
+        [str(path) for path in paths],
+        classifier.model,
+        options,  # type: ignore[arg-type]
+        timestamps=False,
+        batch_size=batch_size,
+    )
+    for row in rows.iter_rows():
+        path, seconds = Path(row["path"]), float(row["seconds"] or 0.0)
+        if row["error"]:
+            outcome: Outcome = (path, str(row["error"]))
+        else:
+            embedding = torch.from_numpy(np.asarray(row["embedding"], dtype=np.float32)[None])
+            probabilities = classifier.probabilities(embedding).cpu().numpy()
+            bounds = np.array([[0.0, seconds]])
+            outcome = FilePrediction(path, seconds, bounds, probabilities)
+        if progress is not None:
+            progress(path, seconds)
+        yield outcome

@@ -1,0 +1,179 @@
+"""``hear-mn predict``: a classifier (``hear-mn fit``) on audio files, per file or per window."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from hear_mn.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    AudioProgress,
+    CLIError,
+    SubParsers,
+    add_command,
+    add_engine_options,
+    add_model_options,
+    find_inputs,
+    is_tty,
+    out,
+    positive_float,
+    positive_int,
+    ray_engine_options,
+    report_failures,
+    report_ignored,
+    set_threads,
+)
+
+EXAMPLES = """examples:
+  hear-mn predict new_sounds/ --classifier my_classifier/
+  hear-mn predict street.flac --classifier my_classifier/ --window 1 --top-k 2
+  hear-mn predict corpus/ --classifier my_classifier/ --json > predictions.json
+  hear-mn predict /data/corpus --classifier my_classifier/ --engine ray --actors 4 --json
+
+Each file (decoded and resampled to the model's rate) gets the probabilities of the
+classifier's classes: softmax over the classes, or for a multi-label classifier one sigmoid
+per class. --window S classifies consecutive windows of S seconds instead (the last one
+shorter), as the classifier's stream() does on live audio. The embedding model is the one the
+classifier was trained on (its card names it and the SHA-256 of its weights): another model
+or other weights are refused, naming which; --weights gives the checkpoint when the one it
+was trained with has moved. --json prints every probability; the table shows the --top-k
+classes. Files that cannot be read are listed at the end (exit code 1). --engine ray embeds
+the files on Ray (whole files only) and applies the head here.
+"""
+
+
+def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
+    """Add the ``predict`` command to ``subparsers``."""
+    parser = add_command(
+        subparsers,
+        "predict",
+        "your classifier on audio files",
+        "Class probabilities of audio files (or of windows of them) from a classifier "
+        "written by `hear-mn fit`.",
+        EXAMPLES,
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or directories")
+    parser.add_argument("--classifier", required=True, metavar="DIR", help="a `hear-mn fit` folder")
+    add_model_options(parser, features=False, model=False)
+    parser.add_argument(
+        "--window",
+        type=positive_float,
+        metavar="SECONDS",
+        help="classify consecutive windows of this length instead of whole files",
+    )
+    parser.add_argument(
+        "--top-k", type=positive_int, default=3, metavar="K", help="classes shown (3)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON with every probability")
+    add_engine_options(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _entry(prediction: object, labels: list[str], top_k: int) -> dict:
+    segments = []
+    for (start, end), row in zip(prediction.bounds, prediction.probabilities):
+        order = np.argsort(-row, kind="stable")[:top_k]
+        segments.append(
+            {
+                "start_s": round(float(start), 3),
+                "end_s": round(float(end), 3),
+                "probabilities": {label: float(p) for label, p in zip(labels, row)},
+                "top": [
+                    {"label": labels[i], "probability": round(float(row[i]), 4)} for i in order
+                ],
+            }
+        )
+    return {
+        "file": str(prediction.path),
+        "duration_s": round(prediction.duration, 3),
+        "segments": segments,
+    }
+
+
+def _print_entry(entry: dict) -> None:
+    out(f"{entry['file']}  ({entry['duration_s']:.2f} s)")
+    for segment in entry["segments"]:
+        span = f"{segment['start_s']:7.2f}-{segment['end_s']:.2f} s"
+        for rank, tag in enumerate(segment["top"]):
+            lead = span if rank == 0 else " " * len(span)
+            out(f"  {lead}  {tag['probability']:.3f}  {tag['label']}")
+    out()
+
+
+def _load(args: argparse.Namespace) -> object:
+    from hear_mn.classifier import ClassifierFileError, ClassifierMismatchError, load_classifier
+    from hear_mn.engines.ort import set_backend
+    from hear_mn.weights import WeightsError
+
+    set_threads(args.threads)
+    try:
+        classifier = load_classifier(args.classifier, weights=args.weights, device=args.device)
+    except (ClassifierFileError, ClassifierMismatchError, ValueError, WeightsError) as error:
+        raise CLIError(str(error)) from None
+    try:
+        set_backend(classifier.model, args.backend)
+    except (ValueError, ImportError) as error:
+        raise CLIError(str(error)) from None
+    return classifier
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print each file's probabilities (a table, or one JSON report); 1 when files failed."""
+    from hear_mn.classifier.classifier import FilePrediction
+    from hear_mn.classifier.corpus import predict_files, predict_on_ray
+
+    ray_options = ray_engine_options(args)
+    if ray_options is not None and args.window:
+        raise CLIError("--window works with --engine local only (Ray classifies whole files)")
+    scan = find_inputs(args.inputs)
+    classifier = _load(args)
+    labels = classifier.labels
+    top_k = min(args.top_k, len(labels))
+    paths = [path for path, _ in scan.files]
+    show = is_tty(sys.stderr) and not args.quiet and args.json
+    progress = AudioProgress("predict", scan.files, show)
+    failures: list[tuple[Path, str]] = list(scan.unreadable)
+    results = []
+    try:
+        if ray_options is None:
+            outcomes = predict_files(
+                classifier,
+                paths,
+                window=args.window,
+                batch_size=args.batch_size,
+                progress=progress.done,
+            )
+        else:
+            outcomes = predict_on_ray(
+                classifier, paths, ray_options, batch_size=args.batch_size, progress=progress.done
+            )
+        for outcome in outcomes:
+            if not isinstance(outcome, FilePrediction):
+                failures.append(outcome)
+                continue
+            entry = _entry(outcome, labels, top_k)
+            results.append(entry)
+            if not args.json:
+                _print_entry(entry)
+    finally:
+        progress.close()
+    if args.json:
+        report = {
+            "classifier": str(args.classifier),
+            "model": classifier.card["embedding"]["model"],
+            "labels": labels,
+            "multilabel": classifier.multilabel,
+            "window_s": args.window,
+            "files": results,
+            "failures": [{"file": str(p), "error": why} for p, why in failures],
+        }
+        out(json.dumps(report, indent=2))
+    report_ignored(scan.ignored, args.quiet)
+    report_failures(failures, "prediction")
+    return EXIT_FAILED if failures else EXIT_OK
