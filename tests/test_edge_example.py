@@ -86,7 +86,7 @@ def test_stream_equals_offline_timestamp_embeddings(
     record = json.loads(out.read_text())
 
     meta = read_metadata(onnx_path)
-    size, hop = int(meta["timestamp_window"]), int(meta["timestamp_hop"])
+    size, hop = int(meta["timestamp_window_samples"]), int(meta["timestamp_hop_samples"])
     pad = size // 2
     audio = torch.from_numpy(sf.read(str(wav), dtype="float32")[0])[None]
     n = audio.shape[1]
