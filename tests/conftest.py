@@ -169,6 +169,7 @@ SLOW_FILES = frozenset(
         "test_snippets.py",
         "test_test_tiers.py",
         "test_packaging.py",
+        "test_classifier_integration.py",
     }
 )
 
