@@ -82,6 +82,8 @@ def test_fit_equals_the_hear_evaluator(model: str, tmp_path: Path) -> None:
 def _readme_commands() -> list[str]:
     text = (ROOT / "docs" / "classifier.md").read_text()
     block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    readme = (ROOT / "README.md").read_text()
+    assert f"```bash\n{block}```" in readme, "README's classifier commands differ from the docs'"
     return [line for line in block.splitlines() if line.strip()]
 
 
