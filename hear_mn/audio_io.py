@@ -5,7 +5,8 @@ Decoding tries soundfile first (libsndfile: WAV, FLAC, OGG/Vorbis, Opus, MP3 wit
 audio track of video files such as mp4, mkv, mov and webm). Either way the file is read in
 blocks; each block is mixed to mono and fed to one soxr stream (high quality), so memory holds
 the result plus one block, never the whole file at its own rate, and the result is exactly
-that of resampling the whole mono signal at once. Everything that can go wrong with one file
+that of resampling the whole mono signal at once; :func:`stream_audio` hands those samples
+over slice by slice instead, keeping none (a long file embedded block by block). Everything that can go wrong with one file
 raises :class:`AudioReadError`, whose message says which file and why, so a caller processing
 many files can report it and carry on.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "load_audio",
     "save_npz",
     "scan_audio_inputs",
+    "stream_audio",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,9 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 )
 MEDIA_EXTENSIONS: frozenset[str] = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 
+# Takes a file's samples slice by slice (:func:`stream_audio`).
+Receiver = Callable[[np.ndarray], None]
+
 # Frames read from a file at a time (512 KiB as stereo float32): the memory beyond the result.
 _BLOCK_FRAMES = 1 << 16
 
@@ -118,13 +123,16 @@ class AudioInputs:
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def _read_with_soundfile(path: Path, sample_rate: int, limit: DecodeLimit) -> np.ndarray:
+def _read_with_soundfile(
+    path: Path, sample_rate: int, limit: DecodeLimit, receiver: Receiver | None
+) -> MonoResampler:
     with require("soundfile", "soundfile").SoundFile(str(path)) as source:
-        sink = MonoResampler(path, source.samplerate, sample_rate, source.frames, limit)
+        sink = MonoResampler(path, source.samplerate, sample_rate, source.frames, limit, receiver)
         block = np.empty((_BLOCK_FRAMES, source.channels), np.float32)
         while len(read := source.read(out=block)):
             sink.push(read)
-    return sink.finish()
+    sink.finish()
+    return sink
 
 
 def _float_frames(av: Any, container: Any, stream: Any) -> Iterator[Any]:
@@ -144,7 +152,9 @@ def _expected_frames(container: Any, stream: Any, rate: int) -> int:
     return 0
 
 
-def _read_with_pyav(path: Path, sample_rate: int, limit: DecodeLimit) -> np.ndarray:
+def _read_with_pyav(
+    path: Path, sample_rate: int, limit: DecodeLimit, receiver: Receiver | None
+) -> MonoResampler:
     av = require("av", "av")
     sink = None
     with av.open(str(path)) as container:
@@ -156,11 +166,14 @@ def _read_with_pyav(path: Path, sample_rate: int, limit: DecodeLimit) -> np.ndar
         for frame in _float_frames(av, container, stream):
             if sink is None:
                 expected = _expected_frames(container, stream, frame.sample_rate)
-                sink = MonoResampler(path, frame.sample_rate, sample_rate, expected, limit)
+                sink = MonoResampler(
+                    path, frame.sample_rate, sample_rate, expected, limit, receiver
+                )
             sink.push(frame.to_ndarray().T)
     if sink is None:
         raise AudioReadError(f"{path}: the file holds no audio samples")
-    return sink.finish()
+    sink.finish()
+    return sink
 
 
 _DECODERS = (("soundfile", _read_with_soundfile), ("PyAV", _read_with_pyav))
@@ -183,9 +196,44 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     one too long for the memory available or ``$HEAR_MN_MAX_AUDIO_SECONDS``
     (:mod:`hear_mn.decode_limits`), which is refused before its samples are allocated.
     """
+    return _decode(path, sample_rate, None).finish()
+
+
+def stream_audio(
+    path: str | os.PathLike[str], sample_rate: int, receivers: Callable[[], Receiver]
+) -> int:
+    """Decode ``path`` as :func:`load_audio` does, but hand the samples over slice by slice
+    instead of keeping them: ``receivers()`` gives the function that takes them (a fresh
+    one for each decoder tried, since a decoder that fails part-way is followed by the next
+    from the file's start). Returns the number of samples. The slices joined are
+    :func:`load_audio`'s samples bit for bit. Only ``$HEAR_MN_MAX_AUDIO_SECONDS`` bounds the
+    length (nothing is held whole); an exception of a receiver is raised as it is.
+    """
+    return _decode(path, sample_rate, receivers).samples
+
+
+class _ReceiverError(Exception):
+    """A receiver's own exception, carried past the decoders' error handling."""
+
+
+def _guarded(receiver: Receiver) -> Receiver:
+    def receive(samples: np.ndarray) -> None:
+        try:
+            receiver(samples)
+        except Exception as error:
+            raise _ReceiverError() from error
+
+    return receive
+
+
+def _decode(
+    path: str | os.PathLike[str], sample_rate: int, receivers: Callable[[], Receiver] | None
+) -> MonoResampler:
     if not isinstance(sample_rate, int) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
     limit = DecodeLimit(sample_rate)
+    if receivers is not None:
+        limit.memory_samples = None  # handed over slice by slice: never held whole
     path = Path(path)
     if not path.is_file():
         reason = "is a directory" if path.is_dir() else "does not exist"
@@ -194,10 +242,13 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
         raise AudioReadError(f"{path}: empty file (0 bytes)")
     reasons = []
     for name, read in _DECODERS:
+        receiver = None if receivers is None else _guarded(receivers())
         try:
-            return read(path, sample_rate, limit)
+            return read(path, sample_rate, limit, receiver)
         except AudioReadError:
             raise
+        except _ReceiverError as failed:
+            raise failed.__cause__ from None
         except MemoryError as error:  # numpy's, or soxr's std::bad_alloc: this file only
             reason = str(error).splitlines()[0] if str(error) else "MemoryError"
             raise AudioReadError(f"{path}: not enough memory to decode it ({reason})") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,8 @@ def require(module: str, package: str) -> Any:
 
 
 class MonoResampler:
-    """Mixes decoded blocks to mono and resamples them into one float32 array.
+    """Mixes decoded blocks to mono and resamples them into one float32 array (or hands each
+    resampled slice to ``receiver``, keeping nothing: long files embedded block by block).
 
     All blocks go through one soxr stream, in slices of at most :data:`_RESAMPLED_SLICE`
     output samples, which gives the same samples as ``soxr.resample`` of the whole mono
@@ -54,7 +56,13 @@ class MonoResampler:
     """
 
     def __init__(
-        self, path: Path, file_rate: int, sample_rate: int, expected_frames: int, limit: DecodeLimit
+        self,
+        path: Path,
+        file_rate: int,
+        sample_rate: int,
+        expected_frames: int,
+        limit: DecodeLimit,
+        receiver: Callable[[np.ndarray], None] | None = None,
     ) -> None:
         self._path = path
         self._rates = (file_rate, sample_rate)
@@ -68,9 +76,13 @@ class MonoResampler:
             )
         expected = round(max(expected_frames, 0) * sample_rate / file_rate)
         self._refuse_beyond(expected, f"its {expected_frames} frames at {file_rate} Hz make")
-        self._output = np.empty(expected + 1024, np.float32)  # slack for estimates a bit short
+        self._receiver = receiver
+        # With a receiver, each resampled slice goes to it and nothing is kept here.
+        capacity = 0 if receiver is not None else expected + 1024  # slack for short estimates
+        self._output = np.empty(capacity, np.float32)
         self._filled = 0
         self._frames_in = 0
+        self._finished = False
 
     def push(self, block: np.ndarray) -> None:
         """Add a (frames, channels) float32 block at the file's rate."""
@@ -85,7 +97,10 @@ class MonoResampler:
             self._append(self._stream.resample_chunk(mono[start : start + self._slice]))
 
     def finish(self) -> np.ndarray:
-        """The whole signal at the target rate, shape (n_samples,)."""
+        """The whole signal at the target rate, shape (n_samples,) (empty with a receiver,
+        which got it slice by slice). Called again, returns the same."""
+        if self._finished:
+            return self._output
         if self._frames_in == 0:
             raise AudioReadError(f"{self._path}: the file holds no audio samples")
         if self._stream is not None:
@@ -95,8 +110,15 @@ class MonoResampler:
             raise AudioReadError(
                 f"{self._path}: too short to resample from {file_rate} Hz to {sample_rate} Hz"
             )
-        self._output.resize(self._filled, refcheck=False)  # in place: no copy is made
+        if self._receiver is None:
+            self._output.resize(self._filled, refcheck=False)  # in place: no copy is made
+        self._finished = True
         return self._output
+
+    @property
+    def samples(self) -> int:
+        """Samples produced so far at the target rate."""
+        return self._filled
 
     def _refuse_beyond(self, samples: int, source: str) -> None:
         refusal = self._limit.refusal(samples)
@@ -108,6 +130,12 @@ class MonoResampler:
 
     def _append(self, samples: np.ndarray) -> None:
         end = self._filled + len(samples)
+        if self._receiver is not None:
+            self._refuse_beyond(end, "its samples decoded so far make")
+            self._filled = end
+            if len(samples):  # the receiver may keep it: never a view of a reused buffer
+                self._receiver(samples if samples.flags.owndata else samples.copy())
+            return
         if end > len(self._output):  # the estimate was short: grow a little, in place
             self._refuse_beyond(end, "its samples decoded so far make")
             capacity = len(self._output)

@@ -439,8 +439,16 @@ class AudioMLPModel(EmbeddingModel):
         return emb, times.repeat(audio.shape[0], 1)
 
     def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
-        emb = resample_time(self.frame_embeddings(audio), self.arch.scene_time_steps)
+        return self.scene_from_frames(self.frame_embeddings(audio))
+
+    def scene_from_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Scene embeddings from all frames of the chunked pass, (B, T, D) -> (B, scene_dim)."""
+        emb = resample_time(frames, self.arch.scene_time_steps)
         return emb.transpose(1, 2).reshape(emb.shape[0], -1)
+
+    def scene_stream(self) -> AudioMLPSceneStream:
+        """The scene embedding of a signal pushed block by block (:mod:`hear_mn.long_audio`)."""
+        return AudioMLPSceneStream(self)
 
 
 class AudioMLPStream(EmbeddingStream):
@@ -467,10 +475,14 @@ class AudioMLPStream(EmbeddingStream):
     def _close(self) -> torch.Tensor:
         if self.num_samples == 0:
             return self._empty()  # no signal, no frames: as the MobileNets' streams
+        self._process_last_chunks()
+        return self._release(n_timestamps(self.num_samples))
+
+    def _process_last_chunks(self) -> None:
+        """End of signal: the 240 zeros and zeros to a whole second, then the last chunks."""
         tail = PAD_END + (-(self._samples.shape[0] + PAD_END)) % CHUNK_SAMPLES
         self._samples = torch.cat([self._samples, self._samples.new_zeros(tail)])
         self._process_complete_chunks()
-        return self._release(n_timestamps(self.num_samples))
 
     def _process_complete_chunks(self) -> None:
         complete = self._samples.shape[0] // CHUNK_SAMPLES
@@ -478,8 +490,11 @@ class AudioMLPStream(EmbeddingStream):
             return
         chunks = self._samples[: complete * CHUNK_SAMPLES].reshape(complete, CHUNK_SAMPLES)
         frames = self.model.chunk_frames(chunks).reshape(-1, self.model.timestamp_embedding_size)
-        self._frames = torch.cat([self._frames, frames])
+        self._keep_frames(frames)
         self._samples = self._samples[complete * CHUNK_SAMPLES :]
+
+    def _keep_frames(self, frames: torch.Tensor) -> None:
+        self._frames = torch.cat([self._frames, frames])
 
     def _stitched_count(self) -> int:
         return self._frames_start + self._frames.shape[0]
@@ -496,6 +511,71 @@ class AudioMLPStream(EmbeddingStream):
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
         return (indices + 1) * float(HOP_MS)
+
+
+class AudioMLPSceneStream(AudioMLPStream):
+    """The scene embedding of a growing signal, as :meth:`AudioMLPModel.scene_embeddings`
+    computes it on the whole: the scene resamples all frames of the signal at the end, so
+    every chunk's frames are kept (kwmlp: 64 floats per 10 ms, 92 MB an hour; audiomae: 8),
+    the signal itself is not. They are kept feature-major and joined into one array at
+    :meth:`close` as they are released, so that the frames exist about once, never thrice
+    (parts, joined, and the contiguous copy the time resampling would make). A close that
+    fails after joining cannot be retried. :meth:`close` gives the (1, scene_dim) embedding.
+    """
+
+    def __init__(self, model: AudioMLPModel) -> None:
+        super().__init__(model)
+        self._parts = _FrameParts()
+
+    def _keep_frames(self, frames: torch.Tensor) -> None:
+        self._parts = self._parts.with_part(frames.T.contiguous())  # a failed push keeps the old
+
+    def _push(self, samples: torch.Tensor) -> torch.Tensor:
+        self._samples = torch.cat([self._samples, samples])
+        self._process_complete_chunks()
+        return self._empty()
+
+    def _close(self) -> torch.Tensor:
+        if self.num_samples == 0:
+            return self._empty()
+        self._process_last_chunks()
+        # The stitched frames, as frame_embeddings gives them: all but the first and last.
+        frames = self._parts.join(drop_first=1, drop_last=1)
+        return self.model.scene_from_frames(frames.T[None])
+
+    def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(indices.shape, device=indices.device)  # a scene has no time
+
+    def _empty(self) -> torch.Tensor:
+        return torch.empty(0, self.model.scene_embedding_size, device=self.model.device)
+
+
+class _FrameParts:
+    """Feature-major (D, t) parts of a frame sequence, joined once into one (D, T) array."""
+
+    def __init__(self, parts: tuple[torch.Tensor, ...] = ()) -> None:
+        self._parts = list(parts)
+        self._joined = False
+
+    def with_part(self, part: torch.Tensor) -> _FrameParts:
+        return _FrameParts((*self._parts, part))
+
+    def join(self, drop_first: int, drop_last: int) -> torch.Tensor:
+        """All frames but the first ``drop_first`` and last ``drop_last``, contiguous; each
+        part is freed as soon as it is copied."""
+        if self._joined:
+            raise RuntimeError("a failed close cannot be retried; start a new stream")
+        self._joined = True
+        total = sum(part.shape[1] for part in self._parts) - drop_first - drop_last
+        joined = self._parts[0].new_empty(self._parts[0].shape[0], total)
+        position, skip = 0, drop_first
+        while self._parts:
+            part = self._parts.pop(0)[:, skip:]
+            skip = 0
+            count = min(part.shape[1], total - position)
+            joined[:, position : position + count] = part[:, :count]
+            position += count
+        return joined
 
 
 _HEAR_API = frozenset({"load_model", "get_scene_embeddings", "get_timestamp_embeddings"})

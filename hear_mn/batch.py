@@ -9,6 +9,7 @@ anything when the folder holds outputs of other settings (unless ``overwrite``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -22,17 +23,12 @@ import numpy as np
 import torch
 
 from hear_mn.atomic import deferred_interrupts, remove_stale_temporaries
-from hear_mn.audio_io import (
-    AudioInputs,
-    AudioReadError,
-    load_audio,
-    save_npz,
-    scan_audio_inputs,
-)
+from hear_mn.audio_io import AudioInputs, AudioReadError, save_npz, scan_audio_inputs
+from hear_mn.input_decoding import decode_input, decode_or_embed
+from hear_mn.long_audio import embed_blocks, embeds_in_blocks, is_long
 from hear_mn.model import EmbeddingModel
 from hear_mn.output_conflict import OutputConflictError, conflict_error
 from hear_mn.resume import (
-    input_record,
     judge_existing,
     output_settings,
     recompute_summary,
@@ -49,6 +45,7 @@ __all__ = [
     "OutputJob",
     "check_writable",
     "decode_input",
+    "decode_or_embed",
     "embed_arrays",
     "embed_clips",
     "embed_files",
@@ -238,13 +235,25 @@ def embed_clips(
 ) -> list[dict[str, np.ndarray] | str]:
     """Per clip of an equal-length group: its arrays (:func:`embed_arrays`), or why it could
     not be embedded. A failing group is tried again clip by clip, so that one bad clip does
-    not cost its partners their outputs."""
+    not cost its partners their outputs. Long clips go through the model's streams block by
+    block, one at a time (:mod:`hear_mn.long_audio`), as a long file does."""
+    if clips and is_long(model, len(clips[0])):
+        return [_embed_long_clip(model, clip, timestamps) for clip in clips]
     try:
         return embed_arrays(model, np.stack(clips), timestamps)
     except Exception as error:  # a model failure on one batch must not end the run
         if len(clips) > 1:
             return [embed_clips(model, [clip], timestamps)[0] for clip in clips]
         return [f"embedding failed: {error}"]
+
+
+def _embed_long_clip(
+    model: EmbeddingModel, clip: np.ndarray, timestamps: bool
+) -> dict[str, np.ndarray] | str:
+    try:
+        return embed_blocks(model, [clip], timestamps)
+    except Exception as error:  # a model failure on one clip must not end the run
+        return f"embedding failed: {error}"
 
 
 def length_groups(
@@ -275,29 +284,37 @@ def length_groups(
         yield pending.pop(size)
 
 
-def decode_input(path: Path, sample_rate: int) -> tuple[np.ndarray, dict[str, object]]:
-    """The audio of ``path`` and the identity of the bytes it came from
-    (:func:`hear_mn.resume.input_record`, taken first, so that a file changed meanwhile
-    is found changed on the next run); raises :class:`AudioReadError`."""
-    try:
-        record = input_record(path)
-    except OSError as error:
-        load_audio(path, sample_rate)  # says why in its words when it cannot read it either
-        raise AudioReadError(f"{path}: cannot read it ({error.strerror or error})") from None
-    return load_audio(path, sample_rate), record
-
-
 def _decoded(
-    jobs: list[OutputJob], sample_rate: int, report: EmbedReport, done: Callable
+    jobs: list[OutputJob],
+    model: EmbeddingModel,
+    timestamps: bool,
+    finish: Callable,
+    progress_in_file: Callable[[Path, float], None] | None,
 ) -> Iterator[tuple[OutputJob, np.ndarray, dict[str, object]]]:
-    """(job, audio, input record) of every input that decodes; the others go to the
-    report's failures."""
+    """(job, audio, input record) of every short input that decodes, to be batched; a long
+    input is embedded as it is decoded and ``finish(job, result, record, seconds)``
+    saves it (``result``: its arrays, or why it failed)."""
+    sample_rate = int(model.sample_rate)
     for job in jobs:
+        progress = None
+        if progress_in_file is not None:
+            progress = functools.partial(progress_in_file, job.path)
         try:
-            yield (job, *decode_input(job.path, sample_rate))
+            if not embeds_in_blocks(model):
+                yield (job, *decode_input(job.path, sample_rate))
+                continue
+            taken, record = decode_or_embed(job.path, model, timestamps, progress)
+            if not taken.long:
+                yield job, taken.audio(), record
+                continue
+            result = taken.result()
         except AudioReadError as error:
-            report.failures.append((job.path, str(error)))
-            done(job, 0.0)
+            finish(job, str(error), {}, 0.0)
+            continue
+        except Exception as error:  # the model failed on this long file: the others go on
+            finish(job, f"embedding failed: {error}", {}, 0.0)
+            continue
+        finish(job, result, record, taken.seconds)
 
 
 def plan_embedding(
@@ -342,6 +359,7 @@ def embed_files(
     overwrite: bool = False,
     batch_size: int = 8,
     progress: Callable[[Path, float], None] | None = None,
+    progress_in_file: Callable[[Path, float], None] | None = None,
 ) -> EmbedReport:
     """Embed audio files and directories into one ``.npz`` each under ``out_dir``.
 
@@ -355,35 +373,39 @@ def embed_files(
     or that cannot be read are computed again (the report's ``recomputed`` says why);
     others raise :class:`OutputConflictError` before any work, unless ``overwrite``. Inputs that cannot be read or embedded are listed in the report's
     ``failures`` and the others go on. ``progress(path, seconds_of_audio)`` is called per
-    input. Ctrl-C raises :class:`EmbeddingInterrupted` carrying the report so far.
+    input when it is done; ``progress_in_file(path, seconds_done)`` while a long input is
+    embedded, block by block. Inputs longer than :data:`hear_mn.long_audio.LONG_SECONDS` are
+    decoded and embedded block by block (memory holds a block and the output, not the file;
+    the numbers are the whole-file ones within float32 rounding). Ctrl-C raises
+    :class:`EmbeddingInterrupted` carrying the report so far.
     """
     plan = plan_embedding(inputs, model, out_dir, timestamps=timestamps, overwrite=overwrite)
     report, metadata = plan.report, plan.metadata
     sample_rate = int(model.sample_rate)
 
-    def done(job: OutputJob, seconds: float) -> None:
+    def finish(
+        job: OutputJob, result: dict | str, record: dict[str, object], seconds: float
+    ) -> None:
+        """Save one input's output (or note why it has none), then count it as done."""
+        if isinstance(result, str):
+            report.failures.append((job.path, result))
+        else:
+            try:
+                # Ctrl-C waits until the output is whole and counted.
+                with deferred_interrupts():
+                    save_npz(job.output, **result, **with_input(metadata, record))
+                    report.written.append(job.output)
+            except OSError as error:
+                report.failures.append((job.path, f"cannot write {job.output}: {error}"))
         if progress is not None:
             progress(job.path, seconds)
 
-    def run(group: list[tuple[OutputJob, np.ndarray, dict[str, object]]]) -> None:
-        results = embed_clips(model, [audio for _, audio, _ in group], timestamps)
-        for (job, audio, record), result in zip(group, results):
-            if isinstance(result, str):
-                report.failures.append((job.path, result))
-            else:
-                try:
-                    # Ctrl-C waits until the output is whole and counted.
-                    with deferred_interrupts():
-                        save_npz(job.output, **result, **with_input(metadata, record))
-                        report.written.append(job.output)
-                except OSError as error:
-                    report.failures.append((job.path, f"cannot write {job.output}: {error}"))
-            done(job, len(audio) / sample_rate)
-
     try:
-        decoded = _decoded(plan.jobs, sample_rate, report, done)
+        decoded = _decoded(plan.jobs, model, timestamps, finish, progress_in_file)
         for group in length_groups(decoded, lambda item: len(item[1]), batch_size):
-            run(group)
+            results = embed_clips(model, [audio for _, audio, _ in group], timestamps)
+            for (job, audio, record), result in zip(group, results):
+                finish(job, result, record, len(audio) / sample_rate)
     except KeyboardInterrupt:
         raise EmbeddingInterrupted(report) from None
     return plan.in_input_order()

@@ -21,11 +21,11 @@ from torch import nn
 
 from hear_mn.audio import LONGEST_WINDOW_MS, duration_to_samples, extended_span, positive_int
 from hear_mn.checkpoint import load_into
+from hear_mn.efficientat_streams import MobileNetStream, SceneStream
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.inference import inference_backbone
 from hear_mn.mobilenet import DEFAULT_STRIDES, FeatureInfo, MobileNet, feature_info
 from hear_mn.model import EmbeddingModel
-from hear_mn.streaming import EmbeddingStream
 from hear_mn.taps import DEFAULT_POOLING, backbone_plan, concatenate_taps, embedding_size
 
 SAMPLE_RATE = 32000
@@ -205,9 +205,14 @@ class EfficientATEmbedder(EmbeddingModel):
         if n_samples <= SCENE_WINDOW:
             per_pass = max(1, SCENE_SAMPLES_PER_PASS // n_samples)
             return torch.cat([self.embed_audio(audio[a:b]) for a, b in _chunks(n_sounds, per_pass)])
-        windows = Windows(SCENE_WINDOW, SCENE_HOP, SCENE_WINDOW // 2)
+        windows = self.scene_windows
         per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
         return self._embed_windows(audio, windows.count(n_samples), windows, per_pass).mean(1)
+
+    @property
+    def scene_windows(self) -> Windows:
+        """The windows a clip longer than one of them is averaged over (10 s every 2.5 s)."""
+        return Windows(SCENE_WINDOW, SCENE_HOP, SCENE_WINDOW // 2)
 
     def inference_network(self) -> nn.Module:
         """The backbone that runs: the plain one in training mode or with autograd on (the
@@ -280,12 +285,19 @@ class EfficientATEmbedder(EmbeddingModel):
         """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""
         return MobileNetStream(self)
 
-    def embed_sliding_windows(self, signal: torch.Tensor, count: int) -> torch.Tensor:
-        """Timestamp windows ``signal[k * hop : k * hop + window]``, k < count -> (count, D).
+    def scene_stream(self) -> SceneStream:
+        """The scene embedding of a signal pushed block by block (:mod:`hear_mn.long_audio`)."""
+        return SceneStream(self)
 
-        ``window_batch_size`` windows at a time; used by streaming on its buffer.
+    def embed_sliding_windows(
+        self, signal: torch.Tensor, count: int, windows: Windows | None = None
+    ) -> torch.Tensor:
+        """Windows ``signal[k * hop : k * hop + size]``, k < count -> (count, D), of the
+        timestamp ``windows`` (or others: the scene's); ``window_batch_size`` 160 ms
+        windows' worth at a time. Used by the streams on their buffers.
         """
-        size, hop = self.windows.size, self.windows.hop
+        windows = windows or self.windows
+        size, hop = windows.size, windows.hop
         parts = [
             self.embed_mels(self.frontend.sliding_windows(signal[a * hop :], b - a, size, hop))
             for a, b in _chunks(count, self._per_pass(size))
@@ -351,61 +363,6 @@ class MobileNetEmbedder(EfficientATEmbedder):
         backbone = MobileNet(width, head, strides).to(memory_format=torch.channels_last)
         info = feature_info(width, n_mels, strides, head)
         super().__init__(backbone=backbone, info=info, **settings)
-
-
-class MobileNetStream(EmbeddingStream):
-    """Timestamp windows of a growing signal, emitted as soon as their samples are in.
-
-    Window i covers samples [i * hop - pad, i * hop - pad + size) of the reflect-padded
-    signal (pad = size // 2: 2560 samples for 160 ms windows), so it is complete half a
-    window after its centre; the left padding needs the first pad + 1 samples and the right
-    padding the end of the signal (:meth:`close`). The buffer keeps only what pending
-    windows and the right padding need: at most one window plus the pushed chunk.
-    """
-
-    def __init__(self, model: EfficientATEmbedder) -> None:
-        super().__init__(model)
-        self.windows = model.windows
-        self._head = torch.empty(0, device=model.device)
-        self._buffer: torch.Tensor | None = None
-        self._buffer_start = 0  # position of self._buffer[0] in the padded signal
-
-    def _push(self, samples: torch.Tensor) -> torch.Tensor:
-        pad, hop = self.windows.pad, self.windows.hop
-        if self._buffer is None:
-            self._head = torch.cat([self._head, samples])
-            if self._head.shape[0] <= pad:
-                return self._empty()
-            self._buffer = torch.cat([self._head[1 : pad + 1].flip(0), self._head])
-            self._head = self._head[:0]
-        else:
-            self._buffer = torch.cat([self._buffer, samples])
-        available = self._buffer_start + self._buffer.shape[0]
-        complete = (available - self.windows.size) // hop + 1
-        embeddings = self._windows(complete - self.num_emitted)
-        done = self.num_emitted + embeddings.shape[0]
-        keep_from = min(done * hop, self.num_samples - 1)
-        self._buffer = self._buffer[keep_from - self._buffer_start :]
-        self._buffer_start = keep_from
-        return embeddings
-
-    def _close(self) -> torch.Tensor:
-        if self._buffer is None:
-            if self.num_samples == 0:
-                return self._empty()
-            return self.model._timestamp_embeddings(self._head[None])[0][0]
-        pad = self.windows.pad
-        self._buffer = torch.cat([self._buffer, self._buffer[-(pad + 1) : -1].flip(0)])
-        return self._windows(self.windows.count(self.num_samples) - self.num_emitted)
-
-    def _windows(self, count: int) -> torch.Tensor:
-        if count <= 0:
-            return self._empty()
-        start = self.num_emitted * self.windows.hop - self._buffer_start
-        return self.model.embed_sliding_windows(self._buffer[start:], count)
-
-    def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
-        return indices * (1000.0 * self.windows.hop / SAMPLE_RATE)
 
 
 def _refresh_after_load(module: EfficientATEmbedder, _: object) -> None:

@@ -41,4 +41,5 @@ def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
             if _interrupted(error):
                 raise KeyboardInterrupt from None
             raise
-        return atomic_write(path, buffer.getvalue())
+        # Written from the buffer itself: getvalue() would copy the archive once more.
+        return atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))

@@ -17,7 +17,7 @@ import pytest
 import torch
 from conftest import randomize_batchnorm, relative_error
 
-from hear_mn import audio_io, batch, long_audio
+from hear_mn import audio_io, batch, input_decoding, long_audio
 from hear_mn.registry import create_model
 
 sf = pytest.importorskip("soundfile")
@@ -128,16 +128,16 @@ def test_decoding_in_blocks_gives_the_samples_of_load_audio(tmp_path) -> None:
     np.testing.assert_array_equal(joined, audio_io.load_audio(path, 16000))
     assert count == len(joined) and len(slices) > 1
 
-    class ModelBroke(RuntimeError):
+    class ModelBrokeError(RuntimeError):
         pass
 
     def broken() -> object:
         def receive(samples: np.ndarray) -> None:
-            raise ModelBroke("out of patience")
+            raise ModelBrokeError("out of patience")
 
         return receive
 
-    with pytest.raises(ModelBroke, match="out of patience"):
+    with pytest.raises(ModelBrokeError, match="out of patience"):
         audio_io.stream_audio(path, 16000, broken)
 
 
@@ -160,7 +160,7 @@ def test_a_long_file_is_embedded_without_decoding_it_whole(
         raise AssertionError(f"{path} was decoded whole")
 
     monkeypatch.setattr(audio_io, "load_audio", refuse_whole)
-    monkeypatch.setattr(batch, "load_audio", refuse_whole, raising=False)
+    monkeypatch.setattr(input_decoding, "load_audio", refuse_whole)
     report = batch.embed_files([tmp_path / "in"], model, tmp_path / "out", timestamps=timestamps)
     assert not report.failures and len(report.written) == 2
     for path, audio in expected.items():

@@ -55,7 +55,8 @@ Files and folders that cannot be read are listed at the end (exit code 1), as ar
 the folders that are not audio or video. Ctrl-C says how many outputs were saved (exit code
 130). Files of equal length share forward passes (--batch-size), which can change an
 output's last float32 bits; --batch-size 1 makes each output depend on its file alone
-(docs/batch_embedding.md).
+(docs/batch_embedding.md). A file longer than 60 s is decoded and embedded block by block,
+alone, so memory holds a block and its output, not the file; the bar advances inside it.
 
 --engine ray runs the same job on Ray Data (pip install 'hear-mn[ray]'): the same outputs,
 names, skip rule, failure list and exit codes, and the same numbers as --engine local, bit
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 batch_size=args.batch_size,
                 progress=progress.done,
+                progress_in_file=progress.advance,
             )
         else:
             report = _embed_on_ray(args, scan, model, ray_options, progress)
