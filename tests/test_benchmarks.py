@@ -1,0 +1,88 @@
+"""Every benchmark runs in its --smoke mode (tiny inputs, one repeat, random weights) and
+writes well-formed JSON with the environment record (benchmarks/harness.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
+
+# script (relative to benchmarks/) -> extra arguments of its smoke run
+SMOKE = {
+    "bench_speed.py": [],
+    "profile_breakdown.py": [],
+    "bench_ablation.py": [],
+    "bench_streaming.py": [],
+    "bench_long_audio.py": [],
+    "bench_threads.py": [],
+    "bench_audiomlp_reference.py": [],
+    "bench_backends.py": [],
+    "bench_dymn.py": [],
+    "bench_batch_independence.py": [],
+    "bench_edge.py": [],
+    "compare_revisions.py": [],
+    "parity_table.py": [],
+    "bench_evaluation.py": [],
+    "evaluation_parity.py": [],
+    "precision_margin.py": [],
+    "studies/bench_decode.py": [],
+    "studies/bench_quantization.py": [],
+}
+# Ray binds its servers to every interface: these run in a loopback-only namespace.
+RAY = {"bench_ray.py": [], "bench_ray_fixed_cost.py": []}
+ENVIRONMENT_KEYS = ("cpu", "cpus", "torch", "numpy", "onnxruntime", "threads", "load_average")
+
+
+def _check(command: list[str], out: Path) -> None:
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(out.read_text())
+    environment = record["environment"]
+    for key in ENVIRONMENT_KEYS:
+        assert key in environment, f"{command[1]}: the environment record lacks {key}"
+    assert record["smoke"] is True
+
+
+@pytest.mark.parametrize("script", sorted(SMOKE))
+def test_smoke_run_writes_json_with_the_environment(script: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    command = [sys.executable, str(BENCHMARKS / script), "--smoke", "--json", str(out)]
+    _check(command + SMOKE[script], out)
+
+
+def _loopback_only() -> str | None:
+    """Why no loopback-only network namespace can be made here (None: it can)."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "unshare and ip are needed for a loopback-only namespace"
+    probe = subprocess.run(
+        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
+    )
+    return None if probe.returncode == 0 else f"no loopback-only namespace: {probe.stderr}"
+
+
+@pytest.mark.parametrize("script", sorted(RAY))
+def test_ray_smoke_run_writes_json_with_the_environment(script: str, tmp_path: Path) -> None:
+    reason = _loopback_only()
+    if reason:
+        pytest.skip(reason)
+    out = tmp_path / "out.json"
+    inner = [sys.executable, str(BENCHMARKS / script), "--smoke", "--json", str(out), *RAY[script]]
+    command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *inner]
+    _check(command, out)
+
+
+def test_run_all_names_only_scripts_that_exist() -> None:
+    text = (BENCHMARKS / "run_all.py").read_text()
+    import re
+
+    for script in re.findall(r'"([\\w/]+\\.py)"', text):
+        assert (BENCHMARKS / script).exists(), script
+    assert os.path.exists(BENCHMARKS / "harness.py")
