@@ -47,6 +47,7 @@ setup(
             "onnxruntime>=1.17",
             "onnx>=1.15",
             "ray[data]>=2.60",
+            "mkdocs-material>=9.5",  # the documentation site (mkdocs.yml; tests/test_docs_site.py)
         ],
     },
     classifiers=[
