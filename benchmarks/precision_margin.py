@@ -1,6 +1,6 @@
 """How far hear-mn is from each reference fixture, and how far the reference is from exact.
 
-    python benchmarks/precision_margin.py [--quick] [--json benchmarks/results/precision_margin.json]
+    python benchmarks/precision_margin.py [--quick | --smoke] [--json FILE]
 
 The parity rule (../shared/README.md) is max|ours - ref| <= 1e-5 * max|ref| per array. For
 each fixture this prints
@@ -14,25 +14,26 @@ each fixture this prints
 
 For the frontend fixture (frontend.npz) it also prints the log-mel with an FFT of another
 library (scipy's pocketfft in float32): what a torch build without MKL's FFT would give.
-``--quick`` runs the frontend and one fixture of each folder.
+``--quick`` runs the frontend and one fixture of each folder; ``--smoke`` one fixture of
+tests/data (no ../shared needed). A full run writes benchmarks/results/precision_margin.json.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib
 import json
-import platform
 import sys
 from pathlib import Path
 
+import harness
 import numpy as np
 import torch
 
 from hear_mn.frontend import LogMelFrontend, kaldi_mel_banks
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "fixtures"
 REFERENCE = SHARED / "reference"
 
 
@@ -164,47 +165,60 @@ def fixtures(quick: bool) -> list[tuple[str, object, Path]]:
     return found
 
 
+def smoke_fixtures() -> tuple[list[tuple[str, object, Path]], Path]:
+    """One fixture of the subset every clone has (tests/data), and its inputs."""
+    data = ROOT / "tests" / "data"
+    name, entry = next(
+        iter(json.loads((data / "seed_system" / "manifest.json").read_text()).items())
+    )
+    weights = str(data / "seed_system" / entry["weights"])
+    load = functools.partial(_load_model, f"hear_mn.{name}", weights)
+    return [(f"tests/data/{name}", load, data / "seed_system" / f"{name}.npz")], data / "reference"
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a Markdown table, then the worst error and the largest floor."""
+    lines = [
+        "| fixture | ours (float32) | floor: reference vs float64 | another FFT (float32) |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        other = row.get("another_fft_float32")
+        shown = "-" if other is None else f"{other:.2e}"
+        lines.append(f"| {row['fixture']} | {row['ours']:.2e} | {row['floor']:.2e} | {shown} |")
+    relative = [row for row in rows if "absolute" not in row["fixture"]]
+    worst = max(relative, key=lambda row: row["ours"])
+    lines.append(
+        f"\nworst (arrays, relative): ours {worst['ours']:.2e} ({worst['fixture']}); "
+        f"largest floor {max(row['floor'] for row in relative):.2e}"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="the frontend and one fixture per folder"
-    )
-    parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
-    args = parser.parse_args()
-    if not SHARED.exists():
+    parser = harness.parser(__doc__, repeats=1)
+    args = harness.parse_args(parser, default_json=harness.RESULTS / "precision_margin.json")
+    torch.set_num_threads(args.threads)
+    if args.smoke:  # the subset every clone has: no ../shared needed
+        found, input_dir = smoke_fixtures()
+        rows = frontend_rows() if (REFERENCE / "frontend.npz").is_file() else []
+    elif not SHARED.exists():
         sys.exit(f"needs the fixtures at {SHARED}")
-    torch.set_num_threads(2)
-    rows = frontend_rows()
-    inputs = np.load(REFERENCE / "inputs.npz")
-    for name, load, reference_path in fixtures(args.quick):
+    else:
+        found, input_dir = fixtures(args.quick), REFERENCE
+        rows = frontend_rows()
+    inputs = np.load(input_dir / "inputs.npz")
+    for name, load, reference_path in found:
         reference = np.load(reference_path)
         ours = fixture_error(load(), reference, inputs)
         floor = fixture_error(in_float64(load()), reference, inputs)
         rows.append({"fixture": name, "ours": ours, "floor": floor})
         print(f"{name:55s} ours {ours:.2e}  floor {floor:.2e}", file=sys.stderr, flush=True)
-    print("| fixture | ours (float32) | floor: reference vs float64 | another FFT (float32) |")
-    print("|---|---|---|---|")
-    for row in rows:
-        other = row.get("another_fft_float32")
-        print(
-            f"| {row['fixture']} | {row['ours']:.2e} | {row['floor']:.2e} | {'-' if other is None else f'{other:.2e}'} |"
-        )
-    worst = max(rows[1:], key=lambda row: row["ours"])
-    print(f"\nworst (arrays, relative): ours {worst['ours']:.2e} ({worst['fixture']}); "
-          f"largest floor {max(row['floor'] for row in rows[1:]):.2e}")  # fmt: skip
-    if args.json:
-        environment = {
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "mkl": torch.backends.mkl.is_available(),
-            "machine": platform.machine(),
-        }
-        args.json.write_text(
-            json.dumps({"environment": environment, "rows": rows}, indent=2) + "\n"
-        )
+    environment = {
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "mkl": torch.backends.mkl.is_available(),
+    }
+    harness.report(args, {"environment": environment, "rows": rows}, table(rows))
 
 
 if __name__ == "__main__":
