@@ -13,24 +13,24 @@ in alternation in one run (medians), each checked against the final output:
 is reported separately.
 
     python benchmarks/bench_ablation.py --models mn04_e1_l,mn10_e1_l
+    python benchmarks/bench_ablation.py --smoke --json /tmp/ablation.json   # does it run?
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+import harness
 import torch
 from bench_speed import interleaved_medians
 from torch import nn
 
 from hear_mn.efficientat import MobileNetEmbedder
 from hear_mn.inference import fold_batchnorm, work_in_place
-from hear_mn.mobilenet import BackboneOutputs, BackbonePlan
+from hear_mn.mobilenet import BackboneOutputs
+from hear_mn.mobilenet_table import BackbonePlan
 from hear_mn.registry import create_model
 
 
@@ -72,12 +72,19 @@ def _with(
     return wrap
 
 
-def ablate(name: str, seconds: float, repeats: int, compile_backbone: bool) -> dict:
+MODELS = ("mn04_e1_l", "mn10_e1_l")
+
+
+def ablate(
+    name: str, seconds: float, repeats: int, compile_backbone: bool, clips_count: int = 16
+) -> dict:
+    """Per call (timestamps of ``seconds`` s, scene of ``clips_count`` clips of 10 s): every
+    variant's median time, speed-up over plain, and distance from hear-mn's output."""
     torch.manual_seed(0)
     model = create_model(name, pretrained=False)
     generator = torch.Generator().manual_seed(1)
     audio = 0.1 * torch.randn(1, int(seconds * model.sample_rate), generator=generator)
-    clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
+    clips = 0.1 * torch.randn(clips_count, 10 * model.sample_rate, generator=generator)
     network = copy.deepcopy(model.backbone).to(memory_format=torch.contiguous_format).eval()
     variants = {
         "plain": _with(model, lambda _: _Contiguous(network), shared_frames=False),
@@ -117,40 +124,45 @@ def ablate(name: str, seconds: float, repeats: int, compile_backbone: bool) -> d
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="mn04_e1_l,mn10_e1_l")
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    results = [
-        ablate(name, args.seconds, args.repeats, args.compile) for name in args.models.split(",")
-    ]
-    print(f"torch {torch.__version__}, {args.threads} threads; medians of {args.repeats}")
+def table(results: list[dict], repeats: int) -> str:
+    lines = [f"medians of {repeats}"]
     for result in results:
         if "compile_s" in result:
-            print(f"{result['model']}: torch.compile took {result['compile_s']:.1f} s")
+            lines.append(f"{result['model']}: torch.compile took {result['compile_s']:.1f} s")
         for call_name in ("timestamps", "scene"):
             what = (
                 f"timestamps of {result['audio_seconds']:g} s"
                 if call_name == "timestamps"
-                else "scene, 16 clips of 10 s"
+                else f"scene, {result['clips']} clips of 10 s"
             )
-            print(f"\n{result['model']}, {what}")
-            print(f"  {'variant':<50} {'s':>7} {'vs plain':>9} {'max rel diff':>13}")
-            for row in result[call_name]:
-                print(
-                    f"  {row['variant']:<50} {row['seconds']:7.3f} "
-                    f"{row['speedup_vs_plain']:8.2f}x {row['max_relative_difference']:13.1e}"
-                )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"torch": torch.__version__, "threads": args.threads, "results": results}
-        args.json.write_text(json.dumps(payload, indent=2))
+            lines += [
+                f"\n{result['model']}, {what}",
+                f"  {'variant':<50} {'s':>7} {'vs plain':>9} {'max rel diff':>13}",
+            ]
+            lines += [
+                f"  {row['variant']:<50} {row['seconds']:7.3f} "
+                f"{row['speedup_vs_plain']:8.2f}x {row['max_relative_difference']:13.1e}"
+                for row in result[call_name]
+            ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = harness.parser(__doc__, repeats=5)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clips", type=int, default=16, help="clips of 10 s in the scene batch")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile")
+    args = harness.parse_args(parser)
+    if args.smoke:
+        args.models, args.seconds, args.clips = MODELS[0], 1.0, 2
+    torch.set_num_threads(args.threads)
+    results = [
+        {**ablate(name, args.seconds, args.repeats, args.compile, args.clips), "clips": args.clips}
+        for name in args.models.split(",")
+    ]
+    payload = {"torch": torch.__version__, "threads": args.threads, "results": results}
+    harness.report(args, payload, table(results, args.repeats))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Peak memory and time for an hour of audio: timestamp and scene embeddings.
 
-Each measurement runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is
-its own. Reported: input bytes, output bytes, and the peak above (resident memory before the
-call + output), i.e. the working set the embedding needed.
+Each measurement runs in a fresh subprocess (:func:`harness.run_child`) so that its peak
+resident memory (ru_maxrss) is its own. Reported: input bytes, output bytes, and the peak
+above (resident memory before the call + output), i.e. the working set the embedding needed.
 
     python benchmarks/bench_long_audio.py --model mn04_e1_l --minutes 60 --json bench_out/long.json
+    python benchmarks/bench_long_audio.py --smoke --json /tmp/long.json   # does it run?
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-MIB = 1024 * 1024
+import harness
+
+MIB = harness.MIB
+CALLS = ("timestamp", "scene")
 
 
 def _rss_bytes() -> int:
@@ -43,7 +45,6 @@ def measure(model_name: str, minutes: float, kind: str, threads: int) -> dict:
     else:
         output = model.scene_embeddings(audio).numel() * 4
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return {
         "model": model_name,
         "kind": kind,
@@ -52,41 +53,47 @@ def measure(model_name: str, minutes: float, kind: str, threads: int) -> dict:
         "realtime_factor": seconds / (minutes * 60),
         "input_mib": audio.numel() * 4 / MIB,
         "output_mib": output / MIB,
-        "rss_before_mib": before / MIB,
-        "peak_rss_mib": peak / MIB,
-        "working_set_mib": (peak - before - output) / MIB,
+        "rss_before_bytes": before,
+        "output_bytes": output,
     }
 
 
+def in_child(model: str, minutes: float, kind: str, threads: int) -> dict:
+    """:func:`measure` in a fresh process, with that process's peak resident memory."""
+    command = [sys.executable, __file__, "--child", kind, "--model", model]
+    command += ["--minutes", str(minutes), "--threads", str(threads)]
+    child = harness.run_child(command)
+    row = json.loads(child.stdout.strip().splitlines()[-1])
+    before, output = row.pop("rss_before_bytes"), row.pop("output_bytes")
+    row["rss_before_mib"] = before / MIB
+    row["peak_rss_mib"] = child.peak_rss_mib
+    row["working_set_mib"] = child.peak_rss_mib - (before + output) / MIB
+    return row
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1)
     parser.add_argument("--model", default="mn04_e1_l")
     parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path)
-    parser.add_argument("--child", choices=["timestamp", "scene"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--child", choices=CALLS, help=argparse.SUPPRESS)
+    args = harness.parse_args(parser)
     if args.child:
         print(json.dumps(measure(args.model, args.minutes, args.child, args.threads)))
         return
-    results = []
-    for kind in ("timestamp", "scene"):
-        command = [sys.executable, __file__, "--child", kind, "--model", args.model]
-        command += ["--minutes", str(args.minutes), "--threads", str(args.threads)]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print(f"{args.minutes:g} min of 32 kHz audio, {args.model}, {args.threads} threads")
-    print(
-        f"{'kind':<10} {'seconds':>8} {'input MiB':>10} {'output MiB':>11} {'peak MiB':>9} {'working set MiB':>16}"
-    )
-    for r in results:
-        print(
-            f"{r['kind']:<10} {r['seconds']:8.1f} {r['input_mib']:10.0f} {r['output_mib']:11.1f} "
-            f"{r['peak_rss_mib']:9.0f} {r['working_set_mib']:16.0f}"
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results}, indent=2))
+    if args.smoke:
+        args.minutes = 0.05
+    results = [in_child(args.model, args.minutes, kind, args.threads) for kind in CALLS]
+    lines = [
+        f"{args.minutes:g} min of 32 kHz audio, {args.model}, {args.threads} threads",
+        f"{'kind':<10} {'seconds':>8} {'input MiB':>10} {'output MiB':>11} {'peak MiB':>9} "
+        f"{'working set MiB':>16}",
+    ]
+    lines += [
+        f"{r['kind']:<10} {r['seconds']:8.1f} {r['input_mib']:10.0f} {r['output_mib']:11.1f} "
+        f"{r['peak_rss_mib']:9.0f} {r['working_set_mib']:16.0f}"
+        for r in results
+    ]
+    harness.report(args, {"results": results}, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -8,19 +8,15 @@ compare ratios, not absolute seconds.
 
     python benchmarks/bench_speed.py                      # mn04, mn10, mn10_all_b_mel_avgs(_hop5)
     python benchmarks/bench_speed.py --models mn04_e1_l --json bench_out/speed.json
+    python benchmarks/bench_speed.py --smoke --json /tmp/speed.json   # does it run?
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import platform
-import statistics
-import time
 from collections.abc import Callable
-from pathlib import Path
 
+import harness
 import torch
 
 from hear_mn.efficientat import MobileNetEmbedder
@@ -30,46 +26,30 @@ from hear_mn.taps import concatenate_taps
 # Timed against the per-window loop: the paper's mn04/mn10 and the EfficientAT_HEAR
 # package's headline module, at the standard and the 5 ms STFT hop.
 LOOP_MODELS = ("mn04_e1_l", "mn10_e1_l", "mn10_all_b_mel_avgs", "mn10_all_b_mel_avgs_hop5")
-
-
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` calls after one warm-up call."""
-    return interleaved_medians({"run": run}, repeats)["run"]
+SMOKE_MODELS, SMOKE_NO_LOOP = ("mn04_e1_l",), ("kwmlp",)
 
 
 def interleaved_medians(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each run, taken in alternation after one warm-up call each.
-
-    Alternating puts the machine's slow and fast phases on every contender alike, so their
-    ratio holds up even where absolute times drift (other jobs, CPU steal).
-    """
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    """Median wall time of each run, timed in alternation after one warm-up call each."""
+    return harness.medians(harness.interleave(runs, repeats))
 
 
 def standard_calls(
-    sample_rate: int, seconds_of_audio: int = 20, clips: int = 16
+    sample_rate: int, seconds_of_audio: float = 20, clips: int = 16
 ) -> dict[str, Callable[[object], torch.Tensor]]:
     """The two calls every speed comparison makes, by name: timestamp embeddings of
     ``seconds_of_audio`` s and scene embeddings of ``clips`` clips of 10 s (fixed noise)."""
     generator = torch.Generator().manual_seed(1)
-    audio = 0.1 * torch.randn(1, seconds_of_audio * sample_rate, generator=generator)
+    audio = 0.1 * torch.randn(1, int(seconds_of_audio * sample_rate), generator=generator)
     scene_clips = 0.1 * torch.randn(clips, 10 * sample_rate, generator=generator)
     return {
-        f"timestamps, {seconds_of_audio} s": lambda model: model.timestamp_embeddings(audio)[0],
+        f"timestamps, {seconds_of_audio:g} s": lambda model: model.timestamp_embeddings(audio)[0],
         f"scene, {clips} clips of 10 s": lambda model: model.scene_embeddings(scene_clips),
     }
 
 
 def paired_calls(
-    models: dict[str, object], repeats: int, seconds_of_audio: int = 20, clips: int = 16
+    models: dict[str, object], repeats: int, seconds_of_audio: float = 20, clips: int = 16
 ) -> list[dict]:
     """Contenders (``models``: label -> model, the first the baseline) on the same
     :func:`standard_calls`, alternating. Per call: its name, median seconds per label, and how
@@ -80,8 +60,7 @@ def paired_calls(
         outputs = {label: run(model) for label, model in models.items()}
         first = next(iter(outputs.values()))
         differences = {
-            label: float((output - first).abs().max() / first.abs().max())
-            for label, output in list(outputs.items())[1:]
+            label: relative_difference(output, first) for label, output in list(outputs.items())[1:]
         }
         seconds = interleaved_medians(
             {label: (lambda model=model, run=run: run(model)) for label, model in models.items()},
@@ -112,11 +91,14 @@ def plain_backbone_scene(model: MobileNetEmbedder, clips: torch.Tensor) -> torch
         return concatenate_taps(model.features, backbone(mels[:, None], model.plan), mels)
 
 
-def _relative(ours: torch.Tensor, reference: torch.Tensor) -> float:
+def relative_difference(ours: torch.Tensor, reference: torch.Tensor) -> float:
+    """max|ours - reference| / max|reference|."""
     return float((ours - reference).abs().max() / reference.abs().max())
 
 
 def bench_model(name: str, seconds: float, repeats: int, clips: int, loop: bool) -> dict:
+    """One model's row: timestamps (batched, and the per-window loop where ``loop``), scene
+    embeddings of one clip and of ``clips`` (ours, and the plain backbone where ``loop``)."""
     torch.manual_seed(0)
     model = create_model(name, pretrained=False)
     generator = torch.Generator().manual_seed(1)
@@ -128,12 +110,12 @@ def bench_model(name: str, seconds: float, repeats: int, clips: int, loop: bool)
     timestamp_runs = {"batched_s": lambda: model.timestamp_embeddings(audio)}
     if with_loop:
         ours, _ = model.timestamp_embeddings(audio)
-        result["max_relative_difference"] = _relative(ours, per_window_loop(model, audio))
+        result["max_relative_difference"] = relative_difference(ours, per_window_loop(model, audio))
         timestamp_runs["per_window_loop_s"] = lambda: per_window_loop(model, audio)
     result.update(interleaved_medians(timestamp_runs, repeats))
     if with_loop:
         result["speedup"] = result["per_window_loop_s"] / result["batched_s"]
-    result["scene_one_10s_clip_s"] = median_seconds(
+    result["scene_one_10s_clip_s"] = harness.median_seconds(
         lambda: model.scene_embeddings(scene_clips[:1]), repeats
     )
     scene_runs = {"ours": lambda: model.scene_embeddings(scene_clips)}
@@ -144,37 +126,20 @@ def bench_model(name: str, seconds: float, repeats: int, clips: int, loop: bool)
     if with_loop:
         result[f"plain_scene_{clips}_clips_per_s"] = clips / scene_s["plain"]
         result["scene_speedup"] = scene_s["plain"] / scene_s["ours"]
-        result["scene_max_relative_difference"] = _relative(
+        result["scene_max_relative_difference"] = relative_difference(
             model.scene_embeddings(scene_clips), plain_backbone_scene(model, scene_clips)
         )
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(LOOP_MODELS))
-    parser.add_argument(
-        "--no-loop-models", default="", help="models to time without the per-window loop baseline"
-    )
-    parser.add_argument("--seconds", type=float, default=20.0, help="audio length for timestamps")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clips", type=int, default=16, help="clips in the scene batch")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    no_loop = [name for name in args.no_loop_models.split(",") if name]
-    results = [
-        bench_model(name, args.seconds, args.repeats, args.clips, loop=name not in no_loop)
-        for name in args.models.split(",") + no_loop
-        if name
-    ]
-    clips_key = f"scene_{args.clips}_clips_per_s"
-    header = (
+def table(results: list[dict], clips: int, seconds: float, repeats: int) -> str:
+    """The printed table, one row per model."""
+    lines = [
+        f"timestamp embeddings of {seconds:g} s audio, scene embeddings of 10 s clips; "
+        f"median of {repeats} after warm-up",
         f"{'model':<24} {'loop s':>8} {'ours s':>8} {'speedup':>8} {'max rel diff':>13} "
-        f"{'scene 1 clip s':>15} {'clips/s':>8} {'plain clips/s':>14} {'scene x':>8}"
-    )
-    lines = [header]
+        f"{'scene 1 clip s':>15} {'clips/s':>8} {'plain clips/s':>14} {'scene x':>8}",
+    ]
     for r in results:
 
         def cell(key: str, fmt: str, r: dict = r) -> str:
@@ -183,25 +148,34 @@ def main() -> None:
         lines.append(
             f"{r['model']:<24} {cell('per_window_loop_s', '8.3f'):>8} {r['batched_s']:8.3f} "
             f"{cell('speedup', '7.1f'):>8} {cell('max_relative_difference', '13.1e'):>13} "
-            f"{r['scene_one_10s_clip_s']:15.3f} {r[clips_key]:8.1f} "
-            f"{cell(f'plain_scene_{args.clips}_clips_per_s', '14.1f'):>14} "
+            f"{r['scene_one_10s_clip_s']:15.3f} {r[f'scene_{clips}_clips_per_s']:8.1f} "
+            f"{cell(f'plain_scene_{clips}_clips_per_s', '14.1f'):>14} "
             f"{cell('scene_speedup', '7.2f'):>8}"
         )
-    print(f"torch {torch.__version__}, {args.threads} threads, {platform.machine()}")
-    print(
-        f"timestamp embeddings of {args.seconds:g} s audio, scene embeddings of 10 s clips; "
-        f"median of {args.repeats} after warm-up"
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = harness.parser(__doc__, repeats=3)
+    parser.add_argument("--models", default=",".join(LOOP_MODELS))
+    parser.add_argument(
+        "--no-loop-models", default="", help="models to time without the per-window loop baseline"
     )
-    print("\n".join(lines))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "torch": torch.__version__,
-            "threads": args.threads,
-            "machine": platform.machine(),
-            "results": results,
-        }
-        args.json.write_text(json.dumps(payload, indent=2))
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio length for timestamps")
+    parser.add_argument("--clips", type=int, default=16, help="clips in the scene batch")
+    args = harness.parse_args(parser)
+    if args.smoke:
+        args.models, args.no_loop_models = ",".join(SMOKE_MODELS), ",".join(SMOKE_NO_LOOP)
+        args.seconds, args.clips = 1.0, 2
+    torch.set_num_threads(args.threads)
+    no_loop = [name for name in args.no_loop_models.split(",") if name]
+    results = [
+        bench_model(name, args.seconds, args.repeats, args.clips, loop=name not in no_loop)
+        for name in args.models.split(",") + no_loop
+        if name
+    ]
+    payload = {"torch": torch.__version__, "threads": args.threads, "results": results}
+    harness.report(args, payload, table(results, args.clips, args.seconds, args.repeats))
 
 
 if __name__ == "__main__":

@@ -6,18 +6,19 @@ single push took. A window's embedding is out once the sample 80 ms after its ce
 been pushed, plus the push's processing time.
 
     python benchmarks/bench_streaming.py --models mn04_e1_l,mn10_e1_l --seconds 60
+    python benchmarks/bench_streaming.py --smoke --json /tmp/streaming.json   # does it run?
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
+import harness
 import torch
 
 import hear_mn
+
+MODELS = ("mn04_e1_l", "mn10_e1_l")
 
 
 def measure(name: str, seconds: float, chunk_ms: float) -> dict:
@@ -49,22 +50,23 @@ def measure(name: str, seconds: float, chunk_ms: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="mn04_e1_l,mn10_e1_l")
+    parser = harness.parser(__doc__, repeats=1, threads="1")
+    parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--chunk-ms", type=float, default=100.0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
+    if args.smoke:
+        args.models, args.seconds = MODELS[0], 2.0
     torch.set_num_threads(args.threads)
     results = [measure(name, args.seconds, args.chunk_ms) for name in args.models.split(",")]
-    print(f"streaming {args.seconds:g} s in {args.chunk_ms:g} ms chunks, {args.threads} thread(s)")
-    print(f"{'model':<12} {'real-time factor':>17} {'worst push ms':>14}")
-    for r in results:
-        print(f"{r['model']:<12} {r['realtime_factor']:17.3f} {r['worst_push_ms']:14.1f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"threads": args.threads, "results": results}, indent=2))
+    lines = [
+        f"streaming {args.seconds:g} s in {args.chunk_ms:g} ms chunks, {args.threads} thread(s)",
+        f"{'model':<12} {'real-time factor':>17} {'worst push ms':>14}",
+    ]
+    lines += [
+        f"{r['model']:<12} {r['realtime_factor']:17.3f} {r['worst_push_ms']:14.1f}" for r in results
+    ]
+    harness.report(args, {"threads": args.threads, "results": results}, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -9,18 +9,20 @@ in alternation, and the median call time is reported with its ratio to 1 thread.
 
     python benchmarks/bench_threads.py                       # loads 0, 1, 2, 8; about 8 min
     python benchmarks/bench_threads.py --loads 0,4 --rounds 2 --json bench_out/threads.json
+    python benchmarks/bench_threads.py --smoke --json /tmp/threads.json   # does it run?
+
+(``--threads`` is not used: the configurations below set the threads of each child.)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
-from pathlib import Path
+
+import harness
 
 # (label, torch threads, OMP_WAIT_POLICY or None for the default)
 CONFIGS = (
@@ -70,15 +72,16 @@ def _measure(threads: int, policy: str | None, model: str, calls: int) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=3)
     parser.add_argument("--loads", default="0,1,2,8", help="numbers of busy processes beside")
     parser.add_argument("--model", default="mn04_e1_l")
-    parser.add_argument("--rounds", type=int, default=3, help="child runs per configuration")
+    parser.add_argument("--rounds", type=int, help="child runs per configuration (--repeats)")
     parser.add_argument("--calls", type=int, default=5, help="timed calls per child")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
+    rounds = args.repeats if args.rounds is None else args.rounds
+    if args.smoke:
+        args.loads, rounds, args.calls = "0", 1, 1
     rows = []
-    print(f"scene embeddings of 4 clips of 10 s, {args.model}; {os.cpu_count()} CPUs")
     for load in (int(n) for n in args.loads.split(",")):
         busy = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(load)]
         for process in busy:
@@ -86,7 +89,7 @@ def main() -> None:
         try:
             samples: dict[str, list[float]] = {label: [] for label, _, _ in CONFIGS}
             used: dict[str, int] = {}
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 for label, threads, policy in CONFIGS:
                     used[label], seconds = _measure(threads, policy, args.model, args.calls)
                     samples[label].append(seconds)
@@ -105,13 +108,14 @@ def main() -> None:
                     "vs_1_thread": seconds / base,
                 }
             )
-            print(
-                f"busy {load:2d}  {label:<54} threads {used[label]}  {seconds:7.3f} s  "
-                f"{seconds / base:5.2f}x the time of 1 thread"
-            )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"cpus": os.cpu_count(), "results": rows}, indent=2))
+    lines = [f"scene embeddings of 4 clips of 10 s, {args.model}; {os.cpu_count()} CPUs"]
+    lines += [
+        f"busy {r['busy_processes']:2d}  {r['config']:<54} threads {r['threads']}  "
+        f"{r['seconds']:7.3f} s  {r['vs_1_thread']:5.2f}x the time of 1 thread"
+        for r in rows
+    ]
+    payload = {"cpus": os.cpu_count(), "rounds": rounds, "results": rows}
+    harness.report(args, payload, "\n".join(lines), threads=[t for _, t, _ in CONFIGS])
 
 
 if __name__ == "__main__":

@@ -5,27 +5,29 @@ for overlapping windows) and the inference backbone alone on the same inputs; gl
 rest (window spans, taps, copies, checks).
 
     python benchmarks/profile_breakdown.py --models mn04_e1_l,mn10_e1_l
+    python benchmarks/profile_breakdown.py --smoke --json /tmp/profile.json   # does it run?
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
+import harness
 import torch
 from bench_speed import interleaved_medians
 
 from hear_mn.efficientat import SCENE_SAMPLES_PER_PASS, SCENE_WINDOW
 from hear_mn.registry import create_model
 
+MODELS = ("mn04_e1_l", "mn10_e1_l")
 
-def breakdown(name: str, repeats: int) -> list[dict]:
+
+def breakdown(name: str, repeats: int, seconds: float = 20, clips_count: int = 16) -> list[dict]:
+    """Per call (scene of ``clips_count`` clips of 10 s, timestamps of ``seconds`` s): the
+    total time and the fractions spent in the frontend, the backbone and the rest."""
     torch.manual_seed(0)
     model = create_model(name, pretrained=False)
     generator = torch.Generator().manual_seed(1)
-    clips = 0.1 * torch.randn(16, 10 * model.sample_rate, generator=generator)
-    audio = 0.1 * torch.randn(1, 20 * model.sample_rate, generator=generator)
+    clips = 0.1 * torch.randn(clips_count, 10 * model.sample_rate, generator=generator)
+    audio = 0.1 * torch.randn(1, int(seconds * model.sample_rate), generator=generator)
     n_windows = model.windows.count(audio.shape[1])
     scene_per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
     window_passes = [
@@ -41,8 +43,12 @@ def breakdown(name: str, repeats: int) -> list[dict]:
 
     rows = []
     for call, total_fn, frontend_fn in (
-        ("scene, 16 clips of 10 s", lambda: model.scene_embeddings(clips), scene_mels),
-        ("timestamps, 20 s", lambda: model.timestamp_embeddings(audio), timestamp_mels),
+        (
+            f"scene, {clips_count} clips of 10 s",
+            lambda: model.scene_embeddings(clips),
+            scene_mels,
+        ),
+        (f"timestamps, {seconds:g} s", lambda: model.timestamp_embeddings(audio), timestamp_mels),
     ):
         with torch.inference_mode():
             mels = frontend_fn()
@@ -74,24 +80,27 @@ def breakdown(name: str, repeats: int) -> list[dict]:
     return rows
 
 
+def table(rows: list[dict]) -> str:
+    lines = [
+        f"{'model':<11} {'call':<24} {'total s':>8} {'frontend':>9} {'backbone':>9} {'glue':>6}"
+    ]
+    lines += [
+        f"{r['model']:<11} {r['call']:<24} {r['total_s']:8.3f} {r['frontend_fraction']:9.0%} "
+        f"{r['backbone_fraction']:9.0%} {r['glue_fraction']:6.0%}"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="mn04_e1_l,mn10_e1_l")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    parser = harness.parser(__doc__, repeats=3)
+    parser.add_argument("--models", default=",".join(MODELS))
+    args = harness.parse_args(parser)
+    seconds, clips = (1, 2) if args.smoke else (20, 16)
+    models = MODELS[:1] if args.smoke else args.models.split(",")
     torch.set_num_threads(args.threads)
-    rows = [row for name in args.models.split(",") for row in breakdown(name, args.repeats)]
-    print(f"{'model':<11} {'call':<24} {'total s':>8} {'frontend':>9} {'backbone':>9} {'glue':>6}")
-    for r in rows:
-        print(
-            f"{r['model']:<11} {r['call']:<24} {r['total_s']:8.3f} {r['frontend_fraction']:9.0%} "
-            f"{r['backbone_fraction']:9.0%} {r['glue_fraction']:6.0%}"
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": rows}, indent=2))
+    rows = [row for name in models for row in breakdown(name, args.repeats, seconds, clips)]
+    harness.report(args, {"results": rows}, table(rows))
 
 
 if __name__ == "__main__":

@@ -1,42 +1,115 @@
-"""Run every benchmark with one command; write results JSON and a markdown table.
+"""Run every benchmark that feeds the README and docs with one command.
 
-    python benchmarks/run_all.py                  # full suite (about 25 min on 2 cores)
+    python benchmarks/run_all.py                  # the speed suite (about 25 min on 2 cores)
     python benchmarks/run_all.py --render         # rewrite results.md from results.json
-    python benchmarks/run_all.py --quick          # shorter inputs, for a smoke run
+    python benchmarks/run_all.py --quick          # shorter inputs; writes only --json
+    python benchmarks/run_all.py --smoke --json /tmp/all.json   # does every script run?
+    python benchmarks/run_all.py --everything     # also the benchmarks with results files
 
-Writes ``benchmarks/results/results.json`` and ``benchmarks/results/results.md`` (machine,
-torch version, threads). ``python images/make_figures.py`` plots them.
-Every number is a ratio or throughput measured side by side in the same run.
+The speed suite (:data:`SUITE`) writes ``benchmarks/results/results.json`` and
+``benchmarks/results/results.md`` (machine, torch version, threads; the summary that
+``scripts/update_readme_table.py`` copies into docs/speed.md); ``python
+images/make_figures.py`` plots them. ``--everything`` also runs :data:`RESULT_FILES`, the
+benchmarks whose own files under ``benchmarks/results/`` the docs quote (the Ray ones in a
+loopback-only network namespace, which needs root: skipped, and said so, where there is
+none). Every number is a ratio or throughput measured side by side in the same run.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+import harness
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
+HERE = harness.HERE
+RESULTS = harness.RESULTS
 
 
-def _run(script: str, *arguments: str) -> dict:
-    with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "out.json"
-        command = [sys.executable, str(HERE / script), *arguments, "--json", str(out)]
-        print("$", " ".join(command[1:]), flush=True)
-        subprocess.run(command, check=True)
-        return json.loads(out.read_text())
+@dataclass(frozen=True)
+class Step:
+    """One benchmark run: its script, its arguments for a full run and for ``--quick``."""
+
+    script: str
+    full: tuple[str, ...] = ()
+    quick: tuple[str, ...] = ()
+    takes_threads: bool = False  # given run_all's --threads
+    loopback_only: bool = False  # Ray binds every interface: run in its own namespace
+
+
+# results.json's sections, in the order results.md shows them.
+SUITE = {
+    "speed": Step(
+        "bench_speed.py",
+        ("--no-loop-models", "mn40_ext_e1_l,kwmlp,audiomae", "--seconds", "20"),
+        ("--no-loop-models", "mn40_ext_e1_l,kwmlp,audiomae", "--seconds", "5"),
+        takes_threads=True,
+    ),
+    "profile": Step("profile_breakdown.py", takes_threads=True),
+    "ablation": Step(
+        "bench_ablation.py", ("--seconds", "20"), ("--seconds", "5"), takes_threads=True
+    ),
+    "streaming": Step("bench_streaming.py", ("--seconds", "60"), ("--seconds", "10")),
+    "long_audio": Step(
+        "bench_long_audio.py", ("--minutes", "60"), ("--minutes", "1"), takes_threads=True
+    ),
+    "threads": Step("bench_threads.py", ("--rounds", "3"), ("--rounds", "1")),
+    "audiomlp": Step("bench_audiomlp_reference.py", takes_threads=True),
+}
+# Results files under benchmarks/results/ that the docs quote, and what writes them.
+RESULT_FILES = {
+    "backends.json": Step("bench_backends.py", ("--openvino",)),
+    "dymn.json": Step("bench_dymn.py", ("--repeats", "3")),
+    "edge_latency.json": Step("bench_edge.py"),
+    "evaluation.json": Step("bench_evaluation.py"),
+    "evaluation_parity.json": Step("evaluation_parity.py"),
+    "precision_margin.json": Step("precision_margin.py"),
+    "ray.json": Step("bench_ray.py", ("--files", "640", "--repeats", "2"), loopback_only=True),
+    "ray_fixed_cost.json": Step(
+        "bench_ray_fixed_cost.py", ("--sizes", "6", "60", "600"), loopback_only=True
+    ),
+}
+
+
+def _loopback_prefix() -> list[str] | None:
+    """The command prefix of a loopback-only network namespace, or None where none can be made."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return None
+    prefix = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    return prefix if probe.returncode == 0 else None
+
+
+def _run(step: Step, mode: str, threads: int, out: Path) -> dict | None:
+    """Run ``step`` (mode: full, quick or smoke) writing ``out``; its JSON, or None if it
+    needed a loopback-only namespace and none could be made."""
+    arguments = {"full": step.full, "quick": step.quick, "smoke": ("--smoke",)}[mode]
+    command = [sys.executable, str(HERE / step.script), *arguments, "--json", str(out)]
+    if step.takes_threads:
+        command += ["--threads", str(threads)]
+    if step.loopback_only:
+        prefix = _loopback_prefix()
+        if prefix is None:
+            print(f"skipped {step.script}: no loopback-only network namespace (needs root)")
+            return None
+        command = [*prefix, *command]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True)
+    return json.loads(out.read_text())
 
 
 def _cell(row: dict, key: str, fmt: str, suffix: str = "") -> str:
     return format(row[key], fmt) + suffix if key in row else "-"
+
+
+def _scene_key(row: dict) -> str:
+    """The row's ``scene_<clips>_clips_per_s`` key (16 clips, but fewer in a smoke run)."""
+    return next(key for key in row if key.startswith("scene_") and key.endswith("_clips_per_s"))
 
 
 def markdown(results: dict) -> str:
@@ -60,8 +133,8 @@ def markdown(results: dict) -> str:
             _cell(r, "speedup", ".1f", "x"),
             _cell(r, "max_relative_difference", ".1e"),
             f"{r['scene_one_10s_clip_s']:.3f}",
-            f"{r['scene_16_clips_per_s']:.1f}",
-            _cell(r, "plain_scene_16_clips_per_s", ".1f"),
+            f"{r[_scene_key(r)]:.1f}",
+            _cell(r, "plain_" + _scene_key(r), ".1f"),
             _cell(r, "scene_speedup", ".2f", "x"),
         ]
         lines.append(f"| {r['model']} | " + " | ".join(cells) + " |")
@@ -141,58 +214,32 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short inputs: a smoke run")
-    parser.add_argument("--threads", type=int, default=2)
+    parser = harness.parser(__doc__, threads="2")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite results.md from results.json"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--everything", action="store_true", help="also the benchmarks with results files"
+    )
+    args = harness.parse_args(parser, default_json=RESULTS / "results.json")
     if args.render:
         results = json.loads((RESULTS / "results.json").read_text())
         (RESULTS / "results.md").write_text(markdown(results))
         return
-    threads = str(args.threads)
-    seconds = "5" if args.quick else "20"
-    minutes = "1" if args.quick else "60"
-    results = {
-        "environment": {
-            "machine": platform.machine(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": args.threads,
-            "quick": args.quick,
-        },
-        "speed": _run(
-            "bench_speed.py",
-            "--no-loop-models",
-            "mn40_ext_e1_l,kwmlp,audiomae",
-            "--seconds",
-            seconds,
-            "--threads",
-            threads,
-        ),
-        "profile": _run("profile_breakdown.py", "--threads", threads),
-        "ablation": _run(
-            "bench_ablation.py", "--seconds", seconds, "--threads", threads, "--repeats", "5"
-        ),
-        "streaming": _run("bench_streaming.py", "--seconds", "10" if args.quick else "60"),
-        "long_audio": _run("bench_long_audio.py", "--minutes", minutes, "--threads", threads),
-        "threads": _run("bench_threads.py", "--rounds", "1" if args.quick else "3"),
-    }
-    audiomlp = subprocess.run(
-        [sys.executable, str(HERE / "bench_audiomlp_reference.py"), "--threads", threads],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    results["audiomlp"] = audiomlp.stdout.strip()
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "results.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / "results.md").write_text(markdown(results))
-    print(markdown(results))
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for section, step in SUITE.items():
+            results[section] = _run(step, mode, args.threads, Path(scratch) / f"{section}.json")
+        results["audiomlp"] = results["audiomlp"]["summary"]
+        if args.everything:
+            for name, step in RESULT_FILES.items():
+                out = RESULTS / name if mode == "full" else Path(scratch) / name
+                results.setdefault("result_files", {})[name] = _run(step, mode, args.threads, out)
+    record = harness.report(args, {**results, "environment": {"quick": args.quick}}, "")
+    print(markdown(record))
+    if mode == "full":
+        (RESULTS / "results.md").write_text(markdown(record))
 
 
 if __name__ == "__main__":

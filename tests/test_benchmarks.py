@@ -17,6 +17,7 @@ BENCHMARKS = ROOT / "benchmarks"
 
 # script (relative to benchmarks/) -> extra arguments of its smoke run
 SMOKE = {
+    "run_all.py": [],
     "bench_speed.py": [],
     "profile_breakdown.py": [],
     "bench_ablation.py": [],
