@@ -2,6 +2,7 @@
 
     python benchmarks/bench_backends.py                       # mn04, mn10, mn40_ext; 1 and 2 threads
     python benchmarks/bench_backends.py --models mn04_e1_l --threads 2 --repeats 9
+    python benchmarks/bench_backends.py --smoke --json /tmp/backends.json   # does it run?
 
 For each model and thread count the same random-weight model runs timestamp embeddings of
 20 s and scene embeddings of 16 clips of 10 s with backend="torch" and
@@ -17,13 +18,11 @@ difference).
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import harness
 import torch
 from bench_speed import interleaved_medians, paired_calls, standard_calls
 
@@ -84,12 +83,14 @@ def fed_mels(model: object, run: Callable[[object], object]) -> list[torch.Tenso
     return fed
 
 
-def backbone_only(models: dict[str, object], repeats: int) -> list[dict]:
+def backbone_only(
+    models: dict[str, object], repeats: int, seconds: float = 20, clips: int = 16
+) -> list[dict]:
     """Per standard call: median seconds of each backend's backbone + taps alone on the
     log-mels that the torch call fed its backbone (same batches), alternating."""
     baseline = models["torch"]
     rows = []
-    for call, run in standard_calls(baseline.sample_rate).items():
+    for call, run in standard_calls(baseline.sample_rate, seconds, clips).items():
         fed = fed_mels(baseline, run)
         runs = {
             label: (lambda model=model, fed=fed: [model.embed_mels(mels) for mels in fed])
@@ -107,6 +108,8 @@ def measure(
     repeats: int,
     openvino: bool = False,
     ort_config: dict[str, str] | None = None,
+    seconds: float = 20,
+    clips: int = 16,
 ) -> list[dict]:
     """Rows of (call, seconds per backend, speed-ups over torch, max relative differences),
     for whole calls and backbone only."""
@@ -114,7 +117,8 @@ def measure(
     # graphs are compiled on first use, with ``threads``
     models = _models(name, openvino, ort_config or {})
     rows = []
-    for row in paired_calls(models, repeats) + backbone_only(models, repeats):
+    calls = paired_calls(models, repeats, seconds, clips)
+    for row in calls + backbone_only(models, repeats, seconds, clips):
         differences = row.get("max_relative_difference", {})  # whole calls only
         worst = max(differences.values(), default=0.0)
         if worst > 1e-5:
@@ -140,11 +144,8 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=7, threads="1,2", several_threads=True)
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--json", type=Path, help="write the rows here")
     parser.add_argument(
         "--openvino", action="store_true", help="also OpenVINO (pip install openvino)"
     )
@@ -153,22 +154,20 @@ def main() -> None:
         default="",
         help="ONNX Runtime session config entries KEY=VALUE,... (added to the shipped ones)",
     )
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
+    seconds, clips = (1, 2) if args.smoke else (20, 16)
+    if args.smoke:
+        args.models, args.threads = MODELS[0], args.threads[:1]
     ort_config = dict(item.split("=", 1) for item in args.ort_config.split(",") if item)
-    import onnxruntime
-
-    print(
-        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
-        f"{platform.machine()}; medians of {args.repeats} alternated calls"
-    )
-    if ort_config:
-        print(f"onnxruntime session config: {ort_config}")
     header = f"{'model':15} {'thr':>3} {'call':38} {'torch s':>8} {'ORT s':>8} {'speedup':>8}"
-    print(header + (f" {'OpenVINO s':>10} {'speedup':>8}" if args.openvino else ""))
+    lines = [f"onnxruntime session config: {ort_config}"] if ort_config else []
+    lines.append(header + (f" {'OpenVINO s':>10} {'speedup':>8}" if args.openvino else ""))
     rows = []
     for name in args.models.split(","):
-        for threads in (int(t) for t in args.threads.split(",")):
-            for row in measure(name, threads, args.repeats, args.openvino, ort_config):
+        for threads in args.threads:
+            for row in measure(
+                name, threads, args.repeats, args.openvino, ort_config, seconds, clips
+            ):
                 rows.append(row)
                 line = (
                     f"{row['model']:15} {row['threads']:>3} {row['call']:38} "
@@ -176,15 +175,16 @@ def main() -> None:
                 )
                 if args.openvino:
                     line += f" {row['openvino_s']:10.4f} {row['openvino_speedup']:7.2f}x"
-                print(line)
-    if args.json:
-        payload = {
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "onnxruntime_session_config": OnnxRuntime(session_config=ort_config).session_config,
-            "rows": rows,
-        }
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+                lines.append(line)
+    import onnxruntime
+
+    payload = {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime_session_config": OnnxRuntime(session_config=ort_config).session_config,
+        "rows": rows,
+    }
+    harness.report(args, payload, "\n".join(lines))
 
 
 if __name__ == "__main__":

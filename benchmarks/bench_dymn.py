@@ -23,17 +23,16 @@ counts, next to the published figures (EfficientAT README). Machines here are no
 compare ratios, not absolute seconds.
 
     python benchmarks/bench_dymn.py --repeats 3 --json benchmarks/results/dymn.json
+    python benchmarks/bench_dymn.py --smoke --json /tmp/dymn.json   # does it run?
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import harness
 import torch
 import torch.nn.functional as F
 from bench_speed import interleaved_medians, per_window_loop
@@ -178,10 +177,11 @@ def bench_pair(name: str, seconds: int, clips: int, repeats: int, threads: int) 
     return rows
 
 
-def complexity_rows() -> list[dict]:
+def complexity_rows(names: list[str]) -> list[dict]:
     """Parameters and GMACs per 10 s counted by hear-mn, and the published figures."""
     rows = []
-    for name, (gmacs, millions) in PUBLISHED.items():
+    for name in names:
+        gmacs, millions = PUBLISHED[name]
         params, macs = model_complexity(get_config(name), 10.0)
         rows.append(
             {
@@ -195,52 +195,51 @@ def complexity_rows() -> list[dict]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default=",".join(PAIRS))
-    parser.add_argument("--seconds", type=int, default=20, help="audio length for timestamps")
-    parser.add_argument("--clips", type=int, default=16, help="clips of 10 s in the scene batch")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
-    parser.add_argument("--json", type=Path, help="also write the results here")
-    args = parser.parse_args()
-    rows = [
-        row
-        for threads in (int(t) for t in args.threads.split(","))
-        for name in args.models.split(",")
-        for row in bench_pair(name, args.seconds, args.clips, args.repeats, threads)
-    ]
-    complexity = complexity_rows()
-    print(f"torch {torch.__version__}, {platform.machine()}, median of {args.repeats}")
-    print(
+def table(rows: list[dict], complexity: list[dict]) -> str:
+    lines = [
         f"{'model':<20} {'thr':>3} {'call':<26} {'ours s':>7} {'groups=batch':>13} "
         f"{'loop':>7} {'MobileNet':>14} {'max rel diff':>13}"
-    )
+    ]
     for row in rows:
         x = row["x_ours"]
         mobilenet = PAIRS[row["model"]]
-        print(
+        lines.append(
             f"{row['model']:<20} {row['threads']:>3} {row['call']:<26} "
             f"{row['seconds']['ours']:7.3f} {x['groups=batch']:12.2f}x {x['loop']:6.2f}x "
             f"{mobilenet:>9} {x[mobilenet]:4.2f}x "
             f"{max(row['max_relative_difference'].values()):13.1e}"
         )
-    print(f"\n{'model':<20} {'GMAC/10 s':>10} {'published':>10} {'params M':>9} {'published':>10}")
-    for row in complexity:
-        print(
-            f"{row['model']:<20} {row['gmacs_10s']:10.3f} {row['published_gmacs_10s']:10.2f} "
-            f"{row['params_m']:9.2f} {row['published_params_m']:10.2f}"
-        )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "torch": torch.__version__,
-            "machine": platform.machine(),
-            "repeats": args.repeats,
-            "rows": rows,
-            "complexity": complexity,
-        }
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+    lines.append(
+        f"\n{'model':<20} {'GMAC/10 s':>10} {'published':>10} {'params M':>9} {'published':>10}"
+    )
+    lines += [
+        f"{row['model']:<20} {row['gmacs_10s']:10.3f} {row['published_gmacs_10s']:10.2f} "
+        f"{row['params_m']:9.2f} {row['published_params_m']:10.2f}"
+        for row in complexity
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = harness.parser(__doc__, repeats=3, threads="1,2", several_threads=True)
+    parser.add_argument("--models", default=",".join(PAIRS))
+    parser.add_argument("--seconds", type=int, default=20, help="audio length for timestamps")
+    parser.add_argument("--clips", type=int, default=16, help="clips of 10 s in the scene batch")
+    args = harness.parse_args(parser)
+    if args.smoke:
+        args.models, args.seconds, args.clips = next(iter(PAIRS)), 1, 2
+        args.threads = args.threads[:1]
+    models = args.models.split(",")
+    rows = [
+        row
+        for threads in args.threads
+        for name in models
+        for row in bench_pair(name, args.seconds, args.clips, args.repeats, threads)
+    ]
+    names = [*models, *(PAIRS[name] for name in models)] if args.smoke else list(PUBLISHED)
+    complexity = complexity_rows(names)
+    payload = {"torch": torch.__version__, "rows": rows, "complexity": complexity}
+    harness.report(args, payload, table(rows, complexity))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/compare_revisions.py --base 3640564            # mn04_e1_l, mn10_e1_l
     python benchmarks/compare_revisions.py --base HEAD~3 --models mn10_e1_l --repeats 15
+    python benchmarks/compare_revisions.py --smoke --json /tmp/revisions.json   # against HEAD
 
 The base revision's ``hear_mn`` is exported with ``git archive`` into a temporary folder
 and imported under another name (``hear_mn_base``), so both versions run side by side in
@@ -14,7 +15,6 @@ suite.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import io
 import re
@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+import harness
 import torch
 from bench_speed import paired_calls
 
@@ -51,7 +52,10 @@ def import_revision(revision: str, folder: Path) -> object:
     return importlib.import_module(BASE_NAME)
 
 
-def compare(base: object, name: str, repeats: int) -> list[dict]:
+def compare(
+    base: object, name: str, repeats: int, seconds: float = 20, clips: int = 16
+) -> list[dict]:
+    """Per standard call: both revisions' median seconds, their ratio, how far apart."""
     models = {}
     for label, package in (("base", base), ("this", hear_mn)):
         torch.manual_seed(0)
@@ -66,32 +70,39 @@ def compare(base: object, name: str, repeats: int) -> list[dict]:
             "ratio": row["seconds"]["this"] / row["seconds"]["base"],
             "max_relative_difference": row["max_relative_difference"]["this"],
         }
-        for row in paired_calls(models, repeats)
+        for row in paired_calls(models, repeats, seconds, clips)
     ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--base", required=True, help="a git revision, e.g. HEAD~1 or a hash")
+    parser = harness.parser(__doc__, repeats=9)
+    parser.add_argument("--base", help="a git revision, e.g. HEAD~1 or a hash (--smoke: HEAD)")
     parser.add_argument("--models", default="mn04_e1_l,mn10_e1_l")
-    parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
+    seconds, clips = (1, 2) if args.smoke else (20, 16)
+    if args.smoke:
+        args.base, args.models = args.base or "HEAD", "mn04_e1_l"
+    if not args.base:
+        parser.error("--base is required: the git revision to compare with")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         base = import_revision(args.base, Path(scratch))
-        print(
-            f"base {args.base} vs this checkout; torch {torch.__version__}, {args.threads} threads"
-        )
-        print(
-            f"{'model':<22} {'call':<24} {'base s':>8} {'this s':>8} {'this/base':>9} {'max rel diff':>12}"
-        )
-        for name in args.models.split(","):
-            for r in compare(base, name, args.repeats):
-                print(
-                    f"{r['model']:<22} {r['call']:<24} {r['base_s']:8.4f} {r['this_s']:8.4f} "
-                    f"{r['ratio']:9.3f} {r['max_relative_difference']:12.1e}"
-                )
+        rows = [
+            row
+            for name in args.models.split(",")
+            for row in compare(base, name, args.repeats, seconds, clips)
+        ]
+    lines = [
+        f"base {args.base} vs this checkout",
+        f"{'model':<22} {'call':<24} {'base s':>8} {'this s':>8} {'this/base':>9} "
+        f"{'max rel diff':>12}",
+    ]
+    lines += [
+        f"{r['model']:<22} {r['call']:<24} {r['base_s']:8.4f} {r['this_s']:8.4f} "
+        f"{r['ratio']:9.3f} {r['max_relative_difference']:12.1e}"
+        for r in rows
+    ]
+    harness.report(args, {"base": args.base, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":
