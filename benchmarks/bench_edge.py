@@ -2,6 +2,7 @@
 
     python benchmarks/bench_edge.py                          # mn04_e1_l, mn10_e1_l; 1 thread
     python benchmarks/bench_edge.py --models mn04_e1_l --threads 1,2 --seconds 10
+    python benchmarks/bench_edge.py --smoke --json /tmp/edge.json   # does it run?
 
 Each model is exported with its frontend (random weights: the latency does not depend on
 them) to an ONNX file; a 20 s WAV file (a tone plus noise, 32 kHz) is written; then the
@@ -15,17 +16,14 @@ to ``benchmarks/results/edge_latency.json`` with the commands that produced them
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import harness
 import numpy as np
-import onnxruntime
 import soundfile as sf
 import torch
 
@@ -34,7 +32,7 @@ from hear_mn.export import export_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "edge_stream.py"
-RESULTS = ROOT / "benchmarks" / "results" / "edge_latency.json"
+RESULTS = harness.RESULTS / "edge_latency.json"
 MODELS = ("mn04_e1_l", "mn10_e1_l")
 SAMPLE_RATE = 32000
 
@@ -73,32 +71,26 @@ def run_example(onnx_path: Path, wav: Path, threads: int, out: Path) -> tuple[li
 
 def main() -> None:
     """Export, run, print the table, write the results."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1, threads="1", several_threads=True)
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated names")
-    parser.add_argument("--threads", default="1", help="thread counts, e.g. 1,2")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the WAV file")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="the JSON file to write")
-    args = parser.parse_args()
-
+    args = harness.parse_args(parser, default_json=RESULTS)
+    if args.smoke:
+        args.models, args.seconds, args.threads = MODELS[0], 1.0, args.threads[:1]
     rows = []
-    load = os.getloadavg()[0]
+    lines = [
+        f"{args.seconds:g} s of audio, one run per row",
+        f"{'model':12} {'thr':>3} {'windows':>7} {'median ms':>9} {'p95 ms':>8} "
+        f"{'RTF':>7} {'file MB':>8}",
+    ]
     with tempfile.TemporaryDirectory(prefix="bench_edge_") as temp:
         folder = Path(temp)
         wav = folder / "input.wav"
         write_wav(wav, args.seconds)
-        print(
-            f"onnxruntime {onnxruntime.__version__}, {platform.machine()}, "
-            f"{os.cpu_count()} CPUs, load average {load:.2f}; "
-            f"{args.seconds:g} s of audio, one run per row"
-        )
-        print(
-            f"{'model':12} {'thr':>3} {'windows':>7} {'median ms':>9} {'p95 ms':>8} "
-            f"{'RTF':>7} {'file MB':>8}"
-        )
         for name in args.models.split(","):
             onnx_path = export(name, folder)
             size = onnx_path.stat().st_size
-            for threads in (int(t) for t in args.threads.split(",")):
+            for threads in args.threads:
                 command, record = run_example(onnx_path, wav, threads, folder / "out.json")
                 summary = record["summary"]
                 rows.append(
@@ -111,28 +103,21 @@ def main() -> None:
                         "command": " ".join(["python", *command[1:]]).replace(temp, "$TMP"),
                     }
                 )
-                print(
+                lines.append(
                     f"{name:12} {threads:>3} {summary['windows']:>7} "
                     f"{summary['median_ms']:9.2f} {summary['p95_ms']:8.2f} "
                     f"{summary['real_time_factor']:7.4f} {size / 1e6:8.2f}"
                 )
     payload = {
-        "benchmark": " ".join(["python benchmarks/bench_edge.py", *sys.argv[1:]]),
-        "onnxruntime": onnxruntime.__version__,
+        "benchmark": harness.command_line(),
         "torch_for_export": torch.__version__,
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpus": os.cpu_count(),
-        "load_average_1min_at_start": round(load, 2),
         "audio_seconds": args.seconds,
         "weights": "random (torch.manual_seed(0)); latency does not depend on the values",
         "notes": "one session.run per 160 ms window, batch 1, every 50 ms of audio; "
         "real_time_factor = time in session.run / audio duration",
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    harness.report(args, payload, "\n".join(lines))
 
 
 if __name__ == "__main__":
