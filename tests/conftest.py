@@ -170,6 +170,7 @@ SLOW_FILES = frozenset(
         "test_test_tiers.py",
         "test_packaging.py",
         "test_classifier_integration.py",
+        "test_benchmarks.py",
     }
 )
 

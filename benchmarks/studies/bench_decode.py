@@ -6,7 +6,8 @@ memory (ru_maxrss), the time of the call and the size of the returned array. "wh
 the path load_audio took before it read in blocks: read everything as float32, average the
 channels, resample once. Both variants must return the same samples (same SHA-1).
 
-    python benchmarks/bench_decode.py --minutes 120 --format wav
+    python benchmarks/studies/bench_decode.py --minutes 120 --format wav
+    python benchmarks/studies/bench_decode.py --smoke --json /tmp/decode.json   # does it run?
 """
 
 from __future__ import annotations
@@ -14,9 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,12 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+import harness  # noqa: E402
+
 MIB = 1024 * 1024
 SAMPLE_RATE = 32000
 FILE_RATE = 44100
 VARIANTS = ("blocks", "whole file")
-
-logger = logging.getLogger("bench_decode")
 
 
 def whole_file_load(path: Path, sample_rate: int) -> np.ndarray:
@@ -82,11 +82,13 @@ def measure(variant: str, path: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1)
     parser.add_argument("--minutes", type=float, default=120.0)
     parser.add_argument("--format", choices=("wav", "flac"), default="wav")
     parser.add_argument("--child", nargs=2, metavar=("VARIANT", "PATH"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = harness.parse_args(parser)
+    if args.smoke:
+        args.minutes = 0.05
     if args.child:
         variant, path = args.child[0], Path(args.child[1])
         if variant == "write":
@@ -94,30 +96,30 @@ def main() -> None:
         else:
             print(json.dumps(measure(variant, path)))
         return
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    def run_child(variant: str, path: Path) -> bytes:
-        # One child per step: ru_maxrss starts at the parent's peak, so the parent stays small.
+    def run_child(variant: str, path: Path) -> str:
+        # One child per step: ru_maxrss is the child's own (harness.run_child).
         command = [sys.executable, __file__, "--minutes", str(args.minutes), "--child", variant]
-        return subprocess.run([*command, str(path)], check=True, capture_output=True).stdout
+        return harness.run_child([*command, str(path)]).stdout
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"long.{args.format}"
         run_child("write", path)
-        logger.info(
-            "%s: %.0f min stereo %d Hz, %.0f MiB on disk; loading at %d Hz",
-            path.name, args.minutes, FILE_RATE, path.stat().st_size / MIB, SAMPLE_RATE,
-        )  # fmt: skip
+        size_mib = path.stat().st_size / MIB
         rows = [json.loads(run_child(variant, path)) for variant in VARIANTS]
-    logger.info(
-        "| variant | peak RSS MiB | RSS before MiB | seconds | output MiB | samples | sha1 |"
-    )
-    logger.info("|---|---:|---:|---:|---:|---:|---|")
-    for row in rows:
-        logger.info(
-            "| {variant} | {peak_mib:.0f} | {baseline_mib:.0f} | {seconds:.1f} | {output_mib:.0f} "
-            "| {samples} | {sha1} |".format(**row)
-        )
+    lines = [
+        f"{path.name}: {args.minutes:g} min stereo {FILE_RATE} Hz, {size_mib:.0f} MiB on disk; "
+        f"loading at {SAMPLE_RATE} Hz",
+        "| variant | peak RSS MiB | RSS before MiB | seconds | output MiB | samples | sha1 |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    lines += [
+        "| {variant} | {peak_mib:.0f} | {baseline_mib:.0f} | {seconds:.1f} | {output_mib:.0f} "
+        "| {samples} | {sha1} |".format(**row)
+        for row in rows
+    ]
+    payload = {"minutes": args.minutes, "format": args.format, "rows": rows}
+    harness.report(args, payload, "\n".join(lines), threads=1)
 
 
 if __name__ == "__main__":

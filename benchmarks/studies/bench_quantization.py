@@ -1,7 +1,8 @@
 """Quantisation study: fp16 and int8 variants of a MobileNet's exported graph, on this CPU.
 
-    python benchmarks/bench_quantization.py                  # mn04_e1_l, mn10_e1_l; writes results
-    python benchmarks/bench_quantization.py --quick          # smoke run: short audio, 3 repeats
+    python benchmarks/studies/bench_quantization.py          # mn04_e1_l, mn10_e1_l; writes results
+    python benchmarks/studies/bench_quantization.py --quick  # short audio, 3 repeats
+    python benchmarks/studies/bench_quantization.py --smoke --json /tmp/q.json   # 1 repeat
 
 The graph is the model's own export from log-mels on (``onnx_bytes(model, frontend=False)``:
 backbone and feature taps); the DFT-convolution frontend stays float and the log-mels come
@@ -41,12 +42,8 @@ max |q - ref| / max |ref|.
 
 from __future__ import annotations
 
-import argparse
 import collections
-import json
 import logging
-import os
-import platform
 import shutil
 import struct
 import subprocess
@@ -63,26 +60,28 @@ import onnxruntime as ort
 import soundfile
 import soxr
 import torch
-from bench_speed import interleaved_medians
-from onnxruntime.quantization import (
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the harness
+import harness  # noqa: E402
+from onnxruntime.quantization import (  # noqa: E402
     CalibrationDataReader,
     QuantFormat,
     QuantType,
     quantize_dynamic,
     quantize_static,
 )
-from onnxruntime.quantization.shape_inference import quant_pre_process
-from onnxruntime.transformers.float16 import convert_float_to_float16
+from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
+from onnxruntime.transformers.float16 import convert_float_to_float16  # noqa: E402
 
-import hear_mn
-from hear_mn.efficientat import MobileNetEmbedder
-from hear_mn.export import onnx_bytes
+import hear_mn  # noqa: E402
+from hear_mn.efficientat import MobileNetEmbedder  # noqa: E402
+from hear_mn.export import onnx_bytes  # noqa: E402
 
 MODELS = ("mn04_e1_l", "mn10_e1_l")
 SAMPLE_RATE = 32_000
 WINDOW = 5_120  # 160 ms at 32 kHz: one timestamp window
 WINDOW_CALLS = 20  # one timed sample of the window latency = this many consecutive calls
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = harness.RESULTS
 SOUND_FONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2")
 WEIGHTS_NOTE = (
     "random weights (fixed seeds) with BatchNorm statistics randomised (running_mean ~ "
@@ -679,7 +678,7 @@ def time_variants(
     }
     timings: dict[str, dict[str, float]] = {name: {} for name in names}
     for key, contenders in runs.items():
-        seconds = interleaved_medians(contenders, repeats)
+        seconds = harness.medians(harness.interleave(contenders, repeats))
         if key == "window_1thread":
             seconds = {name: value / WINDOW_CALLS for name, value in seconds.items()}
         for name in names:
@@ -940,62 +939,32 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def _cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo, or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=15)
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="smoke run: mn04 only, 2 s clips, 3 repeats, no dynamic variants; "
-        "writes nothing unless --json/--markdown are given",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        help=f"default {RESULTS / 'quantization.json'} (none with --quick)",
-    )
     parser.add_argument(
         "--markdown",
         type=Path,
         default=None,
         help=f"default {RESULTS / 'quantization.md'} (none with --quick)",
     )
-    args = parser.parse_args()
+    args = harness.parse_args(parser, default_json=RESULTS / "quantization.json")
     logging.getLogger().setLevel(logging.ERROR)  # the quantiser's per-node notes
     models = args.models.split(",")
     if args.quick and args.models == ",".join(MODELS):
         models = ["mn04_e1_l"]
-    repeats = 3 if args.quick else args.repeats
+    repeats = args.repeats if args.smoke or not args.quick else 3
     calibration_seconds, held_out_seconds = (2.0, 2.0) if args.quick else (4.0, 10.0)
-    json_path = args.json or (None if args.quick else RESULTS / "quantization.json")
+    json_path = args.json
     markdown_path = args.markdown or (None if args.quick else RESULTS / "quantization.md")
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
 
     results: dict = {
-        "command": " ".join(["python", "benchmarks/bench_quantization.py", *sys.argv[1:]]),
-        "environment": {
-            "machine": platform.machine(),
-            "cpu": _cpu_name(),
-            "cpus": os.cpu_count(),
-            "onnxruntime": ort.__version__,
-            "onnx": onnx.__version__,
-            "torch": torch.__version__,
-        },
+        "command": harness.command_line(),
+        "environment": {**harness.environment(args.threads), "onnx": onnx.__version__},
         "weights": WEIGHTS_NOTE,
         "repeats": repeats,
+        "smoke": args.smoke,
         "window_calls_per_run": WINDOW_CALLS,
         "calibration_seconds": calibration_seconds,
         "held_out_seconds": held_out_seconds,
@@ -1030,8 +999,7 @@ def main() -> None:
     print()
     print(results["conclusion"])
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2) + "\n")
+        harness.write_json(json_path, results)
         print(f"\nwrote {json_path}")
     if markdown_path is not None:
         markdown_path.parent.mkdir(parents=True, exist_ok=True)
