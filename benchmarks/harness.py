@@ -152,7 +152,9 @@ def run_child(
         )
         seconds = time.perf_counter() - start
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}"
+            )
         return ChildRun(done.stdout, seconds, int(peak_file.read_text()) / MIB)
 
 
@@ -238,7 +240,9 @@ def parser(
 
 
 def parse_args(
-    made: argparse.ArgumentParser, argv: Sequence[str] | None = None, default_json: Path | None = None
+    made: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+    default_json: Path | None = None,
 ) -> argparse.Namespace:
     """Parse; ``--smoke`` implies ``--quick`` and one repeat. ``default_json`` (a results
     file) is written only by a full run: never by ``--quick`` or ``--smoke``."""

@@ -44,9 +44,7 @@ class FakeClock:
 
 def test_contenders_alternate_and_the_order_reverses_every_other_repeat(harness) -> None:
     clock = FakeClock()
-    contenders = {
-        name: clock.contender(name, [0.0] * 10) for name in ("base", "fast", "slow")
-    }
+    contenders = {name: clock.contender(name, [0.0] * 10) for name in ("base", "fast", "slow")}
     harness.interleave(contenders, repeats=3, warmup=1, clock=clock)
     warmup, timed = clock.calls[:3], clock.calls[3:]
     assert warmup == ["base", "fast", "slow"]
@@ -113,7 +111,11 @@ def test_report_writes_json_with_the_environment(harness, tmp_path: Path, capsys
 def test_a_childs_peak_memory_is_its_own(harness) -> None:
     small = harness.run_child([sys.executable, "-c", "print('ok')"])
     big = harness.run_child(
-        [sys.executable, "-c", "b = bytearray(200 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"]
+        [
+            sys.executable,
+            "-c",
+            "b = bytearray(200 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])",
+        ]
     )
     assert small.stdout.strip() == "ok"
     assert small.peak_rss_mib < 100, "the child should not count this (larger) process's memory"
