@@ -101,7 +101,8 @@ def _spec(model: object, frontend: object) -> GraphSpec:
 def _fix_output_sizes(proto: object, spec: GraphSpec) -> None:
     """Write the output's fixed sizes (those not in ``spec.output_axes``) as numbers, in place
     of the names the exporter makes up for them (e.g. 'Reshapeembeddings_dim_1')."""
-    shape = tuple(spec.reference(spec.examples[0]).shape)
+    with torch.no_grad():  # the graph's own module: a model's reference may run this export
+        shape = tuple(spec.build()(spec.examples[-1]).shape)
     dims = proto.graph.output[0].type.tensor_type.shape.dim
     for index, dim in enumerate(dims):
         if index not in spec.output_axes:
