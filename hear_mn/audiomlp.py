@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,86 +27,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.audio import positive_int
+from hear_mn.audiomlp_archs import (  # the variants as data, torch-free
+    CHUNK_SAMPLES,
+    FRAMES_PER_CHUNK,
+    HOP,
+    N_FFT,
+    N_MELS,
+    SAMPLE_RATE,
+    AudioMLPArch,
+)
 from hear_mn.checkpoint import load_into
 from hear_mn.model import EmbeddingModel
 from hear_mn.streaming import EmbeddingStream
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
-CHUNK_SAMPLES = SAMPLE_RATE  # the encoders see exactly one second at a time
-N_FFT = 480
-HOP = 160
-N_MELS = 40
-FRAMES_PER_CHUNK = (CHUNK_SAMPLES - N_FFT) // HOP + 1  # 98 tokens
 PAD_START = 80  # zero samples in front of the clip (half a window minus a hop)
 PAD_END = 240  # zero samples behind the clip (half a window)
 HOP_MS = 10
-
-
-@dataclass(frozen=True)
-class AudioMLPArch:
-    """One Audio-MLP variant, described as data.
-
-    ``head`` is ``"layernorm"`` (kwmlp: the classifier is replaced by a parameter-free
-    LayerNorm) or ``"bottleneck"`` (audiomae: Linear to ``timestamp_dim`` + GELU).
-    ``frontend`` is ``"mfcc"`` or ``"mel"``. ``unused_checkpoint_keys`` are the released
-    checkpoint's entries the HEAR model deliberately does not use; they are dropped before
-    the strict load, and nothing else is.
-    """
-
-    name: str
-    depth: int
-    frontend: str
-    head: str
-    timestamp_dim: int
-    scene_dim: int
-    scene_time_steps: int
-    dim: int = 64
-    ff_mult: int = 4
-    n_mels: int = N_MELS
-    n_tokens: int = FRAMES_PER_CHUNK
-    unused_checkpoint_keys: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.frontend not in ("mfcc", "mel"):
-            raise ValueError(f"frontend must be 'mfcc' or 'mel', got {self.frontend!r}")
-        if self.head not in ("layernorm", "bottleneck"):
-            raise ValueError(f"head must be 'layernorm' or 'bottleneck', got {self.head!r}")
-        if self.head == "layernorm" and self.timestamp_dim != self.dim:
-            raise ValueError("a layernorm head keeps the width: timestamp size must equal dim")
-        if self.scene_dim != self.scene_time_steps * self.timestamp_dim:
-            raise ValueError("scene_dim must be scene_time_steps * timestamp_dim")
-
-
-KWMLP = AudioMLPArch(
-    name="kwmlp",
-    depth=12,
-    frontend="mfcc",
-    head="layernorm",
-    timestamp_dim=64,
-    scene_dim=1024,
-    scene_time_steps=16,
-    # The keyword classifier (LayerNorm, mean over tokens, Linear 64 -> 35 classes).
-    unused_checkpoint_keys=(
-        "to_logits.0.weight",
-        "to_logits.0.bias",
-        "to_logits.2.weight",
-        "to_logits.2.bias",
-    ),
-)
-
-AUDIOMAE = AudioMLPArch(
-    name="audiomae",
-    depth=6,
-    frontend="mel",
-    head="bottleneck",
-    timestamp_dim=8,
-    scene_dim=1584,
-    scene_time_steps=198,
-)
-
-ARCHS: dict[str, AudioMLPArch] = {arch.name: arch for arch in (KWMLP, AUDIOMAE)}
 
 
 # ---------------------------------------------------------------------------------------

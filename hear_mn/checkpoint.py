@@ -30,7 +30,7 @@ from hear_mn.hub import unreadable_error
 from hear_mn.regular_files import read_regular_file
 
 if TYPE_CHECKING:
-    from hear_mn.weights import WeightsSpec
+    from hear_mn.weights_spec import WeightsSpec
 
 __all__ = ["archive_problem", "load_into", "load_state_dict_bytes", "load_state_dict_file"]
 

@@ -8,12 +8,14 @@ with it once (``hear-mn list`` shows that table; a test checks it against the co
 from __future__ import annotations
 
 import math
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from hear_mn.complexity_table import COMPLEXITY_10S
 from hear_mn.registry import ModelConfig, get_config
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 __all__ = ["known_complexity", "model_complexity"]
 
@@ -31,6 +33,9 @@ def model_complexity(config: ModelConfig, seconds: float = 10.0) -> tuple[int, i
     convolution (DyMN's dynamic convolutions) say how many MACs each output element costs
     in an int attribute ``macs_per_output``; forming their per-sample kernels is not counted.
     """
+    import torch  # counting runs the model; reading the table (known_complexity) needs none
+    from torch import nn
+
     for device in ("meta", "cpu"):
         with torch.device(device):
             model = config.build()

@@ -21,29 +21,23 @@ original's grouped convolution (a group per sample), a loop over windows and the
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.efficientat import EfficientATEmbedder
-from hear_mn.mobilenet import (
-    BN_EPS,
+from hear_mn.mobilenet import BN_EPS, BackboneOutputs, ConvBNAct, mlp_classifier
+from hear_mn.mobilenet_table import (
     DEFAULT_STRIDES,
     LAST_COMPONENT,
     LAST_CONV_FACTOR,
     STEM_CHANNELS,
-    BackboneOutputs,
     BackbonePlan,
     BlockSpec,
-    ConvBNAct,
-    FeatureInfo,
     block_specs,
-    feature_info,
+    dymn_feature_info,
     global_average,
     make_divisible,
-    mlp_classifier,
 )
 
 NUM_KERNELS = 4  # kernels mixed by each dynamic convolution (K)
@@ -68,11 +62,6 @@ def context_size(spec: BlockSpec, width: float) -> int:
     low = make_divisible(MIN_CONTEXT * width)
     high = make_divisible(MAX_CONTEXT * width)
     return min(max(make_divisible(spec.expanded // CONTEXT_RATIO), low), high)
-
-
-def dymn_feature_info(width: float, n_mels: int) -> FeatureInfo:
-    """What :class:`DyMN` of ``width`` outputs at each tap: the MobileNet's shapes, no SE."""
-    return replace(feature_info(width, n_mels), squeezed={})
 
 
 class DynamicConv(nn.Module):

@@ -19,16 +19,17 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from hear_mn.audio import LONGEST_WINDOW_MS, duration_to_samples, extended_span, positive_int
+from hear_mn.audio import extended_span, positive_int
 from hear_mn.checkpoint import load_into
+from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
 from hear_mn.efficientat_streams import MobileNetStream, SceneStream
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.inference import inference_backbone
-from hear_mn.mobilenet import DEFAULT_STRIDES, FeatureInfo, MobileNet, feature_info
+from hear_mn.mobilenet import MobileNet
+from hear_mn.mobilenet_table import DEFAULT_STRIDES, SAMPLE_RATE, FeatureInfo, feature_info
 from hear_mn.model import EmbeddingModel
 from hear_mn.taps import DEFAULT_POOLING, backbone_plan, concatenate_taps, embedding_size
 
-SAMPLE_RATE = 32000
 TIMESTAMP_WINDOW_MS = 160
 TIMESTAMP_HOP_MS = 50
 TIMESTAMP_WINDOW = 5120  # 160 ms

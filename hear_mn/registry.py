@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hear_mn.families  # noqa: F401 (registers every family)
 from hear_mn.catalog import AUDIOMLP_CONFIGS, BEST_CONFIG, DEFAULT_CONFIG, NAMED, PAPER
 from hear_mn.config import CHECKPOINTS, CONFIG_OPTIONS, FAMILIES, Checkpoint, ModelConfig
-from hear_mn.model import EmbeddingModel, torch_device
-from hear_mn.weights import fetch_weights
+
+if TYPE_CHECKING:
+    from hear_mn.model import EmbeddingModel
 
 PAPER_CONFIGS: tuple[str, ...] = tuple(
     name for name, row in NAMED.items() if row.group == PAPER and row.old_configs
@@ -108,6 +110,9 @@ def create_model(
     ``timestamp_hop`` in ms, ``checkpoint``, e.g. "mn10_as_hop_5", and ``head``) change the
     configuration; the others (``autocast``, ``window_batch_size``) go to the model class.
     """
+    from hear_mn.model import torch_device  # torch: only to build a model
+    from hear_mn.weights import fetch_weights
+
     for flag, value in (
         ("pretrained", pretrained),
         ("download", download),

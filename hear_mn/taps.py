@@ -10,7 +10,7 @@ A feature set is a tuple of feature names in one of two vocabularies:
 
 The embedding concatenates the features in its vocabulary's fixed order
 (:data:`PAPER_ORDER`, :data:`NEWER_ORDER`), whatever order they were written in. Sizes come
-from the backbone's :func:`~hear_mn.mobilenet.feature_info`, i.e. from its block table.
+from the backbone's :func:`~hear_mn.mobilenet_table.feature_info`, i.e. from its block table.
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import torch
-
-from hear_mn.mobilenet import (
+from hear_mn.mobilenet_table import (
     BLOCKS,
     LAST_COMPONENT,
-    BackboneOutputs,
     BackbonePlan,
     FeatureInfo,
     Pooling,
     global_average,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from hear_mn.mobilenet import BackboneOutputs
 
 PAPER_ORDER: tuple[str, ...] = ("l", "e1", "mels", "clf", "block", "se", "all_se")
 SE_COMPONENTS: tuple[int, ...] = tuple(
@@ -55,6 +57,18 @@ def _channel_mean_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean((2, 3)), x.amax((2, 3))
 
 
+def _channel_mean_plus_max(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.add(*_channel_mean_max(x))
+
+
+def _channel_mean_and_max(x: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.cat(_channel_mean_max(x), 1)
+
+
 def _time_mean(x: torch.Tensor) -> torch.Tensor:
     return x.mean(3).reshape(x.shape[0], -1)
 
@@ -74,12 +88,8 @@ class PoolingFunction(NamedTuple):
 POOLINGS: dict[str, PoolingFunction] = {
     "avg_ch_pool": PoolingFunction(global_average, lambda c, f: c),
     "max_ch_pool": PoolingFunction(lambda x: x.amax((2, 3)), lambda c, f: c),
-    "add_avg_max_ch_pool": PoolingFunction(
-        lambda x: torch.add(*_channel_mean_max(x)), lambda c, f: c
-    ),
-    "cat_avg_max_ch_pool": PoolingFunction(
-        lambda x: torch.cat(_channel_mean_max(x), 1), lambda c, f: 2 * c
-    ),
+    "add_avg_max_ch_pool": PoolingFunction(_channel_mean_plus_max, lambda c, f: c),
+    "cat_avg_max_ch_pool": PoolingFunction(_channel_mean_and_max, lambda c, f: 2 * c),
     "avg_time_pool": PoolingFunction(_time_mean, lambda c, f: c * f),
     "avg_max_time_pool": PoolingFunction(_time_mean_plus_max, lambda c, f: c * f),
 }
@@ -260,6 +270,8 @@ def concatenate_taps(
     features: tuple[str, ...], outputs: BackboneOutputs, mels: torch.Tensor
 ) -> torch.Tensor:
     """Concatenate the requested taps of one forward pass; ``mels`` is (batch, n_mels, frames)."""
+    import torch
+
     parts: list[torch.Tensor] = []
     for name in features:
         tap = TAPS[name]

@@ -32,9 +32,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import torch
 
@@ -51,14 +50,11 @@ from hear_mn.hub import (
     FileAccessError,
     FileError,
     FileUnavailableError,
-    RemoteFile,
     cache_dir,
     download_file,
     env_flag,
     evict,
     fetch_content,
-    find,
-    integrity_of,
     offline_dirs,
     same_sha256,
     sha256_of,
@@ -66,6 +62,7 @@ from hear_mn.hub import (
 )
 from hear_mn.integrity import PINNED, PUBLISHED
 from hear_mn.regular_files import read_regular_file
+from hear_mn.weights_spec import WeightsSpec, find_weights, weights_integrity
 
 __all__ = [
     "PACKAGED_DIR",
@@ -96,26 +93,6 @@ BadWeightsError = BadFileError
 WeightsAccessError = FileAccessError
 
 
-@dataclass(frozen=True)
-class WeightsSpec(RemoteFile):
-    """A released checkpoint file, described as data.
-
-    ``state_dict_key`` names the entry that holds the state dict when the file is a dict
-    wrapping it (Audio-MLP's ``{"model_state_dict": ...}``); ``None`` means the file is the
-    state dict itself (EfficientAT). ``sha256`` and ``num_bytes`` are checked when known.
-    """
-
-    state_dict_key: str | None = None
-    license: str = ""
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
-
-    kind: ClassVar[str] = "weights"
-    mirrored: ClassVar[bool] = True
-    supply_hint: ClassVar[str] = (
-        ", or pass its path (load_model(path), create_model(..., weights=path))"
-    )
-
-
 class StateDictCheck(Protocol):
     """Loads a state dict into a model, raising :class:`WeightsError` when it does not fit."""
 
@@ -127,20 +104,6 @@ def _check_archive(data: bytes, path: Path, *, downloaded: bool) -> str | None:
     cache's copy of one) must be a zip archive (a legacy torch file may be found locally,
     but an error page must not enter the cache)."""
     return archive_problem(data, require_zip=downloaded)
-
-
-def find_weights(file_name: str) -> tuple[str, Path] | None:
-    """Where ``file_name`` is found locally, in lookup order, without checking or downloading.
-
-    Returns ``("offline" | "shipped" | "cached", path)``, or None when it is nowhere.
-    """
-    return find(file_name)
-
-
-def weights_integrity(spec: WeightsSpec) -> str:
-    """How far the released file of ``spec`` is trusted, without reading it: "pinned",
-    "published digest", "trust on first use" (a cached copy's record) or "unpinned"."""
-    return integrity_of(spec)
 
 
 def resolve_weights(

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import hear_mn
-from hear_mn.mobilenet import BackbonePlan, MobileNet, feature_info
+from hear_mn.mobilenet import MobileNet
+from hear_mn.mobilenet_table import BackbonePlan, feature_info
 from hear_mn.registry import get_config
 from hear_mn.taps import (
     NEWER_ORDER,

@@ -138,9 +138,11 @@ print("RESULT", json.dumps([written, [[p.name, r] for p, r in report.failures]])
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS as Linux enforces it")
 def test_under_a_3_gb_address_space_limit_the_neighbour_is_still_written(tmp_path) -> None:
     """Item 9: a 60 KB WAV declaring 1 Hz (3.6 GiB at 32 kHz, more than the whole limit)
-    under a 3 GB address-space limit: the run goes on, the neighbour is written, the bad file
-    is named (such a run died with ``MemoryError: std::bad_alloc`` or numpy's
-    ``_ArrayMemoryError``, naming no file, nothing written)."""
+    under a 3 GB address-space limit: the run goes on and the neighbour is written (such a
+    run died with ``MemoryError: std::bad_alloc`` or numpy's ``_ArrayMemoryError``, naming no
+    file, nothing written). Since long files are embedded block by block (issue 22, item 7),
+    the 8-hour signal never needs its 3.6 GiB at once, so it is embedded too; a file that
+    must be decoded whole beyond the memory available fails alone, named (the tests above)."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     _write_wav(inputs / "a_one_hz.wav", 30000, 1)
@@ -156,9 +158,8 @@ def test_under_a_3_gb_address_space_limit_the_neighbour_is_still_written(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT"))
     written, failures = json.loads(line[len("RESULT") :])
-    assert written == ["b_fine.wav.npz"]
-    assert [name for name, _ in failures] == ["a_one_hz.wav"]
-    assert "a_one_hz.wav" in failures[0][1] and "memory" in failures[0][1]
+    assert sorted(written) == ["a_one_hz.wav.npz", "b_fine.wav.npz"], failures
+    assert failures == []
 
 
 # --------------------------------------------------------------------------- item 14

@@ -365,7 +365,7 @@ def load_model(args: argparse.Namespace, features: str | None) -> object:
 
 def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
     """Where the released weights file is: ("offline"|"shipped"|"cached"|"missing", path)."""
-    from hear_mn.weights import find_weights
+    from hear_mn.weights_spec import find_weights
 
     found = find_weights(config.weights.file_name)
     return found if found is not None else ("missing", None)

@@ -69,7 +69,7 @@ LEGEND = (
 def _rows(group: str | None) -> list[dict]:
     from hear_mn.complexity import known_complexity
     from hear_mn.registry import named_configs
-    from hear_mn.weights import weights_integrity
+    from hear_mn.weights_spec import weights_integrity
 
     rows = []
     for config in named_configs(group):

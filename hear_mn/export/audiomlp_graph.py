@@ -18,14 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.audiomlp import (
-    CHUNK_SAMPLES,
-    HOP,
-    N_FFT,
-    PAD_END,
-    PAD_START,
-    AudioMLPModel,
-)
+from hear_mn.audiomlp import PAD_END, PAD_START, AudioMLPModel
+from hear_mn.audiomlp_archs import CHUNK_SAMPLES, HOP, N_FFT
 from hear_mn.export.mobilenet_graph import signal_length
 
 # Halvings the graph can make: enough for clips of up to steps * 2 ** 21 frames of 10 ms

@@ -15,13 +15,14 @@ from functools import partial
 import torch
 from torch import nn
 
-from hear_mn.audiomlp import CHUNK_SAMPLES, FRAMES_PER_CHUNK, HOP, N_FFT, AudioMLPModel
-from hear_mn.dymn import DyMNEmbedder, dymn_feature_info
+from hear_mn.audiomlp import AudioMLPModel
+from hear_mn.audiomlp_archs import CHUNK_SAMPLES, FRAMES_PER_CHUNK, HOP, N_FFT
+from hear_mn.dymn import DyMNEmbedder
 from hear_mn.efficientat import EfficientATEmbedder, MobileNetEmbedder
 from hear_mn.export.audiomlp_graph import AudioMLPGraph
 from hear_mn.export.dymn_graph import DyMNGraph
 from hear_mn.export.mobilenet_graph import MobileNetGraph
-from hear_mn.mobilenet import FeatureInfo, feature_info
+from hear_mn.mobilenet_table import FeatureInfo, dymn_feature_info, feature_info
 from hear_mn.model import EmbeddingModel
 from hear_mn.taps import feature_sizes
 

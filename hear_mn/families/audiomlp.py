@@ -5,9 +5,14 @@ Their embeddings are fixed: no features, pooling, windows or other checkpoint to
 
 from __future__ import annotations
 
-from hear_mn.audiomlp import ARCHS, AudioMLPModel
+from typing import TYPE_CHECKING
+
+from hear_mn.audiomlp_archs import ARCHS, SAMPLE_RATE
 from hear_mn.config import Checkpoint, Family, ModelConfig, register_family
-from hear_mn.weights import WeightsSpec
+from hear_mn.weights_spec import WeightsSpec
+
+if TYPE_CHECKING:
+    from hear_mn.audiomlp import AudioMLPModel
 
 AUDIOMLP_CHECKPOINTS = (
     "https://raw.githubusercontent.com/mashrurmorshed/HEAR-2021-Audio-MLP/"
@@ -26,7 +31,7 @@ def _audiomlp(arch: str, sha256: str, num_bytes: int, num_params: int) -> Checkp
         state_dict_key="model_state_dict",
         license=AUDIOMLP_LICENSE,
     )
-    return Checkpoint(arch, FAMILY, arch, weights, 16000, num_params=num_params)
+    return Checkpoint(arch, FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params)
 
 
 CHECKPOINTS: tuple[Checkpoint, ...] = (
@@ -79,6 +84,8 @@ class AudioMLPFamily(Family):
         return f"Audio-MLP {config.checkpoint.name} (HEAR 2021)"
 
     def build(self, config: ModelConfig, **options: object) -> AudioMLPModel:
+        from hear_mn.audiomlp import AudioMLPModel  # the network: torch, on building only
+
         return AudioMLPModel(ARCHS[config.checkpoint.arch], name=config.name, **options)
 
 

@@ -11,10 +11,9 @@ DyMN has no squeeze-excitation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hear_mn.config import CHECKPOINTS, Checkpoint, ModelConfig, register_family
-from hear_mn.dymn import DyMNEmbedder, dymn_feature_info
-from hear_mn.efficientat import SAMPLE_RATE
 from hear_mn.families.efficientat import (
     EFFICIENTAT_LICENSE,
     EFFICIENTAT_RELEASE,
@@ -22,11 +21,14 @@ from hear_mn.families.efficientat import (
     split_name_suffixes,
     tap_settings,
 )
-from hear_mn.mobilenet import FeatureInfo
+from hear_mn.mobilenet_table import SAMPLE_RATE, FeatureInfo, dymn_feature_info
 from hear_mn.taps import (
     TAPS,
 )
-from hear_mn.weights import WeightsSpec
+from hear_mn.weights_spec import WeightsSpec
+
+if TYPE_CHECKING:
+    from hear_mn.dymn import DyMNEmbedder
 
 FAMILY = "dymn"
 HEAD = "mlp"
@@ -120,6 +122,8 @@ class DyMNFamily(EfficientATFamily):
         return dymn_feature_info(config.checkpoint.width, config.checkpoint.n_mels)
 
     def build(self, config: ModelConfig, **options: object) -> DyMNEmbedder:
+        from hear_mn.dymn import DyMNEmbedder  # the network: torch, on building only
+
         checkpoint = config.checkpoint
         return DyMNEmbedder(
             width=checkpoint.width,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from hear_mn.audio import duration_to_samples
 from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, register_family
-from hear_mn.efficientat import SAMPLE_RATE, MobileNetEmbedder
-from hear_mn.mobilenet import DEFAULT_STRIDES, FeatureInfo, feature_info
+from hear_mn.durations import duration_to_samples
+from hear_mn.mobilenet_table import DEFAULT_STRIDES, SAMPLE_RATE, FeatureInfo, feature_info
 from hear_mn.taps import (
     DEFAULT_POOLING,
     POOLINGS,
@@ -23,7 +23,10 @@ from hear_mn.taps import (
     parse_features,
     uses_block_features,
 )
-from hear_mn.weights import WeightsSpec
+from hear_mn.weights_spec import WeightsSpec
+
+if TYPE_CHECKING:
+    from hear_mn.efficientat import MobileNetEmbedder
 
 EFFICIENTAT_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 EFFICIENTAT_LICENSE = "MIT (EfficientAT release)"
@@ -307,6 +310,8 @@ class MobileNetFamily(EfficientATFamily):
         return feature_info(c.width, c.n_mels, c.strides, c.head)
 
     def build(self, config: ModelConfig, **options: object) -> MobileNetEmbedder:
+        from hear_mn.efficientat import MobileNetEmbedder  # the network: torch, on building only
+
         c = config.checkpoint
         return MobileNetEmbedder(
             width=c.width,
