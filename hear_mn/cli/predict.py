@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from hear_mn.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -76,6 +74,8 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 
 def _entry(prediction: object, labels: list[str], top_k: int) -> dict:
+    import numpy as np  # not at the top: every hear-mn command imports this module
+
     segments = []
     for (start, end), row in zip(prediction.bounds, prediction.probabilities):
         order = np.argsort(-row, kind="stable")[:top_k]

@@ -6,8 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from hear_mn.catalog import AUDIOMLP_CONFIGS, DEFAULT_CONFIG
 from hear_mn.cli.common import (
@@ -28,6 +27,9 @@ from hear_mn.cli.common import (
     report_failures,
     report_ignored,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EXAMPLES = f"""examples:
   hear-mn tag dog.wav --model mn10_e1_l
@@ -83,6 +85,7 @@ def _tag_file(
     model: object, audio: np.ndarray, window: int | None, batch_size: int
 ) -> list[tuple[int, int, np.ndarray]]:
     """(start, stop, probabilities) per segment; equal-length windows share forward passes."""
+    import numpy as np  # not at the top: every hear-mn command imports this module
     import torch
 
     bounds = _segments(len(audio), window)
@@ -115,6 +118,8 @@ def _entry(
         "duration_s": round(n_samples / sample_rate, 3),
         "segments": [],
     }
+    import numpy as np
+
     for start, stop, probs in segments:
         order = np.argsort(-probs, kind="stable")[:top_k]
         entry["segments"].append(
