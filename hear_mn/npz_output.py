@@ -1,9 +1,8 @@
-"""``.npz`` outputs written whole: built in memory, then written atomically, with Ctrl-C held
-until the file is in place (:mod:`hear_mn.atomic`)."""
+"""``.npz`` outputs written whole and atomically, with Ctrl-C held until the file is in place
+(:mod:`hear_mn.atomic`)."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -30,16 +29,14 @@ def _interrupted(error: BaseException) -> bool:
 def save_npz(path: str | os.PathLike[str], **arrays: object) -> Path:
     """Write ``arrays`` to the ``.npz`` file ``path`` atomically and return ``path``.
 
-    The archive is built in memory first, then written by :func:`atomic_write`; Ctrl-C is
-    held until the file is in place, and one that arrives in the archive anyway (raised by
-    other code) is a KeyboardInterrupt, not zipfile's error about an open handle."""
+    The archive streams into :func:`atomic_write`'s temporary file (no second copy of the
+    arrays in memory); Ctrl-C is held until the file is in place, and one that arrives in the
+    archive anyway (raised by other code) is a KeyboardInterrupt, not zipfile's error about
+    an open handle."""
     with deferred_interrupts():
-        buffer = io.BytesIO()
         try:
-            np.savez(buffer, **arrays)
+            return atomic_write(path, lambda handle: np.savez(handle, **arrays))
         except Exception as error:
             if _interrupted(error):
                 raise KeyboardInterrupt from None
             raise
-        # Written from the buffer itself: getvalue() would copy the archive once more.
-        return atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
