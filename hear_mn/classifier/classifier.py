@@ -21,6 +21,7 @@ import torch
 from hear_mn.classifier.head import HeadNetwork, read_card, read_head
 from hear_mn.model import EmbeddingModel
 from hear_mn.resume import INFORMATIONAL, output_settings
+from hear_mn.windowing import score_windows, window_bounds
 
 if TYPE_CHECKING:
     from hear_mn.classifier.stream import ClassifierStream
@@ -50,14 +51,6 @@ class FilePrediction:
     duration: float
     bounds: np.ndarray  # (windows, 2) seconds
     probabilities: np.ndarray  # (windows, classes)
-
-
-def window_bounds(n_samples: int, window: int | None) -> list[tuple[int, int]]:
-    """Consecutive windows of ``window`` samples covering ``n_samples`` (the last one shorter;
-    None: the whole signal), as ``hear-mn tag --window`` cuts them."""
-    if window is None or window >= n_samples:
-        return [(0, n_samples)]
-    return [(start, min(start + window, n_samples)) for start in range(0, n_samples, window)]
 
 
 def _compared(settings: dict) -> dict:
@@ -158,16 +151,12 @@ class Classifier:
         rate = self.sample_rate
         size = max(1, round(window * rate)) if window else None
         bounds = window_bounds(len(audio), size)
-        rows: list[np.ndarray | None] = [None] * len(bounds)
-        by_length: dict[int, list[int]] = {}
-        for i, (start, stop) in enumerate(bounds):
-            by_length.setdefault(stop - start, []).append(i)
-        for indices in by_length.values():
-            for first in range(0, len(indices), batch_size):
-                chunk = indices[first : first + batch_size]
-                batch = np.stack([audio[bounds[i][0] : bounds[i][1]] for i in chunk])
-                for i, row in zip(chunk, self.predict(torch.from_numpy(batch)).cpu().numpy()):
-                    rows[i] = row
+        rows = score_windows(
+            audio,
+            bounds,
+            batch_size,
+            lambda batch: self.predict(torch.from_numpy(batch)).cpu().numpy(),
+        )
         seconds = np.asarray(bounds, dtype=np.float64).reshape(-1, 2) / rate
         return seconds, np.stack(rows)
 

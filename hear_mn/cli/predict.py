@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from hear_mn.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
     AudioProgress,
     CLIError,
     SubParsers,
@@ -18,14 +15,12 @@ from hear_mn.cli.common import (
     add_model_options,
     find_inputs,
     is_tty,
-    out,
     positive_float,
     positive_int,
     ray_engine_options,
-    report_failures,
-    report_ignored,
     set_threads,
 )
+from hear_mn.cli.tables import finish, print_segments, top_classes
 
 EXAMPLES = """examples:
   hear-mn predict new_sounds/ --classifier my_classifier/
@@ -74,11 +69,9 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 
 
 def _entry(prediction: object, labels: list[str], top_k: int) -> dict:
-    import numpy as np  # not at the top: every hear-mn command imports this module
-
     segments = []
     for (start, end), row in zip(prediction.bounds, prediction.probabilities):
-        order = np.argsort(-row, kind="stable")[:top_k]
+        order = top_classes(row, top_k)
         segments.append(
             {
                 "start_s": round(float(start), 3),
@@ -94,16 +87,6 @@ def _entry(prediction: object, labels: list[str], top_k: int) -> dict:
         "duration_s": round(prediction.duration, 3),
         "segments": segments,
     }
-
-
-def _print_entry(entry: dict) -> None:
-    out(f"{entry['file']}  ({entry['duration_s']:.2f} s)")
-    for segment in entry["segments"]:
-        span = f"{segment['start_s']:7.2f}-{segment['end_s']:.2f} s"
-        for rank, tag in enumerate(segment["top"]):
-            lead = span if rank == 0 else " " * len(span)
-            out(f"  {lead}  {tag['probability']:.3f}  {tag['label']}")
-    out()
 
 
 def _load(args: argparse.Namespace) -> object:
@@ -160,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
             entry = _entry(outcome, labels, top_k)
             results.append(entry)
             if not args.json:
-                _print_entry(entry)
+                print_segments(entry, ranked="top", score="probability")
     finally:
         progress.close()
+    report = None
     if args.json:
         report = {
             "classifier": str(args.classifier),
@@ -171,9 +155,5 @@ def run(args: argparse.Namespace) -> int:
             "multilabel": classifier.multilabel,
             "window_s": args.window,
             "files": results,
-            "failures": [{"file": str(p), "error": why} for p, why in failures],
         }
-        out(json.dumps(report, indent=2))
-    report_ignored(scan.ignored, args.quiet)
-    report_failures(failures, "prediction")
-    return EXIT_FAILED if failures else EXIT_OK
+    return finish(report, failures, scan, args.quiet, "prediction")

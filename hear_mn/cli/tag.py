@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hear_mn.catalog import AUDIOMLP_CONFIGS, DEFAULT_CONFIG
 from hear_mn.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
     AudioProgress,
     CLIError,
     SubParsers,
@@ -21,12 +18,10 @@ from hear_mn.cli.common import (
     is_tty,
     load_model,
     model_config,
-    out,
     positive_float,
     positive_int,
-    report_failures,
-    report_ignored,
 )
+from hear_mn.cli.tables import finish, print_segments, top_classes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,32 +70,19 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _segments(n_samples: int, window: int | None) -> list[tuple[int, int]]:
-    if window is None or window >= n_samples:
-        return [(0, n_samples)]
-    return [(start, min(start + window, n_samples)) for start in range(0, n_samples, window)]
-
-
 def _tag_file(
     model: object, audio: np.ndarray, window: int | None, batch_size: int
 ) -> list[tuple[int, int, np.ndarray]]:
     """(start, stop, probabilities) per segment; equal-length windows share forward passes."""
-    import numpy as np  # not at the top: every hear-mn command imports this module
     import torch
 
-    bounds = _segments(len(audio), window)
-    scores: list[np.ndarray | None] = [None] * len(bounds)
-    by_length: dict[int, list[int]] = {}
-    for i, (start, stop) in enumerate(bounds):
-        by_length.setdefault(stop - start, []).append(i)
-    for indices in by_length.values():
-        for first in range(0, len(indices), batch_size):
-            chunk = indices[first : first + batch_size]
-            batch = np.stack([audio[bounds[i][0] : bounds[i][1]] for i in chunk])
-            logits = model.scene_embeddings(torch.from_numpy(batch))
-            probs = torch.sigmoid(logits).cpu().numpy()
-            for i, row in zip(chunk, probs):
-                scores[i] = row
+    from hear_mn.windowing import score_windows, window_bounds
+
+    def sigmoid_scores(batch: np.ndarray) -> np.ndarray:
+        return torch.sigmoid(model.scene_embeddings(torch.from_numpy(batch))).cpu().numpy()
+
+    bounds = window_bounds(len(audio), window)
+    scores = score_windows(audio, bounds, batch_size, sigmoid_scores)
     return [(start, stop, row) for (start, stop), row in zip(bounds, scores)]
 
 
@@ -118,10 +100,8 @@ def _entry(
         "duration_s": round(n_samples / sample_rate, 3),
         "segments": [],
     }
-    import numpy as np
-
     for start, stop, probs in segments:
-        order = np.argsort(-probs, kind="stable")[:top_k]
+        order = top_classes(probs, top_k)
         entry["segments"].append(
             {
                 "start_s": round(start / sample_rate, 3),
@@ -138,16 +118,6 @@ def _entry(
             }
         )
     return entry
-
-
-def _print_tags(entry: dict) -> None:
-    out(f"{entry['file']}  ({entry['duration_s']:.2f} s)")
-    for segment in entry["segments"]:
-        span = f"{segment['start_s']:7.2f}-{segment['end_s']:.2f} s"
-        for rank, tag in enumerate(segment["tags"]):
-            lead = span if rank == 0 else " " * len(span)
-            out(f"  {lead}  {tag['score']:.3f}  {tag['label']}")
-    out()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -200,18 +170,10 @@ def run(args: argparse.Namespace) -> int:
             results.append(entry)
             progress.done(path, len(audio) / sample_rate)
             if not args.json:
-                _print_tags(entry)
+                print_segments(entry, ranked="tags", score="score")
     finally:
         progress.close()
+    report = None
     if args.json:
-        report = {
-            "model": args.model,
-            "top_k": top_k,
-            "window_s": args.window,
-            "files": results,
-            "failures": [{"file": str(p), "error": reason} for p, reason in failures],
-        }
-        out(json.dumps(report, indent=2))
-    report_ignored(scan.ignored, args.quiet)
-    report_failures(failures, "tagging")
-    return EXIT_FAILED if failures else EXIT_OK
+        report = {"model": args.model, "top_k": top_k, "window_s": args.window, "files": results}
+    return finish(report, failures, scan, args.quiet, "tagging")
