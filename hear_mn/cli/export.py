@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hear_mn.cli.common import (
     EXIT_FAILED,
@@ -118,14 +119,19 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from None
     if not args.quiet:
         meta = read_metadata(path)
-        size = path.stat().st_size / 1e6
-        checked = "checked with onnxruntime" if args.verify else "not verified"
-        out(
-            f"wrote {path} ({size:.1f} MB, {checked}): {meta['model']}, input "
-            f"{meta['input_name']} {meta['input_layout']} -> {meta['output_name']} "
-            f"(embedding size {meta['embedding_size']})"
+        _report_written(
+            path,
+            args.verify,
+            f"{meta['model']}, input {meta['input_name']} {meta['input_layout']} -> "
+            f"{meta['output_name']} (embedding size {meta['embedding_size']})",
         )
     return EXIT_OK
+
+
+def _report_written(path: Path, verified: bool, contents: str) -> None:
+    size = path.stat().st_size / 1e6
+    checked = "checked with onnxruntime" if verified else "not verified"
+    out(f"wrote {path} ({size:.1f} MB, {checked}): {contents}")
 
 
 def _run_classifier(args: argparse.Namespace) -> int:
@@ -160,11 +166,11 @@ def _run_classifier(args: argparse.Namespace) -> int:
     ) as error:
         raise CLIError(str(error)) from None
     if not args.quiet:
-        size = path.stat().st_size / 1e6
-        checked = "checked with onnxruntime" if args.verify else "not verified"
-        out(
-            f"wrote {path} ({size:.1f} MB, {checked}): {classifier.card['embedding']['model']} "
-            f"+ head, input audio (batch, samples) float32 at {classifier.sample_rate} Hz -> "
-            f"probabilities (batch, {len(classifier.labels)}): {', '.join(classifier.labels)}"
+        _report_written(
+            path,
+            args.verify,
+            f"{classifier.card['embedding']['model']} + head, input audio (batch, samples) "
+            f"float32 at {classifier.sample_rate} Hz -> probabilities "
+            f"(batch, {len(classifier.labels)}): {', '.join(classifier.labels)}",
         )
     return EXIT_OK
