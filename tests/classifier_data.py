@@ -7,17 +7,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from hear_tasks import make_scene_task
+from hear_tasks import PARAM_GRID, make_scene_task
 
 # A grid that learns these classes in a second (heareval's default grid takes minutes).
-FAST_PARAMS = {
-    "lr": [1e-2],
-    "max_epochs": [30],
-    "patience": [10],
-    "check_val_every_n_epoch": [1],
-    "hidden_layers": [1],
-    "hidden_dim": [128],
-}
+FAST_PARAMS = PARAM_GRID
 
 
 def class_folders(root: Path, sample_rate: int, per_class: int = 8) -> Path:
