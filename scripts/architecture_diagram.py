@@ -50,33 +50,50 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imported_modules(tree: ast.Module, here: str, modules: set[str]) -> set[str]:
-    """The hear_mn modules ``tree`` (the module ``here``) imports at any depth, except
-    imports only for type checkers; ``from package import module`` counts as the module."""
-    found: set[str] = set()
+def runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement of ``tree`` at any depth, except those only for type checkers
+    (under ``if TYPE_CHECKING:``)."""
+    found: list[ast.Import | ast.ImportFrom] = []
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node):
             for child in node.orelse:
                 visit(child)
             return
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names if alias.name in modules)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                package = here if _is_package(here) else here.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    package = package.rpartition(".")[0]
-                base = f"{package}.{base}" if base else package
-            submodules = {f"{base}.{alias.name}" for alias in node.names} & modules
-            found.update(submodules)
-            if base in modules and len(submodules) < len(node.names):
-                found.add(base)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
     visit(tree)
+    return found
+
+
+def absolute_base(node: ast.ImportFrom, here: str) -> str:
+    """The module a ``from ... import`` in the module ``here`` takes from, relative imports
+    resolved: ``from .common import x`` in ``hear_mn.cli.fit`` -> ``hear_mn.cli.common``."""
+    base = node.module or ""
+    if not node.level:
+        return base
+    package = here if _is_package(here) else here.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{base}" if base else package
+
+
+def imported_modules(tree: ast.Module, here: str, modules: set[str]) -> set[str]:
+    """The hear_mn modules ``tree`` (the module ``here``) imports at any depth, except
+    imports only for type checkers; ``from package import module`` counts as the module."""
+    found: set[str] = set()
+    for node in runtime_imports(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name in modules)
+            continue
+        base = absolute_base(node, here)
+        submodules = {f"{base}.{alias.name}" for alias in node.names} & modules
+        found.update(submodules)
+        if base in modules and len(submodules) < len(node.names):
+            found.add(base)
     found.discard(here)
     return found
 

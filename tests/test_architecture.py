@@ -4,9 +4,11 @@ and modules stay small enough to read (ARCHITECTURE.md describes the layout)."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "hear_mn"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "hear_mn"
 # Modules allowed past MAX_LINES, and why.
 LONG_MODULES = {
     "hear_mn.audiomlp": "the two gMLP encoders, their frontends and their streaming in one "
@@ -15,54 +17,42 @@ LONG_MODULES = {
 MAX_LINES = 420
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def _load_diagram_script():
+    """scripts/architecture_diagram.py, which reads the same import graph from the source."""
+    path = ROOT / "scripts" / "architecture_diagram.py"
+    spec = importlib.util.spec_from_file_location("architecture_diagram", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
+DIAGRAM = _load_diagram_script()
 
 
 def _imports(tree: ast.AST, modules: set[str], here: str) -> list[tuple[str, list[str]]]:
     """(imported hear_mn module, names taken from it) of every import, at any depth, except
     those only for type checkers."""
     found: list[tuple[str, list[str]]] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
+    for node in DIAGRAM.runtime_imports(tree):
         if isinstance(node, ast.Import):
             found.extend((alias.name, []) for alias in node.names if alias.name in modules)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            base = node.module
-            if node.level:
-                package = here.rsplit(".", node.level)[0]
-                base = f"{package}.{node.module}"
-            if base not in modules:
-                return
-            names = []
-            for alias in node.names:
-                if f"{base}.{alias.name}" in modules:
-                    found.append((f"{base}.{alias.name}", []))
-                else:
-                    names.append(alias.name)
-            found.append((base, names))
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
+            continue
+        base = DIAGRAM.absolute_base(node, here)
+        if base not in modules:
+            continue
+        names = []
+        for alias in node.names:
+            if f"{base}.{alias.name}" in modules:
+                found.append((f"{base}.{alias.name}", []))
+            else:
+                names.append(alias.name)
+        found.append((base, names))
     return found
 
 
 def _package() -> dict[str, tuple[Path, ast.AST]]:
     return {
-        _module_name(path): (path, ast.parse(path.read_text(), str(path)))
+        DIAGRAM.module_name(path): (path, ast.parse(path.read_text(), str(path)))
         for path in sorted(PACKAGE.rglob("*.py"))
     }
 
