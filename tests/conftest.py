@@ -10,6 +10,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -139,6 +142,64 @@ def assert_seed_system_fixture(folder: Path, name: str, entry: dict, **options: 
     assert model.pooling == entry["feature_pooling"]
     inputs = folder.parent / "reference" / "inputs.npz"
     assert_matches_reference(module, model, np.load(folder / f"{name}.npz"), inputs)
+
+
+def build_wheel(folder: Path, leave_out: tuple[str, ...] = ()) -> Path:
+    """The wheel ``pip wheel`` builds from a copy of the project in ``folder`` (offline, no
+    build isolation), the package's files matching ``leave_out`` not copied."""
+    project = Path(__file__).resolve().parents[1]
+    source = folder / "source"
+    source.mkdir()
+    for name in ("setup.py", "setup.cfg", "README.md", "LICENSE"):
+        if (project / name).exists():
+            shutil.copy(project / name, source / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", *leave_out)
+    shutil.copytree(project / "hear_mn", source / "hear_mn", ignore=ignore)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation"]
+        + ["--no-index", "-q", "-w", str(folder / "dist")],
+        cwd=source,
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, f"building the wheel failed:\n{build.stdout}{build.stderr}"
+    (wheel,) = (folder / "dist").glob("hear_mn-*.whl")
+    return wheel
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    """hear-mn in this process: (exit code, stdout, stderr)."""
+    from hear_mn import cli
+
+    return (cli.main([str(a) for a in argv]), *capsys.readouterr())
+
+
+def save_random_checkpoint(path: Path, config: str, seed: int = 0) -> Path:
+    """A randomly initialised backbone of ``config`` (seeded by ``seed``) saved at ``path``,
+    for runs that must load weights without downloading any."""
+    from hear_mn.registry import create_model
+
+    torch.manual_seed(seed)
+    torch.save(create_model(config, pretrained=False).backbone.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A folder holding a random mn04 checkpoint under its release file name (every mn04
+    configuration loads it), for ``$HEAR_MN_WEIGHTS_DIR``."""
+    from hear_mn.registry import get_config
+
+    folder = tmp_path_factory.mktemp("weights")
+    save_random_checkpoint(folder / get_config("mn04_e1_l").weights.file_name, "mn04_e1_l")
+    return folder
+
+
+@pytest.fixture
+def weights_env(_isolated_weights_cache, monkeypatch, random_weights) -> Path:
+    """``$HEAR_MN_WEIGHTS_DIR`` set to :func:`random_weights`: mn04 loads without a download."""
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(random_weights))
+    return random_weights
 
 
 @pytest.fixture(autouse=True)

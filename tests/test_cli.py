@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, relative_error, require_shared
+from conftest import REFERENCE, relative_error, require_shared, run_cli, save_random_checkpoint
 
 from hear_mn import cli, complexity
 from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
@@ -47,22 +47,6 @@ BROKEN = ("corrupt.wav", "empty.flac")
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="session")
-def random_weights(tmp_path_factory) -> Path:
-    """A directory holding a random mn04 checkpoint under the release file name."""
-    directory = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    model = create_model(MODEL, pretrained=False)
-    torch.save(model.backbone.state_dict(), directory / get_config(MODEL).weights.file_name)
-    return directory
-
-
-@pytest.fixture
-def weights_env(_isolated_weights_cache, monkeypatch, random_weights) -> Path:
-    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(random_weights))
-    return random_weights
-
-
 def _tone(seconds: float, rate: int, channels: int = 1, freq: float = 440.0) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     left = 0.5 * np.sin(2 * np.pi * freq * t)
@@ -86,12 +70,6 @@ def audio_dir(tmp_path_factory) -> Path:
     (root / "notes.txt").write_text("not audio, not picked up from a directory\n")
     (root / ".hidden.wav").write_bytes(b"hidden files are skipped")
     return root
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _outputs(out_dir: Path) -> set[str]:
@@ -246,8 +224,7 @@ def test_other_weights_are_other_settings(weights_env, audio_dir, tmp_path, caps
     out = tmp_path / "emb"
     source = audio_dir / "speech_16k.flac"
     other = tmp_path / "other.pt"
-    torch.manual_seed(1)
-    torch.save(create_model(MODEL, pretrained=False).backbone.state_dict(), other)
+    save_random_checkpoint(other, MODEL, seed=1)
     assert run_cli(capsys, "embed", source, "--model", MODEL, "--out", out)[0] == 0
     code, _, stderr = run_cli(
         capsys, "embed", source, "--model", MODEL, "--weights", other, "--out", out

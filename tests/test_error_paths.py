@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import run_cli, save_random_checkpoint
 
-from hear_mn import cli
 from hear_mn.batch import OutputConflictError, plan_embedding
 from hear_mn.registry import create_model
 
@@ -25,9 +24,7 @@ RATE = 32000
 def weights(tmp_path_factory) -> Path:
     """A random mn04 checkpoint (every mn04 configuration loads it)."""
     path = tmp_path_factory.mktemp("weights") / "mn04_random.pt"
-    torch.manual_seed(0)
-    torch.save(create_model(MODEL, pretrained=False).backbone.state_dict(), path)
-    return path
+    return save_random_checkpoint(path, MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +34,6 @@ def inputs(tmp_path_factory) -> Path:
     (root / "birds").mkdir()
     sf.write(root / "birds" / "robin.wav", np.full(RATE, 0.01, np.float32), RATE)
     return root
-
-
-def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def embed(capsys, inputs: Path, weights: Path, out: Path, *extra: object):

@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import run_cli
 from hear_tasks import (
     EVENT_TASK,
     KFOLD_FOLDS,
@@ -43,7 +44,6 @@ from hear_tasks import (
 )
 
 import hear_mn
-from hear_mn import cli
 from hear_mn.batch import OutputConflictError
 from hear_mn.evaluation import EvaluationError, TaskError
 from hear_mn.evaluation.embedders import LibraryEmbedder, make_embedder
@@ -121,11 +121,6 @@ def watch_embedder(monkeypatch: pytest.MonkeyPatch, interrupt_at: int | None = N
 
     monkeypatch.setattr(LibraryEmbedder, "embed", embed)
     return seen
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    """hear-mn in this process: (exit code, stdout, stderr)."""
-    return (cli.main([str(a) for a in argv]), *capsys.readouterr())
 
 
 def read_json(path: Path) -> object:

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
-from hear_mn import audio_io, cli
+from hear_mn import audio_io
 from hear_mn.atomic import atomic_write, remove_stale_temporaries
 from hear_mn.batch import embed_files
 from hear_mn.registry import create_model, get_config
@@ -32,22 +33,6 @@ MODEL = "mn04_e1_l"
 RATE = 16000
 # One file per forward pass: outputs that do not depend on other files, bit for bit.
 ALONE = ("--batch-size", "1")
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
-    """A folder holding a random mn04 checkpoint under its release file name."""
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    model = create_model(MODEL, pretrained=False)
-    torch.save(model.backbone.state_dict(), folder / get_config(MODEL).weights.file_name)
-    return folder
-
-
-@pytest.fixture
-def weights_env(monkeypatch, weights_dir) -> Path:
-    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(weights_dir))
-    return weights_dir
 
 
 @pytest.fixture(scope="module")
@@ -67,12 +52,6 @@ def _folder(root: Path, count: int = 3) -> Path:
     for index in range(count):
         sf.write(root / f"clip{index}.wav", _noise(index), RATE)
     return root
-
-
-def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _embedding(path: Path) -> np.ndarray:
@@ -447,7 +426,7 @@ print(json.dumps({"code": job.returncode, "stderr": stderr, "saved": saved, "lef
 """
 
 
-def test_ctrl_c_on_a_real_ray_run_counts_what_is_on_disk(weights_dir, tmp_path) -> None:
+def test_ctrl_c_on_a_real_ray_run_counts_what_is_on_disk(random_weights, tmp_path) -> None:
     """Ray started by the command (in a loopback-only namespace, as in test_ray_engine.py),
     SIGINT once outputs appear: exit 130, and the count said is the count on disk."""
     from test_ray_engine import _in_namespace
@@ -462,7 +441,7 @@ def test_ctrl_c_on_a_real_ray_run_counts_what_is_on_disk(weights_dir, tmp_path) 
     out = tmp_path / "out"
     command = [
         *(sys.executable, "-m", "hear_mn", "embed", str(corpus), "--model", MODEL),
-        *("--weights", str(weights_dir / get_config(MODEL).weights.file_name)),
+        *("--weights", str(random_weights / get_config(MODEL).weights.file_name)),
         *("--out", str(out), "--engine", "ray", "--actors", "1", "--batch-size", "1"),
     ]
     ray_temp = Path(tempfile.mkdtemp(prefix="hear-mn-ray-", dir="/tmp"))

@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from hear_mn import cli
-from hear_mn.registry import create_model, get_config
 
 sf = pytest.importorskip("soundfile")
 
@@ -25,15 +23,6 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "batch_embedding.md"
 SUMMARY = re.compile(
     r"recomputed (\d+) output\(s\) that could not be reused: (.+)$", flags=re.MULTILINE
 )
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("weights")
-    torch.manual_seed(0)
-    model = create_model(MODEL, pretrained=False)
-    torch.save(model.backbone.state_dict(), folder / get_config(MODEL).weights.file_name)
-    return folder
 
 
 def _clip(path: Path, seed: int) -> None:
@@ -57,9 +46,9 @@ def _drop_input_record(output: Path) -> None:
 
 
 def test_a_rerun_counts_the_recomputed_outputs_by_reason(
-    monkeypatch, weights_dir, tmp_path, capsys
+    monkeypatch, random_weights, tmp_path, capsys
 ) -> None:
-    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(weights_dir))
+    monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(random_weights))
     corpus, out = tmp_path / "corpus", tmp_path / "out"
     corpus.mkdir()
     for index in range(15):
