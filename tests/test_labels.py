@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-import shutil
 import socket
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, require_shared
+from conftest import SHARED, build_wheel, require_shared
 
 from hear_mn import labels
 from hear_mn.labels import NUM_CLASSES, LabelsError, load_labels
@@ -116,23 +113,7 @@ def test_a_user_list_may_rename_the_classes_in_audioset_order(tmp_path: Path) ->
 
 
 def test_wheel_ships_the_class_list_and_its_attribution(tmp_path: Path) -> None:
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in ("setup.py", "setup.cfg", "README.md", "LICENSE"):
-        if (PROJECT / name).exists():
-            shutil.copy(PROJECT / name, source / name)
-    # The checkpoints are not needed for this check.
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pth")
-    shutil.copytree(PROJECT / "hear_mn", source / "hear_mn", ignore=ignore)
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation"]
-        + ["--no-index", "-q", "-w", str(tmp_path / "dist")],
-        cwd=source,
-        capture_output=True,
-        text=True,
-    )
-    assert build.returncode == 0, f"building the wheel failed:\n{build.stdout}{build.stderr}"
-    (wheel,) = (tmp_path / "dist").glob("hear_mn-*.whl")
+    wheel = build_wheel(tmp_path, leave_out=("*.pth",))  # the checkpoints are not needed here
     with zipfile.ZipFile(wheel) as archive:
         shipped = archive.read("hear_mn/audioset/class_labels_indices.csv")
         assert hashlib.sha256(shipped).hexdigest() == PINNED_SHA256

@@ -10,8 +10,6 @@ import dataclasses
 import hashlib
 import importlib
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from conftest import (
     REFERENCE,
     SEED_SYSTEM,
     assert_matches_reference,
+    build_wheel,
     relative_error,
     require_shared,
 )
@@ -309,21 +308,7 @@ def test_audiomlp_works_offline_from_the_package(name: str, server, monkeypatch)
 
 
 def test_wheel_ships_the_audiomlp_checkpoints_and_licences(tmp_path: Path) -> None:
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in ("setup.py", "setup.cfg", "README.md", "LICENSE"):
-        shutil.copy(PROJECT / name, source / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(PROJECT / "hear_mn", source / "hear_mn", ignore=ignore)
-    build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation"]
-        + ["--no-index", "-q", "-w", str(tmp_path / "dist")],
-        cwd=source,
-        capture_output=True,
-        text=True,
-    )
-    assert build.returncode == 0, f"building the wheel failed:\n{build.stdout}{build.stderr}"
-    (wheel,) = (tmp_path / "dist").glob("hear_mn-*.whl")
+    wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         for name in SHIPPED_FILES:
             assert archive.read(f"hear_mn/checkpoints/{name}") == (SHIPPED / name).read_bytes()
