@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import save_random_checkpoint
 
 from hear_mn import cli
 from hear_mn.batch import MAX_PENDING_SAMPLES, length_groups, plan_embedding
@@ -89,9 +90,7 @@ def ray_temp() -> Path:
 def weights(tmp_path_factory) -> Path:
     """A random mn04 checkpoint."""
     path = tmp_path_factory.mktemp("weights") / "mn04_random.pt"
-    torch.manual_seed(0)
-    torch.save(create_model(MODEL, pretrained=False).backbone.state_dict(), path)
-    return path
+    return save_random_checkpoint(path, MODEL)
 
 
 @pytest.fixture(scope="module")
