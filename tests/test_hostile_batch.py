@@ -332,8 +332,17 @@ def test_ctrl_c_inside_an_output_write_exits_130_and_leaves_no_temporary(
     assert _embedding(saved[0]).shape == (911,)
 
 
+@pytest.fixture
+def python_handles_ctrl_c():
+    """Python's own SIGINT handler for the test: a test run started with SIGINT ignored (a
+    background job of a non-interactive shell is) would otherwise never see the signal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_a_real_ctrl_c_inside_a_write_is_held_until_the_output_is_whole(
-    weights_env, tmp_path, capsys, monkeypatch
+    weights_env, tmp_path, capsys, monkeypatch, python_handles_ctrl_c
 ) -> None:
     """SIGINT delivered while numpy writes an array: the output being written is finished
     and counted, then the run stops with 130."""
@@ -414,7 +423,12 @@ import json, signal, subprocess, sys, time
 from pathlib import Path
 
 command, out = json.loads(sys.argv[1]), Path(sys.argv[2])
-job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+# Ctrl-C must reach the command even where this test run was started with SIGINT ignored
+# (a background job of a non-interactive shell is), which a child would inherit.
+job = subprocess.Popen(
+    command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+)
 deadline = time.monotonic() + 300
 while time.monotonic() < deadline and job.poll() is None and len(list(out.rglob("*.npz"))) < 3:
     time.sleep(0.02)
