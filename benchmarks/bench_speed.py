@@ -20,8 +20,8 @@ import harness
 import torch
 
 from hear_mn.efficientat import MobileNetEmbedder
+from hear_mn.mobilenet import concatenate_taps
 from hear_mn.registry import create_model
-from hear_mn.taps import concatenate_taps
 
 # Timed against the per-window loop: the paper's mn04/mn10 and the EfficientAT_HEAR
 # package's headline module, at the standard and the 5 ms STFT hop.

@@ -25,10 +25,10 @@ from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
 from hear_mn.efficientat_streams import MobileNetStream, SceneStream
 from hear_mn.frontend import LogMelFrontend
 from hear_mn.inference import inference_backbone
-from hear_mn.mobilenet import MobileNet
+from hear_mn.mobilenet import MobileNet, concatenate_taps
 from hear_mn.mobilenet_table import DEFAULT_STRIDES, SAMPLE_RATE, FeatureInfo, feature_info
 from hear_mn.model import EmbeddingModel
-from hear_mn.taps import DEFAULT_POOLING, backbone_plan, concatenate_taps, embedding_size
+from hear_mn.taps import DEFAULT_POOLING, backbone_plan, embedding_size
 
 TIMESTAMP_WINDOW_MS = 160
 TIMESTAMP_HOP_MS = 50

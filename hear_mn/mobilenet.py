@@ -27,6 +27,7 @@ from hear_mn.mobilenet_table import (
     global_average,
     make_divisible,
 )
+from hear_mn.taps import TAPS
 
 BN_EPS = 0.001
 DROPOUT = 0.2
@@ -237,3 +238,19 @@ class MobileNet(nn.Module):
     def num_parameters(self) -> int:
         """Trainable parameters (BatchNorm running statistics not counted)."""
         return sum(p.numel() for p in self.parameters())
+
+
+def concatenate_taps(
+    features: tuple[str, ...], outputs: BackboneOutputs, mels: torch.Tensor
+) -> torch.Tensor:
+    """Concatenate the requested taps of one forward pass; ``mels`` is (batch, n_mels, frames)."""
+    parts: list[torch.Tensor] = []
+    for name in features:
+        tap = TAPS[name]
+        if tap.mels:
+            parts.append(mels.mean(-1))
+        parts.extend(outputs.pooled[k] for k in tap.components)
+        parts.extend(outputs.se_bottlenecks[k] for k in tap.squeeze_excite)
+        if tap.head:
+            parts.append(outputs.hidden if tap.head == "hidden" else outputs.logits)
+    return torch.cat(parts, dim=1)

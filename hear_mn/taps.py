@@ -32,7 +32,6 @@ from hear_mn.mobilenet_table import (
 if TYPE_CHECKING:
     import torch
 
-    from hear_mn.mobilenet import BackboneOutputs
 
 PAPER_ORDER: tuple[str, ...] = ("l", "e1", "mels", "clf", "block", "se", "all_se")
 SE_COMPONENTS: tuple[int, ...] = tuple(
@@ -58,13 +57,12 @@ def _channel_mean_max(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _channel_mean_plus_max(x: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    return torch.add(*_channel_mean_max(x))
+    mean, peak = _channel_mean_max(x)
+    return mean + peak
 
 
 def _channel_mean_and_max(x: torch.Tensor) -> torch.Tensor:
-    import torch
+    import torch  # this module is torch-free at import; only this pooling needs torch itself
 
     return torch.cat(_channel_mean_max(x), 1)
 
@@ -264,21 +262,3 @@ def backbone_plan(features: tuple[str, ...], pooling: str) -> BackbonePlan:
         needed.extend(_LAST if tap.head else ())
     classifier = any(TAPS[name].head for name in features)
     return BackbonePlan(pooled, classifier, max([*needed, *pooled]))
-
-
-def concatenate_taps(
-    features: tuple[str, ...], outputs: BackboneOutputs, mels: torch.Tensor
-) -> torch.Tensor:
-    """Concatenate the requested taps of one forward pass; ``mels`` is (batch, n_mels, frames)."""
-    import torch
-
-    parts: list[torch.Tensor] = []
-    for name in features:
-        tap = TAPS[name]
-        if tap.mels:
-            parts.append(mels.mean(-1))
-        parts.extend(outputs.pooled[k] for k in tap.components)
-        parts.extend(outputs.se_bottlenecks[k] for k in tap.squeeze_excite)
-        if tap.head:
-            parts.append(outputs.hidden if tap.head == "hidden" else outputs.logits)
-    return torch.cat(parts, dim=1)

@@ -19,7 +19,7 @@ from torch import nn
 from hear_mn.efficientat import EfficientATEmbedder, MobileNetEmbedder
 from hear_mn.frontend import LOG_OFFSET, NORM_SCALE, NORM_SHIFT, PREEMPHASIS, LogMelFrontend
 from hear_mn.inference import fold_batchnorm
-from hear_mn.taps import concatenate_taps
+from hear_mn.mobilenet import concatenate_taps
 
 
 def signal_length(x: torch.Tensor) -> torch.Tensor:
