@@ -36,6 +36,7 @@ from hear_mn.audiomlp_archs import (  # the variants as data, torch-free
     SAMPLE_RATE,
     AudioMLPArch,
 )
+from hear_mn.audiomlp_scene import SpilledRows, cascade_lengths, resample_rows
 from hear_mn.checkpoint import load_into
 from hear_mn.model import EmbeddingModel
 from hear_mn.streaming import EmbeddingStream
@@ -278,19 +279,12 @@ def resample_time(x: torch.Tensor, steps: int) -> torch.Tensor:
     interpolation with aligned corners) as long as the result stays ``>= steps``, then
     interpolates once more to ``steps`` unless already there.
     """
-    t = x.shape[1]
-    if t < steps:
-        return F.pad(x, (0, 0, 0, steps - t))
-    if t == steps:
-        return x
+    lengths = cascade_lengths(x.shape[1], steps)
+    if len(lengths) == 1:
+        return F.pad(x, (0, 0, 0, steps - x.shape[1]))
     y = x.transpose(1, 2)
-    reps = 0
-    while steps << (reps + 1) <= t:
-        reps += 1
-    for _ in range(reps):
-        y = F.interpolate(y, size=y.shape[-1] // 2, mode="linear", align_corners=True)
-    if t != steps << reps:
-        y = F.interpolate(y, size=steps, mode="linear", align_corners=True)
+    for length in lengths[1:]:
+        y = F.interpolate(y, size=length, mode="linear", align_corners=True)
     return y.transpose(1, 2)
 
 
@@ -452,20 +446,30 @@ class AudioMLPStream(EmbeddingStream):
 
 class AudioMLPSceneStream(AudioMLPStream):
     """The scene embedding of a growing signal, as :meth:`AudioMLPModel.scene_embeddings`
-    computes it on the whole: the scene resamples all frames of the signal at the end, so
-    every chunk's frames are kept (kwmlp: 64 floats per 10 ms, 92 MB an hour; audiomae: 8),
-    the signal itself is not. They are kept feature-major and joined into one array at
-    :meth:`close` as they are released, so that the frames exist about once, never thrice
-    (parts, joined, and the contiguous copy the time resampling would make). A close that
-    fails after joining cannot be retried. :meth:`close` gives the (1, scene_dim) embedding.
+    computes it on the whole. The scene resamples all frames of the signal once it has
+    ended, so the frames (but the first and last, which the scene drops) go to a temporary
+    file as their chunks complete (kwmlp: 92 MB an hour, audiomae: 12 MB) and
+    :meth:`close` resamples from there block by block (:mod:`hear_mn.audiomlp_scene`):
+    memory holds neither the signal nor its frames. :meth:`close` gives the (1, scene_dim)
+    embedding; a failed push or close can be retried.
     """
 
     def __init__(self, model: AudioMLPModel) -> None:
         super().__init__(model)
-        self._parts = _FrameParts()
+        self._spilled = SpilledRows(model.timestamp_embedding_size)
+        self._spilled_count = 0  # rows of the file that belong to the frames (the rest failed)
+        self._first_dropped = False
+        self._latest = np.empty((0, model.timestamp_embedding_size), np.float32)
 
     def _keep_frames(self, frames: torch.Tensor) -> None:
-        self._parts = self._parts.with_part(frames.T.contiguous())  # a failed push keeps the old
+        rows = frames.float().cpu().numpy()
+        if not self._first_dropped:
+            rows, self._first_dropped = rows[1:], True
+        rows = np.concatenate([self._latest, rows])
+        self._spilled.truncate(self._spilled_count)
+        self._spilled.add(rows[:-1])  # the latest row waits: the very last one is dropped
+        self._spilled_count = self._spilled.rows
+        self._latest = rows[-1:]
 
     def _push(self, samples: torch.Tensor) -> torch.Tensor:
         self._samples = torch.cat([self._samples, samples])
@@ -476,43 +480,20 @@ class AudioMLPSceneStream(AudioMLPStream):
         if self.num_samples == 0:
             return self._empty()
         self._process_last_chunks()
-        # The stitched frames, as frame_embeddings gives them: all but the first and last.
-        frames = self._parts.join(drop_first=1, drop_last=1)
-        return self.model.scene_from_frames(frames.T[None])
+        self._spilled.truncate(self._spilled_count)
+        emb = resample_rows(self._spilled, self.model.arch.scene_time_steps)
+        return torch.from_numpy(emb.T.reshape(1, -1)).to(self.model.device)
+
+    def close(self) -> tuple[torch.Tensor, torch.Tensor]:
+        result = super().close()
+        self._spilled.close()
+        return result
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
         return torch.zeros(indices.shape, device=indices.device)  # a scene has no time
 
     def _empty(self) -> torch.Tensor:
         return torch.empty(0, self.model.scene_embedding_size, device=self.model.device)
-
-
-class _FrameParts:
-    """Feature-major (D, t) parts of a frame sequence, joined once into one (D, T) array."""
-
-    def __init__(self, parts: tuple[torch.Tensor, ...] = ()) -> None:
-        self._parts = list(parts)
-        self._joined = False
-
-    def with_part(self, part: torch.Tensor) -> _FrameParts:
-        return _FrameParts((*self._parts, part))
-
-    def join(self, drop_first: int, drop_last: int) -> torch.Tensor:
-        """All frames but the first ``drop_first`` and last ``drop_last``, contiguous; each
-        part is freed as soon as it is copied."""
-        if self._joined:
-            raise RuntimeError("a failed close cannot be retried; start a new stream")
-        self._joined = True
-        total = sum(part.shape[1] for part in self._parts) - drop_first - drop_last
-        joined = self._parts[0].new_empty(self._parts[0].shape[0], total)
-        position, skip = 0, drop_first
-        while self._parts:
-            part = self._parts.pop(0)[:, skip:]
-            skip = 0
-            count = min(part.shape[1], total - position)
-            joined[:, position : position + count] = part[:, :count]
-            position += count
-        return joined
 
 
 _HEAR_API = frozenset({"load_model", "get_scene_embeddings", "get_timestamp_embeddings"})
