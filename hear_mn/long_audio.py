@@ -37,6 +37,9 @@ LONG_SECONDS = 60.0
 # Audio pushed through a stream at a time: enough for full forward passes (256 timestamp
 # windows of a MobileNet are 12.8 s; 32 one-second chunks of Audio-MLP are 32 s).
 BLOCK_SECONDS = 32.0
+# Rows of a long file's output are kept in chunks of this size (above glibc's largest
+# threshold for giving an allocation its own mapping, 32 MiB).
+ROWS_CHUNK_BYTES = 64 << 20
 
 
 def embeds_in_blocks(model: object) -> bool:
@@ -54,25 +57,45 @@ def is_long(model: object, n_samples: int) -> bool:
 
 
 class _Rows:
-    """float32 rows appended in place (grown by a quarter at a time), without a list of
-    parts and their concatenation: the output exists once."""
+    """float32 rows collected in chunks of :data:`ROWS_CHUNK_BYTES` (large enough that the C
+    allocator maps each one apart and gives it back when freed) and joined once at the end,
+    each chunk freed as it is copied: the output exists once, plus one chunk. (An array grown
+    in place is over-allocated, and zero-filled, by as much as it grows at a time; small
+    pieces freed after the join stay in the process's heap.)"""
 
     def __init__(self, width: int | None) -> None:
         self._shape = () if width is None else (width,)
-        self._array = np.empty((0, *self._shape), np.float32)
+        self._chunk_rows = max(1, ROWS_CHUNK_BYTES // (4 * (width or 1)))
+        self._chunks: list[np.ndarray] = []
+        self._filled = 0  # rows in the last chunk
         self._count = 0
 
     def add(self, rows: np.ndarray) -> None:
-        end = self._count + len(rows)
-        if end > len(self._array):
-            grown = max(end, len(self._array) + len(self._array) // 4 + 64)
-            self._array.resize((grown, *self._shape), refcheck=False)
-        self._array[self._count : end] = rows
-        self._count = end
+        start = 0
+        while start < len(rows):
+            if not self._chunks or self._filled == len(self._chunks[-1]):
+                self._chunks.append(np.empty((self._chunk_rows, *self._shape), np.float32))
+                self._filled = 0
+            take = min(len(rows) - start, len(self._chunks[-1]) - self._filled)
+            self._chunks[-1][self._filled : self._filled + take] = rows[start : start + take]
+            self._filled += take
+            start += take
+        self._count += len(rows)
 
     def array(self) -> np.ndarray:
-        self._array.resize((self._count, *self._shape), refcheck=False)
-        return self._array
+        if len(self._chunks) == 1:  # a copy of the rows, not a view holding the chunk
+            self._chunks, self._filled = [self._chunks[0][: self._count].copy()], self._count
+            return self._chunks[0]
+        if not self._chunks:
+            return np.empty((0, *self._shape), np.float32)
+        joined = np.empty((self._count, *self._shape), np.float32)
+        position = 0
+        while self._chunks:
+            chunk = self._chunks.pop(0)[: self._count - position]
+            joined[position : position + len(chunk)] = chunk
+            position += len(chunk)
+        self._chunks, self._filled = [joined], self._count
+        return joined
 
 
 class BlockEmbedding:

@@ -196,3 +196,35 @@ def test_a_failing_model_fails_the_long_file_alone(monkeypatch, tmp_path) -> Non
     assert sorted(failed) == ["a_long.wav", "b_long.wav"]
     for why in failed.values():
         assert why == "embedding failed: simulated model failure"
+
+
+# Rows collected for an output (a long file's timestamp embeddings): the peak may pass the
+# output by little more than one piece, whatever the output's size; growing one array by a
+# quarter at a time (zero-filled) passed it by up to a quarter of the output.
+_ROWS_PEAK = """
+import resource, sys, numpy as np
+from hear_mn.long_audio import _Rows
+rows, piece = _Rows(3840), np.ones((128, 3840), np.float32)
+for _ in range(4):
+    rows.add(piece)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(int(sys.argv[1]) - 4):
+    rows.add(piece)
+out = rows.array()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert out.shape == (128 * int(sys.argv[1]), 3840) and (out == 1).all()
+print((after - before) / 1024 - out.nbytes / 2**20)
+"""
+
+
+@pytest.mark.parametrize("pieces", [160, 200])
+def test_collected_rows_exist_once(pieces) -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", _ROWS_PEAK, str(pieces)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    beyond_output = float(run.stdout.split()[-1])
+    assert beyond_output < 10, f"peak passed the output by {beyond_output:.0f} MiB"
