@@ -11,6 +11,13 @@ task_predictions alone, start-up excluded) and our :func:`~hear_mn.evaluation.do
 ratio is heareval's time over ours; both test scores are printed beside it. heareval runs
 through the patch of its one Lightning bug on event tasks (tests/heareval_reference.py).
 
+The floor: from the epochs our trainer ran (every grid point, every fold), the matrix
+products they need (forward, backward, validation) at the machine's dense float32 rate and
+the optimiser's memory traffic (Adam reads parameter, gradient and two moments and writes
+three, per step) at its copy bandwidth, both measured in the same run. heareval's time over
+the floor is the most any implementation of the protocol could gain over heareval on this
+machine with the same grid and the same number of epochs.
+
 End to end, the same tasks through ``hear-mn evaluate`` (a subprocess: start-up, embedding,
 downstream) and through heareval's two runners (subprocesses) are timed once each.
 
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import shutil
 import statistics
@@ -58,8 +66,50 @@ def render(root: Path, sample_rate: int) -> list[str]:
     return ["bench_scene", "bench_events", "bench_kfold", "bench_notes"]
 
 
-def ours(task_dir: Path, seed: int, device: str) -> tuple[float, float]:
-    """(seconds, primary test score) of our downstream stage."""
+def machine_peaks(repeats: int = 10) -> tuple[float, float]:
+    """(GFLOP/s of a dense 1024 x 1024 float32 matrix product, GB/s of a 64 MiB copy), the
+    best of ``repeats``, at torch's current thread count."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    src, dst = torch.randn(16 << 20), torch.empty(16 << 20)
+    best_mm = best_copy = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best_mm = min(best_mm, time.perf_counter() - start)
+        start = time.perf_counter()
+        dst.copy_(src)
+        best_copy = min(best_copy, time.perf_counter() - start)
+    return 2 * 1024**3 / best_mm / 1e9, 2 * src.numel() * 4 / best_copy / 1e9
+
+
+def floor_seconds(result, task_dir: Path, gflops: float, bandwidth: float) -> float:
+    """Seconds the machine needs at least for the work our trainer did on ``result``: the
+    matrix products of its training and validation and Adam's memory traffic."""
+    from hear_mn.evaluation.layout import read_split
+
+    event = result.task.embedding_type == "event"
+    rows = {name: len(read_split(task_dir, name, event).embeddings) for name in result.task.splits}
+    width = read_split(task_dir, next(iter(rows)), event).embeddings.shape[1]
+    runs = [(model, result.folds[0].split) for model in result.grid]
+    runs += [(fold.model, fold.split) for fold in result.folds[1:]]
+    flops = traffic = 0.0
+    for model, split in runs:
+        conf = model.conf
+        dims = [width] + [conf.hidden_dim] * conf.hidden_layers + [len(result.task.labels)]
+        products = sum(a * b for a, b in zip(dims, dims[1:]))
+        parameters = products + sum(dims[1:]) + 2 * conf.hidden_dim * conf.hidden_layers
+        train = sum(rows[name] for name in split["train"])
+        valid = sum(rows[name] for name in split["valid"])
+        epochs = model.epochs_trained
+        # forward, weight gradients, input gradients (none for the embeddings)
+        flops += epochs * 2 * train * (3 * products - dims[0] * dims[1])
+        flops += (epochs // conf.check_val_every_n_epoch) * 2 * valid * products
+        traffic += epochs * math.ceil(train / conf.batch_size) * parameters * 4 * 7
+    return flops / (gflops * 1e9) + traffic / (bandwidth * 1e9)
+
+
+def ours(task_dir: Path, seed: int, device: str) -> tuple[float, float, object]:
+    """(seconds, primary test score, result) of our downstream stage."""
     if device != "cpu":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -68,7 +118,7 @@ def ours(task_dir: Path, seed: int, device: str) -> tuple[float, float]:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     primary = result.task.scores[0]
-    return seconds, statistics.fmean(fold.test[primary] for fold in result.folds)
+    return seconds, statistics.fmean(fold.test[primary] for fold in result.folds), result
 
 
 def end_to_end(args: argparse.Namespace, tasks: Path, work: Path, env: dict) -> dict:
@@ -142,6 +192,8 @@ def main() -> None:
     names = render(tasks, rate)
     folder = heareval_reference.embed(args.model, tasks, work / "embeddings", env, args.weights)
     ours(folder / names[0], args.seed, args.device)  # warm-up: first calls into torch and numpy
+    gflops, bandwidth = machine_peaks()
+    print(f"machine: {gflops:.0f} GFLOP/s (float32 matrix product), {bandwidth:.1f} GB/s (copy)")
     rows = []
     for name in names:
         task_dir = folder / name
@@ -152,8 +204,9 @@ def main() -> None:
                 task_dir, work / "predictions", env, seed=args.seed, gpu=args.device != "cpu"
             )
             heareval_times.append(reference.seconds)
-            seconds, score = ours(task_dir, args.seed, args.device)
+            seconds, score, result = ours(task_dir, args.seed, args.device)
             our_times.append(seconds)
+        floor = floor_seconds(result, task_dir, gflops, bandwidth)
         row = {
             "task": name,
             "score": primary,
@@ -161,12 +214,17 @@ def main() -> None:
             "hear_mn_s": statistics.median(our_times),
             "heareval_test": reference.test(primary),
             "hear_mn_test": score,
+            "floor_s": floor,
         }
         row["ratio"] = row["heareval_s"] / row["hear_mn_s"]
+        row["heareval_over_floor"] = row["heareval_s"] / floor
+        row["hear_mn_over_floor"] = row["hear_mn_s"] / floor
         rows.append(row)
         print(
             f"{name:14s} {primary:22s} heareval {row['heareval_s']:8.2f} s  hear-mn "
-            f"{row['hear_mn_s']:6.3f} s  {row['ratio']:6.1f}x   test: heareval "
+            f"{row['hear_mn_s']:6.3f} s  {row['ratio']:6.1f}x  floor {floor:6.2f} s (heareval "
+            f"{row['heareval_over_floor']:.1f}x it, hear-mn {row['hear_mn_over_floor']:.1f}x)   "
+            "test: heareval "
             f"{row['heareval_test']:.4f}, hear-mn {row['hear_mn_test']:.4f}",
             flush=True,
         )
@@ -178,6 +236,8 @@ def main() -> None:
         "rounds": args.rounds,
         "tasks": rows,
         "machine": {
+            "gflops_float32_matmul": gflops,
+            "copy_gb_per_s": bandwidth,
             "platform": platform.platform(),
             "torch": torch.__version__,
             "cpus": torch.get_num_threads(),

@@ -260,6 +260,16 @@ def test_validation_every_n_epochs_and_max_epochs() -> None:
     model, calls = _train_one(_conf(check_val_every_n_epoch=3, max_epochs=10), [0.1, 0.2, 0.3, 0.4])
     assert len(calls) == 3  # epochs 2, 5 and 8
     assert model.epoch == 8
+    assert model.epochs_trained == 10
+
+
+def test_epochs_trained_counts_up_to_the_early_stop() -> None:
+    """What the trainer ran (the benchmark's floor counts its work from it): training stops
+    at the validation that exhausts the patience."""
+    model, calls = _train_one(
+        _conf(patience=2, check_val_every_n_epoch=3, max_epochs=50), [0.5, 0.4, 0.4]
+    )
+    assert len(calls) == 3 and model.epochs_trained == 9
 
 
 def test_a_nan_first_value_is_kept_as_the_worst_and_stops() -> None:

@@ -161,7 +161,8 @@ def _optimizer(model: MLP) -> torch.optim.Adam:
 @dataclass
 class TrainedModel:
     """A grid point's model at its best validation: its value (as Lightning reports it,
-    NaN as the worst value), epoch, chosen post-processing and the seconds it trained."""
+    NaN as the worst value), epoch, chosen post-processing, the seconds it trained and the
+    epochs it trained before stopping."""
 
     conf: HyperParameters
     validation_score: float
@@ -169,6 +170,7 @@ class TrainedModel:
     postprocessing: object
     seconds: float
     model: MLP
+    epochs_trained: int = 0
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(rows, classes) logits in eval mode."""
@@ -233,7 +235,9 @@ def _train_one(
         tensor.requires_grad_(True)
     optimizer = _optimizer(model)
     selection = _Selection(conf, maximize)
+    epochs_trained = 0
     for epoch in range(conf.max_epochs):
+        epochs_trained = epoch + 1
         for rows in range(0, len(x), conf.batch_size):
             batch = slice(rows, rows + conf.batch_size)
             if conf.hidden_layers and len(x[batch]) < 2:
@@ -256,7 +260,13 @@ def _train_one(
         tensor.requires_grad_(False)
     seconds = time.perf_counter() - start
     return TrainedModel(
-        conf, selection.best, selection.best_epoch, selection.postprocessing, seconds, model
+        conf,
+        selection.best,
+        selection.best_epoch,
+        selection.postprocessing,
+        seconds,
+        model,
+        epochs_trained,
     )
 
 
