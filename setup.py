@@ -48,6 +48,9 @@ setup(
             "onnx>=1.15",
             "ray[data]>=2.60",
             "mkdocs-material>=9.5",  # the documentation site (mkdocs.yml; tests/test_docs_site.py)
+            # espeak-ng's library and data as a wheel: tests/render_speech.py renders spoken
+            # words for the classifier tests without a system espeak-ng
+            "espeakng-loader>=0.2",
         ],
     },
     classifiers=[

@@ -12,15 +12,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from classifier_data import FAST_PARAMS, class_folders, split_csvs
+from classifier_data import (
+    FAST_PARAMS,
+    WORD_PARAMS,
+    class_folders,
+    split_csvs,
+    spoken_words_task,
+    tones_task,
+)
 from conftest import MN04_WEIGHTS, require_shared
-from hear_tasks import make_scene_task
 
 import hear_mn
 from hear_mn.audio_io import load_audio
@@ -29,8 +36,24 @@ from hear_mn.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _evaluate_and_fit(tmp_path: Path, model: str, weights: Path | None, rate: int) -> tuple:
-    task = make_scene_task(tmp_path / "tasks", (rate,), {"train": 5, "valid": 3, "test": 3})
+# The labelled data sets, each a HEAR scene task with train, valid and test splits: its
+# factory (root, sample rate), its grid (the task's own) and the accuracy its valid and test
+# splits must reach.
+DATA_SETS = {
+    "tones": (tones_task, FAST_PARAMS, 0.7),  # chance is 1/3
+    "words": (spoken_words_task, WORD_PARAMS, 0.75),  # chance is 1/4
+}
+
+
+def _evaluate_and_fit(
+    tmp_path: Path,
+    model: str,
+    weights: Path | None,
+    rate: int,
+    make_task: Callable,
+    params: dict,
+) -> tuple:
+    task = make_task(tmp_path / "tasks", rate)
     labels = sorted({v[0] for split in task.labels.values() for v in split.values()})
     # the classifier's vocabulary is sorted; the task's, in the same order, draws the same weights
     (task.path / "labelvocabulary.csv").write_text(
@@ -43,25 +66,29 @@ def _evaluate_and_fit(tmp_path: Path, model: str, weights: Path | None, rate: in
         weights=weights,
         valid=csvs["valid"],
         test=csvs["test"],
-        params=FAST_PARAMS,
+        params=params,
         out=tmp_path / "clf",
     )
     report = hear_mn.evaluate(task.path, model, weights=weights, out=tmp_path / "eval")[task.name]
     (predictions,) = (tmp_path / "eval").glob("*/*/test.predictions.npz")
-    return classifier, report, np.load(predictions)["prediction"]
+    return task, classifier, report, np.load(predictions)["prediction"]
 
 
+@pytest.mark.parametrize("data_set", sorted(DATA_SETS))
 @pytest.mark.parametrize("model", ["kwmlp", "mn04_all_b_mel_avgs"])
-def test_fit_equals_the_hear_evaluator(model: str, tmp_path: Path) -> None:
+def test_fit_equals_the_hear_evaluator(model: str, data_set: str, tmp_path: Path) -> None:
     weights = require_shared(MN04_WEIGHTS) if model.startswith("mn04") else None
     rate = 16000 if model == "kwmlp" else 32000
-    classifier, report, evaluated = _evaluate_and_fit(tmp_path, model, weights, rate)
+    make_task, params, accuracy = DATA_SETS[data_set]
+    task, classifier, report, evaluated = _evaluate_and_fit(
+        tmp_path, model, weights, rate, make_task, params
+    )
     card = classifier.card
     for split in ("valid", "test"):
         assert card["scores"][split]["scores"]["top1_acc"] == pytest.approx(
             report[split]["top1_acc"], abs=1e-6
         )
-        assert card["scores"][split]["scores"]["top1_acc"] >= 0.7  # chance is 1/3
+        assert card["scores"][split]["scores"]["top1_acc"] >= accuracy
     assert card["head"]["grid_point"] == report["grid_point"]
     ours = [(g["validation_score"], g["epoch"]) for g in card["training"]["grid_results"]]
     theirs = [(g["validation_score"], g["epoch"]) for g in report["grid"]]
@@ -73,8 +100,7 @@ def test_fit_equals_the_hear_evaluator(model: str, tmp_path: Path) -> None:
     names = [p.name.removesuffix(".embedding.npy") for p in folder.glob("*.embedding.npy")]
     stored = np.stack([np.load(folder / f"{name}.embedding.npy") for name in names])
     order = [names[int(np.argmin(np.abs(stored - row).sum(axis=1)))] for row in matrix]
-    task_dir = next((tmp_path / "tasks").iterdir())
-    audio = [load_audio(task_dir / str(rate) / "test" / name, rate) for name in order]
+    audio = [load_audio(task.audio_path(rate, "test", name), rate) for name in order]
     ours = classifier.predict(np.stack(audio)).numpy()
     np.testing.assert_allclose(ours, evaluated, atol=1e-4)
 
