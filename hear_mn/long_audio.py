@@ -14,6 +14,7 @@ engine gives it the same numbers bit for bit. A model without both streams is em
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -37,9 +38,8 @@ LONG_SECONDS = 60.0
 # Audio pushed through a stream at a time: enough for full forward passes (256 timestamp
 # windows of a MobileNet are 12.8 s; 32 one-second chunks of Audio-MLP are 32 s).
 BLOCK_SECONDS = 32.0
-# Rows of a long file's output are kept in chunks of this size (above glibc's largest
-# threshold for giving an allocation its own mapping, 32 MiB).
-ROWS_CHUNK_BYTES = 64 << 20
+# Rows of a long file's output are kept in chunks of this size, each its own memory mapping.
+ROWS_CHUNK_BYTES = 8 << 20
 
 
 def embeds_in_blocks(model: object) -> bool:
@@ -56,12 +56,18 @@ def is_long(model: object, n_samples: int) -> bool:
     return embeds_in_blocks(model) and n_samples > LONG_SECONDS * model.sample_rate
 
 
+def _mapped_empty(rows: int, shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float32 array in a memory mapping of its own, given back to the
+    system as soon as the array is freed (the C heap may keep freed blocks)."""
+    count = rows * int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(mmap.mmap(-1, max(1, 4 * count)), np.float32, count).reshape(rows, *shape)
+
+
 class _Rows:
-    """float32 rows collected in chunks of :data:`ROWS_CHUNK_BYTES` (large enough that the C
-    allocator maps each one apart and gives it back when freed) and joined once at the end,
-    each chunk freed as it is copied: the output exists once, plus one chunk. (An array grown
-    in place is over-allocated, and zero-filled, by as much as it grows at a time; small
-    pieces freed after the join stay in the process's heap.)"""
+    """float32 rows collected in chunks of :data:`ROWS_CHUNK_BYTES`, each a mapping of its own,
+    and joined once at the end, each chunk freed as it is copied: the output exists once,
+    plus one chunk. (An array grown in place is over-allocated, and zero-filled, by as much as
+    it grows at a time; small pieces freed after a join may stay in the C heap.)"""
 
     def __init__(self, width: int | None) -> None:
         self._shape = () if width is None else (width,)
@@ -74,7 +80,7 @@ class _Rows:
         start = 0
         while start < len(rows):
             if not self._chunks or self._filled == len(self._chunks[-1]):
-                self._chunks.append(np.empty((self._chunk_rows, *self._shape), np.float32))
+                self._chunks.append(_mapped_empty(self._chunk_rows, self._shape))
                 self._filled = 0
             take = min(len(rows) - start, len(self._chunks[-1]) - self._filled)
             self._chunks[-1][self._filled : self._filled + take] = rows[start : start + take]
