@@ -129,7 +129,8 @@ def test_the_three_commands_of_the_docs(tmp_path: Path, monkeypatch, capsys) -> 
     assert printed.count("low") >= 6  # every new file's top class
 
 
-def test_predict_on_ray_equals_local(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window", [None, 0.4], ids=["per-file", "per-window"])
+def test_predict_on_ray_equals_local(window: float | None, tmp_path: Path) -> None:
     pytest.importorskip("ray.data")
     from test_ray_engine import _in_namespace
 
@@ -145,6 +146,7 @@ def test_predict_on_ray_equals_local(tmp_path: Path) -> None:
         "--classifier",
         str(tmp_path / "clf"),
         "--json",
+        *(["--window", str(window)] if window else []),
     ]
     with open(local, "w") as handle:
         assert subprocess.run(base, stdout=handle, timeout=600).returncode == 0
@@ -156,19 +158,22 @@ def test_predict_on_ray_equals_local(tmp_path: Path) -> None:
         shutil.rmtree(ray_temp, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
-    def probabilities(report: dict) -> dict:
+    def segments(report: dict) -> dict:
+        """file -> (bounds, probabilities) of its segments."""
         return {
-            f["file"]: [f["segments"][0]["probabilities"][k] for k in report["labels"]]
+            f["file"]: (
+                [(s["start_s"], s["end_s"]) for s in f["segments"]],
+                [[s["probabilities"][k] for k in report["labels"]] for s in f["segments"]],
+            )
             for f in report["files"]
         }
 
-    ours, theirs = (
-        probabilities(json.loads(local.read_text())),
-        probabilities(json.loads(done.stdout)),
-    )
+    ours, theirs = segments(json.loads(local.read_text())), segments(json.loads(done.stdout))
     assert sorted(ours) == sorted(theirs) and len(ours) == 18
-    for file, row in ours.items():
-        np.testing.assert_allclose(theirs[file], row, atol=1e-6)
+    for file, (bounds, rows) in ours.items():
+        assert len(rows) == (3 if window else 1)  # 1 s files: 0.4 s windows, the last shorter
+        assert theirs[file][0] == bounds
+        np.testing.assert_allclose(theirs[file][1], rows, atol=1e-6)
 
 
 def test_edge_example_classifies_the_stream_windows(tmp_path: Path) -> None:

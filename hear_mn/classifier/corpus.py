@@ -1,10 +1,12 @@
 """A classifier over many files: one at a time in this process, or on Ray for a corpus.
 
 Both yield, per input file in turn, its :class:`~hear_mn.classifier.classifier.FilePrediction`
-or why it failed; a file that cannot be read never ends the run. The Ray engine embeds the
-files with the library's Ray engine (:func:`hear_mn.engines.ray_data.dataset_of_inputs`: the
-same batches and numbers as locally) and applies the head here, on each row as it arrives,
-so only one row's embedding is held at a time.
+or why it failed; a file that cannot be read never ends the run. For whole files the Ray
+engine embeds the files with the library's Ray engine
+(:func:`hear_mn.engines.ray_data.dataset_of_inputs`: the same batches and numbers as
+locally) and applies the head here, on each row as it arrives, so only one row's embedding
+is held at a time; per window, each actor holds the whole classifier and runs the local
+code on its files (:mod:`hear_mn.classifier.ray_windows`).
 """
 
 from __future__ import annotations
@@ -52,14 +54,26 @@ def predict_on_ray(
     paths: Sequence[Path],
     options: object,
     *,
+    window: float | None = None,
     batch_size: int = 8,
     progress: Callable[[Path, float], None] | None = None,
 ) -> Iterator[Outcome]:
-    """Whole-file probabilities of ``paths`` with the embeddings computed by a pool of Ray
-    actors (``options``: a :class:`~hear_mn.engines.ray_data.RayOptions`), in the order
-    the rows arrive."""
+    """The probabilities of ``paths`` (whole, or per ``window`` seconds) computed by a pool
+    of Ray actors (``options``: a :class:`~hear_mn.engines.ray_data.RayOptions`), in the
+    order the rows arrive: the same numbers as :func:`predict_files`."""
     from hear_mn.engines.ray_data import dataset_of_inputs
 
+    if window is not None:
+        from hear_mn.classifier.ray_windows import window_rows
+
+        for outcome in window_rows(
+            classifier, paths, options, window=window, batch_size=batch_size
+        ):
+            if progress is not None:
+                done = outcome.duration if isinstance(outcome, FilePrediction) else 0.0
+                progress(outcome.path if isinstance(outcome, FilePrediction) else outcome[0], done)
+            yield outcome
+        return
     rows = dataset_of_inputs(
         [str(path) for path in paths],
         classifier.model,

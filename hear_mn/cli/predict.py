@@ -35,8 +35,9 @@ shorter), as the classifier's stream() does on live audio. The embedding model i
 classifier was trained on (its card names it and the SHA-256 of its weights): another model
 or other weights are refused, naming which; --weights gives the checkpoint when the one it
 was trained with has moved. --json prints every probability; the table shows the --top-k
-classes. Files that cannot be read are listed at the end (exit code 1). --engine ray embeds
-the files on Ray (whole files only) and applies the head here.
+classes. Files that cannot be read are listed at the end (exit code 1). --engine ray
+classifies the files on a pool of Ray actors (whole files or --window; the same numbers as
+locally).
 """
 
 
@@ -112,8 +113,6 @@ def run(args: argparse.Namespace) -> int:
     from hear_mn.classifier.corpus import predict_files, predict_on_ray
 
     ray_options = ray_engine_options(args)
-    if ray_options is not None and args.window:
-        raise CLIError("--window works with --engine local only (Ray classifies whole files)")
     scan = find_inputs(args.inputs)
     classifier = _load(args)
     labels = classifier.labels
@@ -134,7 +133,12 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             outcomes = predict_on_ray(
-                classifier, paths, ray_options, batch_size=args.batch_size, progress=progress.done
+                classifier,
+                paths,
+                ray_options,
+                window=args.window,
+                batch_size=args.batch_size,
+                progress=progress.done,
             )
         for outcome in outcomes:
             if not isinstance(outcome, FilePrediction):
