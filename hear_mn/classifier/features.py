@@ -12,6 +12,7 @@ Files that cannot be decoded or embedded are listed and left out; the others are
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
@@ -21,12 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from hear_mn.atomic import deferred_interrupts, remove_stale_temporaries
-from hear_mn.audio_io import AudioReadError
+from hear_mn.audio_io import AudioReadError, stream_audio
 from hear_mn.batch import decode_input, embed_clips, length_groups
 from hear_mn.classifier.data import Example
 from hear_mn.model import EmbeddingModel
 from hear_mn.npz_output import save_npz
-from hear_mn.resume import INFORMATIONAL, judge_existing, output_settings, with_input
+from hear_mn.resume import (
+    INFORMATIONAL,
+    input_record,
+    judge_existing,
+    output_settings,
+    with_input,
+)
 
 __all__ = ["ExampleEmbeddings", "embed_examples", "settings_key"]
 
@@ -67,16 +74,72 @@ def _cached(output: Path, example: Example, settings: dict) -> tuple[np.ndarray,
         return None
 
 
-def _segment(audio: np.ndarray, example: Example, sample_rate: int) -> np.ndarray:
-    if example.start is None:
-        return audio
-    first = round(example.start * sample_rate)
-    if first >= len(audio):
-        raise AudioReadError(
-            f"{example.describe()}: the segment starts after the end of the file "
-            f"({len(audio) / sample_rate:.3f} s)"
+class _SegmentSamples:
+    """A receiver of :func:`hear_mn.audio_io.stream_audio` that keeps only the samples of
+    a file's segments (``[first, stop)`` sample spans) as the file streams by."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        self.firsts = np.array([first for first, _ in spans], dtype=np.int64)
+        self.stops = np.array([stop for _, stop in spans], dtype=np.int64)
+        self.parts: list[list[np.ndarray]] = [[] for _ in spans]
+        self.received = 0
+
+    def __call__(self, samples: np.ndarray) -> None:
+        start, end = self.received, self.received + len(samples)
+        for i in np.flatnonzero((self.firsts < end) & (self.stops > start)):
+            low, high = max(self.firsts[i], start), min(self.stops[i], end)
+            self.parts[i].append(samples[low - start : high - start].copy())
+        self.received = end
+
+    def clips(self) -> list[np.ndarray | None]:
+        """Each segment's samples (cut at the end of the file); None: it starts after it."""
+        return [
+            np.concatenate(parts) if first < self.received else None
+            for first, parts in zip(self.firsts, self.parts)
+        ]
+
+
+def _segments(path: Path, examples: list[Example], sample_rate: int) -> tuple[list, dict]:
+    """The samples of ``examples`` (segments of ``path``) and the file's input record, the
+    file streamed rather than decoded whole; raises :class:`AudioReadError`."""
+    try:
+        record = input_record(path)
+    except OSError as error:
+        raise AudioReadError(f"{path}: cannot read it ({error.strerror or error})") from None
+    spans = [(round(e.start * sample_rate), round(e.end * sample_rate)) for e in examples]
+    receivers: list[_SegmentSamples] = []
+
+    def receiver() -> _SegmentSamples:
+        receivers.append(_SegmentSamples(spans))  # a fresh one for each decoder tried
+        return receivers[-1]
+
+    stream_audio(path, sample_rate, receiver)
+    received = receivers[-1]
+    clips = []
+    for example, clip in zip(examples, received.clips()):
+        clips.append(
+            clip
+            if clip is not None
+            else (
+                f"{example.describe()}: the segment starts after the end of the file "
+                f"({received.received / sample_rate:.3f} s)"
+            )
         )
-    return audio[first : round(example.end * sample_rate)].copy()  # not a view of the file
+    return clips, record
+
+
+def _file_clips(
+    path: Path, examples: list[Example], sample_rate: int
+) -> tuple[list[np.ndarray | str], dict | None]:
+    """Each example's samples (or why it has none) and the input record: a whole file is
+    decoded; segments are kept as the file streams by, so a long file is never held."""
+    try:
+        if examples[0].start is None:
+            audio, record = decode_input(path, sample_rate)
+            return [audio] * len(examples), record
+        return _segments(path, examples, sample_rate)
+    except AudioReadError as error:
+        return [str(error)] * len(examples), None
 
 
 def _clips(
@@ -85,27 +148,20 @@ def _clips(
     result: ExampleEmbeddings,
     progress: Callable[[Path, float], None] | None,
 ) -> Iterator[tuple[Example, Path, np.ndarray, dict]]:
-    """(example, output, clip, input record) per job; each file is decoded once for all
-    its segments (the jobs come grouped by file)."""
-    decoded_path, audio, record = None, None, None
-    for example, output in jobs:
-        if example.path != decoded_path:
-            decoded_path, audio = example.path, None
-            try:
-                audio, record = decode_input(example.path, sample_rate)
-            except AudioReadError as error:
-                audio, record = str(error), None
-        if isinstance(audio, str):
-            result.failures.append((example, audio))
-            continue
-        try:
-            clip = _segment(audio, example, sample_rate)
-        except AudioReadError as error:
-            result.failures.append((example, str(error)))
-            continue
-        if progress is not None:
-            progress(example.path, len(clip) / sample_rate)
-        yield example, output, clip, record
+    """(example, output, clip, input record) per job; each file is read once for all its
+    examples (the jobs come grouped by file, whole-file examples before segments)."""
+    for (path, _whole_file), group in itertools.groupby(
+        jobs, lambda job: (job[0].path, job[0].start is None)
+    ):
+        group = list(group)
+        clips, record = _file_clips(path, [example for example, _ in group], sample_rate)
+        for (example, output), clip in zip(group, clips):
+            if isinstance(clip, str):
+                result.failures.append((example, clip))
+                continue
+            if progress is not None:
+                progress(example.path, len(clip) / sample_rate)
+            yield example, output, clip, record
 
 
 def embed_examples(
@@ -128,7 +184,10 @@ def embed_examples(
     }
     result = ExampleEmbeddings()
     jobs = []
-    for example in sorted(examples, key=lambda e: (str(e.path), e.start or 0.0, e.end or 0.0)):
+    order = sorted(
+        examples, key=lambda e: (str(e.path), e.start is not None, e.start or 0.0, e.end or 0.0)
+    )
+    for example in order:
         output = _cache_path(folder, example)
         found = _cached(output, example, settings)
         if found is None:
