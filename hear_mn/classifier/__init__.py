@@ -5,7 +5,8 @@ predicts per clip, per window of a file, or on a live stream (docs/classifier.md
 ``data`` (labelled folders and CSVs, the stratified split), ``features`` (the cached
 embeddings), ``head`` (the head module and its files), ``training`` (fit), ``report``
 (scores for the card), ``classifier`` (loading, checks, prediction), ``stream`` (live
-audio), ``corpus`` (prediction over many files, locally or on Ray).
+audio), ``corpus`` (prediction over many files, locally or on Ray), ``ray_windows``
+(per-window prediction on Ray actors).
 """
 
 from __future__ import annotations
