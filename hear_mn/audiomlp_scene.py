@@ -25,8 +25,8 @@ import numpy as np
 
 __all__ = ["SpilledRows", "cascade_lengths", "resample_rows"]
 
-# Output rows computed at a time (kwmlp: 2 MiB of float32 frames).
-BLOCK_ROWS = 8192
+# Output rows computed at a time (kwmlp: 0.5 MiB of float32 frames, a few MiB of work).
+BLOCK_ROWS = 2048
 
 
 def cascade_lengths(frames: int, steps: int) -> list[int]:

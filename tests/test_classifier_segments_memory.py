@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 import hear_mn
+from hear_mn import long_audio
 from hear_mn.audio_io import load_audio
 from hear_mn.classifier.data import read_labelled
 from hear_mn.classifier.features import embed_examples
@@ -69,3 +70,32 @@ def test_a_segment_after_the_end_is_left_out(long_file: Path, tmp_path: Path) ->
     assert len(embedded.embeddings) == 1
     ((example, why),) = embedded.failures
     assert example.start == 9999 and "starts after the end of the file (240.000 s)" in why
+
+
+def test_a_long_whole_file_example_is_embedded_block_by_block(
+    long_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole-file example longer than LONG_SECONDS goes through the long-file path (decoded
+    and embedded in blocks, as `hear-mn embed` does), never held whole, with the numbers of
+    the whole-file computation. "Long" and the block are lowered (10 s, 4 s) so that what
+    the path holds (the first LONG_SECONDS, a block) is small beside the 4-minute file."""
+    monkeypatch.setattr(long_audio, "LONG_SECONDS", 10.0)
+    monkeypatch.setattr(long_audio, "BLOCK_SECONDS", 4.0)
+    (tmp_path / "sounds" / "drone").mkdir(parents=True)
+    (tmp_path / "sounds" / "drone" / "long.wav").symlink_to(long_file / "long.wav")
+    data = read_labelled(tmp_path / "sounds")
+    model = hear_mn.create_model("kwmlp")
+    tracemalloc.start()
+    try:
+        embedded = embed_examples(data.examples, model, tmp_path / "cache")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    whole_file = MINUTES * 60 * RATE * 4
+    assert peak < whole_file / 4, f"peak {peak / 1e6:.1f} MB of Python/numpy memory"
+    assert not embedded.failures and len(embedded.embeddings) == 1
+    (example,) = data.examples
+    audio = load_audio(long_file / "long.wav", RATE)
+    expected = model.scene_embeddings(audio[None]).numpy()[0]
+    np.testing.assert_allclose(embedded.embeddings[example], expected, atol=1e-5)
+    assert embedded.seconds[example] == pytest.approx(MINUTES * 60)

@@ -23,8 +23,9 @@ import numpy as np
 
 from hear_mn.atomic import deferred_interrupts, remove_stale_temporaries
 from hear_mn.audio_io import AudioReadError, stream_audio
-from hear_mn.batch import decode_input, embed_clips, length_groups
+from hear_mn.batch import embed_clips, length_groups
 from hear_mn.classifier.data import Example
+from hear_mn.input_decoding import decode_or_embed
 from hear_mn.model import EmbeddingModel
 from hear_mn.npz_output import save_npz
 from hear_mn.resume import (
@@ -128,15 +129,28 @@ def _segments(path: Path, examples: list[Example], sample_rate: int) -> tuple[li
     return clips, record
 
 
+@dataclass
+class _Embedded:
+    """A long whole-file example, embedded block by block as it was decoded."""
+
+    arrays: dict[str, np.ndarray]
+    seconds: float
+
+
 def _file_clips(
-    path: Path, examples: list[Example], sample_rate: int
-) -> tuple[list[np.ndarray | str], dict | None]:
-    """Each example's samples (or why it has none) and the input record: a whole file is
-    decoded; segments are kept as the file streams by, so a long file is never held."""
+    path: Path, examples: list[Example], model: EmbeddingModel
+) -> tuple[list[np.ndarray | _Embedded | str], dict | None]:
+    """Each example's samples (or its embedding, or why it has none) and the input record:
+    a whole file is decoded, or embedded block by block when long
+    (:func:`hear_mn.batch.decode_or_embed`); segments are kept as the file streams by, so a
+    long file is never held."""
+    sample_rate = int(model.sample_rate)
     try:
         if examples[0].start is None:
-            audio, record = decode_input(path, sample_rate)
-            return [audio] * len(examples), record
+            received, record = decode_or_embed(path, model, False)
+            if received.long:
+                return [_Embedded(received.result(), received.seconds)] * len(examples), record
+            return [received.audio()] * len(examples), record
         return _segments(path, examples, sample_rate)
     except AudioReadError as error:
         return [str(error)] * len(examples), None
@@ -144,23 +158,26 @@ def _file_clips(
 
 def _clips(
     jobs: list[tuple[Example, Path]],
-    sample_rate: int,
+    model: EmbeddingModel,
     result: ExampleEmbeddings,
     progress: Callable[[Path, float], None] | None,
-) -> Iterator[tuple[Example, Path, np.ndarray, dict]]:
-    """(example, output, clip, input record) per job; each file is read once for all its
-    examples (the jobs come grouped by file, whole-file examples before segments)."""
+) -> Iterator[tuple[Example, Path, np.ndarray | _Embedded, dict]]:
+    """(example, output, clip or long file's embedding, input record) per job; each file is
+    read once for all its examples (the jobs come grouped by file, whole-file examples
+    before segments)."""
+    sample_rate = int(model.sample_rate)
     for (path, _whole_file), group in itertools.groupby(
         jobs, lambda job: (job[0].path, job[0].start is None)
     ):
         group = list(group)
-        clips, record = _file_clips(path, [example for example, _ in group], sample_rate)
+        clips, record = _file_clips(path, [example for example, _ in group], model)
         for (example, output), clip in zip(group, clips):
             if isinstance(clip, str):
                 result.failures.append((example, clip))
                 continue
             if progress is not None:
-                progress(example.path, len(clip) / sample_rate)
+                seconds = clip.seconds if isinstance(clip, _Embedded) else len(clip) / sample_rate
+                progress(example.path, seconds)
             yield example, output, clip, record
 
 
@@ -199,27 +216,31 @@ def embed_examples(
             progress(example.path, found[1])
     remove_stale_temporaries(output for _, output in jobs)
     sample_rate = int(model.sample_rate)
-    clips = _clips(jobs, sample_rate, result, progress)
-    for group in length_groups(clips, lambda item: len(item[2]), batch_size):
+
+    def keep(example: Example, output: Path, arrays: dict, seconds: float, record: dict) -> None:
+        with deferred_interrupts():  # Ctrl-C waits until the output is whole and counted
+            try:
+                save_npz(
+                    output, **arrays, seconds=np.array(seconds), **with_input(metadata, record)
+                )
+            except OSError as error:
+                logger.warning("cannot cache the embedding of %s: %s", example.describe(), error)
+            result.embeddings[example] = arrays["embedding"].astype(np.float32)
+            result.seconds[example] = seconds
+            result.computed += 1
+
+    def clips_to_embed() -> Iterator[tuple[Example, Path, np.ndarray, dict]]:
+        for example, output, clip, record in _clips(jobs, model, result, progress):
+            if isinstance(clip, _Embedded):  # a long file, embedded as it was decoded
+                keep(example, output, clip.arrays, clip.seconds, record)
+            else:
+                yield example, output, clip, record
+
+    for group in length_groups(clips_to_embed(), lambda item: len(item[2]), batch_size):
         outputs = embed_clips(model, [clip for _, _, clip, _ in group], False)
         for (example, output, clip, record), arrays in zip(group, outputs):
             if isinstance(arrays, str):
                 result.failures.append((example, f"{example.describe()}: {arrays}"))
                 continue
-            seconds = len(clip) / sample_rate
-            with deferred_interrupts():  # Ctrl-C waits until the output is whole and counted
-                try:
-                    save_npz(
-                        output,
-                        **arrays,
-                        seconds=np.array(seconds),
-                        **with_input(metadata, record),
-                    )
-                except OSError as error:
-                    logger.warning(
-                        "cannot cache the embedding of %s: %s", example.describe(), error
-                    )
-                result.embeddings[example] = arrays["embedding"].astype(np.float32)
-                result.seconds[example] = seconds
-                result.computed += 1
+            keep(example, output, arrays, len(clip) / sample_rate, record)
     return result
