@@ -21,17 +21,19 @@ machine with the same grid and the same number of epochs.
 End to end, the same tasks through ``hear-mn evaluate`` (a subprocess: start-up, embedding,
 downstream) and through heareval's two runners (subprocesses) are timed once each.
 
-    python benchmarks/bench_evaluation.py --json benchmarks/results/evaluation.json
+    python benchmarks/bench_evaluation.py          # writes benchmarks/results/evaluation.json
     python benchmarks/bench_evaluation.py --device cuda --no-end-to-end   # on a GPU
     python benchmarks/bench_evaluation.py --model hear_mn.mn04_all_b_mel_avgs --weights mn04.pt
+    python benchmarks/bench_evaluation.py --smoke --json /tmp/evaluation.json   # does it run?
+
+``--repeats`` is the number of alternated rounds per task; ``--quick`` keeps the scene and
+the 3-fold task; ``--smoke`` renders one small scene task with a one-point grid.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import shutil
 import statistics
 import subprocess
@@ -45,6 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import harness  # noqa: E402
 import hear_tasks  # noqa: E402
 import heareval_reference  # noqa: E402
 
@@ -52,9 +55,21 @@ from hear_mn.evaluation.downstream import score_task  # noqa: E402
 from hear_mn.evaluation.tasks import read_task  # noqa: E402
 
 
-def render(root: Path, sample_rate: int) -> list[str]:
-    """The benchmark's tasks (heareval's default grid) at ``sample_rate``."""
+def render(root: Path, sample_rate: int, quick: bool = False, smoke: bool = False) -> list[str]:
+    """The benchmark's tasks (heareval's default grid) at ``sample_rate``: all four, the
+    scene and k-fold tasks (``quick``), or one small scene task with a one-point grid."""
     rates = (sample_rate,)
+    if smoke:
+        hear_tasks.make_scene_task(
+            root, rates, {"train": 4, "valid": 2, "test": 2}, name="bench_scene"
+        )
+        return ["bench_scene"]
+    if quick:
+        hear_tasks.make_scene_task(
+            root, rates, {"train": 14, "valid": 7, "test": 7}, grid=None, name="bench_scene"
+        )
+        hear_tasks.make_kfold_task(root, rates, per_fold=4, grid=None, name="bench_kfold")
+        return ["bench_scene", "bench_kfold"]
     hear_tasks.make_scene_task(
         root, rates, {"train": 14, "valid": 7, "test": 7}, grid=None, name="bench_scene"
     )
@@ -159,16 +174,12 @@ def end_to_end(args: argparse.Namespace, tasks: Path, work: Path, env: dict) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=2, threads=str(torch.get_num_threads()))
     parser.add_argument(
         "--model", default="hear_mn.kwmlp", help="a HEAR module (default hear_mn.kwmlp)"
     )
     parser.add_argument("--weights", type=Path, help="its weights file (default: shipped/released)")
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="alternated rounds per task (default 2)"
-    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument(
         "--device",
         default="cpu",
@@ -176,8 +187,9 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end timing")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    args = harness.parse_args(parser, default_json=harness.RESULTS / "evaluation.json")
+    if args.quick:
+        args.no_end_to_end = True
     if heareval_reference.missing():
         sys.exit(heareval_reference.missing())
     torch.set_num_threads(args.threads)
@@ -189,7 +201,7 @@ def main() -> None:
     from hear_mn.evaluation.embedders import make_embedder
 
     rate = make_embedder(args.model, weights=args.weights, device="cpu").sample_rate
-    names = render(tasks, rate)
+    names = render(tasks, rate, args.quick, args.smoke)
     folder = heareval_reference.embed(args.model, tasks, work / "embeddings", env, args.weights)
     ours(folder / names[0], args.seed, args.device)  # warm-up: first calls into torch and numpy
     gflops, bandwidth = machine_peaks()
@@ -199,7 +211,7 @@ def main() -> None:
         task_dir = folder / name
         primary = read_task(task_dir).scores[0]
         heareval_times, our_times = [], []
-        for _ in range(args.rounds):
+        for _ in range(args.repeats):
             reference = heareval_reference.predict(
                 task_dir, work / "predictions", env, seed=args.seed, gpu=args.device != "cpu"
             )
@@ -220,39 +232,33 @@ def main() -> None:
         row["heareval_over_floor"] = row["heareval_s"] / floor
         row["hear_mn_over_floor"] = row["hear_mn_s"] / floor
         rows.append(row)
-        print(
-            f"{name:14s} {primary:22s} heareval {row['heareval_s']:8.2f} s  hear-mn "
-            f"{row['hear_mn_s']:6.3f} s  {row['ratio']:6.1f}x  floor {floor:6.2f} s (heareval "
-            f"{row['heareval_over_floor']:.1f}x it, hear-mn {row['hear_mn_over_floor']:.1f}x)   "
-            "test: heareval "
-            f"{row['heareval_test']:.4f}, hear-mn {row['hear_mn_test']:.4f}",
-            flush=True,
-        )
-    result = {
+        print(_line(row), flush=True)
+    payload = {
         "benchmark": "bench_evaluation",
         "model": args.model,
-        "threads": args.threads,
         "device": args.device,
-        "rounds": args.rounds,
         "tasks": rows,
-        "machine": {
-            "gflops_float32_matmul": gflops,
-            "copy_gb_per_s": bandwidth,
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "cpus": torch.get_num_threads(),
-        },
+        "environment": {"gflops_float32_matmul": gflops, "copy_gb_per_s": bandwidth},
     }
+    lines = [_line(row) for row in rows]
     if not args.no_end_to_end:
-        result["end_to_end"] = end_to_end(args, tasks, work, env)
-        e2e = result["end_to_end"]
-        print(
+        payload["end_to_end"] = e2e = end_to_end(args, tasks, work, env)
+        lines.append(
             f"end to end: hear-mn evaluate {e2e['hear_mn_evaluate_s']:.1f} s, heareval's runners "
             f"{e2e['heareval_runners_s']:.1f} s ({e2e['ratio']:.1f}x)"
         )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    harness.report(args, payload, "\n".join(lines))
+
+
+def _line(row: dict) -> str:
+    """One task's times, ratio, floor and test scores."""
+    return (
+        f"{row['task']:14s} {row['score']:22s} heareval {row['heareval_s']:8.2f} s  hear-mn "
+        f"{row['hear_mn_s']:6.3f} s  {row['ratio']:6.1f}x  floor {row['floor_s']:6.2f} s "
+        f"(heareval {row['heareval_over_floor']:.1f}x it, hear-mn "
+        f"{row['hear_mn_over_floor']:.1f}x)   test: heareval {row['heareval_test']:.4f}, "
+        f"hear-mn {row['hear_mn_test']:.4f}"
+    )
 
 
 if __name__ == "__main__":
