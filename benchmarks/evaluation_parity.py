@@ -6,13 +6,14 @@ mn04_all_b_mel_avgs (a random checkpoint from ../shared), on the scene, event an
 tasks, heareval's embeddings runner and predictions runner (seeded through
 tests/heareval_reference.py) against ``hear_mn.evaluate``.
 
-    python benchmarks/evaluation_parity.py [--seeds 42 43 44] [--json FILE]
+    python benchmarks/evaluation_parity.py [--seeds 42 43 44]   # writes results/evaluation_parity.json
+    python benchmarks/evaluation_parity.py --smoke --json /tmp/parity.json   # does it run?
+
+``--quick`` compares kwmlp only, on the scene task; ``--smoke`` does that with one seed.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+import harness  # noqa: E402
 import hear_tasks  # noqa: E402
 import heareval_reference  # noqa: E402
 
@@ -44,20 +46,24 @@ def our_score(results: dict, folder: Path, task: str, seed: int, first_seed: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44])
-    parser.add_argument("--json", type=Path, help="write the rows here")
-    args = parser.parse_args()
+    args = harness.parse_args(parser, default_json=harness.RESULTS / "evaluation_parity.json")
     if heareval_reference.missing():
         sys.exit(heareval_reference.missing())
+    if args.smoke:
+        args.seeds = args.seeds[:1]
     work = Path(tempfile.mkdtemp(prefix="evaluation_parity_"))
     tasks = work / "tasks"
-    hear_tasks.make_tasks(tasks, kfold=True)
+    if args.quick:
+        hear_tasks.make_scene_task(tasks)
+    else:
+        hear_tasks.make_tasks(tasks, kfold=True)
     env = heareval_reference.tool_env(work)
+    models = {"kwmlp": MODELS["kwmlp"]} if args.quick else MODELS
     rows = []
-    print("| model | task | score | heareval | hear-mn | within |")
-    print("|---|---|---|---|---|---|")
-    for key, (module, weights) in MODELS.items():
+    lines = ["| model | task | score | heareval | hear-mn | within |", "|---|---|---|---|---|---|"]
+    for key, (module, weights) in models.items():
         folder = heareval_reference.embed(module, tasks, work / "heareval", env, weights)
         results = hear_mn.evaluate(
             tasks, module, weights=weights, out=work / "ours", seed=args.seeds[0], progress=False
@@ -86,13 +92,12 @@ def main() -> None:
                     "within": within,
                 }
             )
-            print(
+            lines.append(
                 f"| {key} | {task} | {primary} | {', '.join(f'{v:.3f}' for v in theirs)} | "
-                f"{', '.join(f'{v:.3f}' for v in ours)} | {within} |",
-                flush=True,
+                f"{', '.join(f'{v:.3f}' for v in ours)} | {within} |"
             )
-    if args.json:
-        args.json.write_text(json.dumps({"seeds": args.seeds, "rows": rows}, indent=2) + "\n")
+            print(lines[-1], flush=True)
+    harness.report(args, {"seeds": args.seeds, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":
