@@ -68,6 +68,7 @@ RESULT_FILES = {
     "edge_latency.json": Step("bench_edge.py"),
     "evaluation.json": Step("bench_evaluation.py"),
     "evaluation_parity.json": Step("evaluation_parity.py"),
+    "fraction_of_peak.json": Step("bench_fraction_of_peak.py", ("--threads", "2,1")),
     "precision_margin.json": Step("precision_margin.py"),
     "ray.json": Step("bench_ray.py", ("--files", "640", "--repeats", "2"), loopback_only=True),
     "ray_fixed_cost.json": Step(

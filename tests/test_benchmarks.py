@@ -27,6 +27,8 @@ SMOKE = {
     "bench_audiomlp_reference.py": [],
     "bench_backends.py": [],
     "bench_dymn.py": [],
+    "bench_fraction_of_peak.py": [],
+    "bench_gpu.py": [],
     "bench_batch_independence.py": [],
     "bench_edge.py": [],
     "compare_revisions.py": [],
