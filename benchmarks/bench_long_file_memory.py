@@ -8,15 +8,17 @@ builds the model with random weights (memory does not depend on their values), e
 exits; its peak resident memory is read from ``os.wait4``'s rusage (``ru_maxrss``). The
 output's size is that of its arrays (embedding and timestamps).
 
-    python benchmarks/bench_long_file_memory.py                       # 10 s, 10 min, 1 h
-    python benchmarks/bench_long_file_memory.py --lengths 10,60 --models kwmlp
+    python benchmarks/bench_long_file_memory.py --threads 1 \
+        --models kwmlp,audiomae,mn04_e1_l,dymn04_all_b_mel_avgs      # 10 s, 10 min, 1 h
+    python benchmarks/bench_long_file_memory.py --lengths 10,60 --models kwmlp --json /tmp/m.json
+    python benchmarks/bench_long_file_memory.py --smoke --json /tmp/m.json   # does it run?
 
-Results: benchmarks/results/long_file_memory.json and .md (the table printed).
+A full run (no ``--quick``, default lengths) writes benchmarks/results/long_file_memory.json
+and .md (the table printed). ``--smoke``: files of 1 and 2 s, kwmlp scene, this tree only.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -27,6 +29,7 @@ import time
 from io import BytesIO
 from pathlib import Path
 
+import harness
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,22 +139,28 @@ def table(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=1, threads="2")
     parser.add_argument("--lengths", default="10,600,3600", help="file lengths, seconds")
     parser.add_argument("--models", default="kwmlp,mn04_e1_l")
     parser.add_argument("--modes", default="scene,timestamps")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baseline", default=BASELINE, help="revision embedding files whole")
     parser.add_argument("--audio-dir", type=Path, help="where the FLAC files are kept")
-    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results")
-    args = parser.parse_args()
+    full_run = "--lengths" not in sys.argv and "--smoke" not in sys.argv
+    args = harness.parse_args(
+        parser, default_json=RESULTS / "long_file_memory.json" if full_run else None
+    )
+    if args.smoke:
+        args.lengths, args.models, args.modes = "1,2", "kwmlp", "scene"
     lengths = [float(value) for value in args.lengths.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-long-") as scratch:
         scratch = Path(scratch)
         audio_dir = args.audio_dir or scratch
         audio_dir.mkdir(parents=True, exist_ok=True)
         files = {s: make_flac(audio_dir / f"signal_{s:g}s.flac", s) for s in lengths}
-        codes = {"whole": extract_revision(args.baseline, scratch / "baseline"), "blocks": ROOT}
+        codes = (
+            {} if args.smoke else {"whole": extract_revision(args.baseline, scratch / "baseline")}
+        )
+        codes["blocks"] = ROOT
         rows = []
         for model in args.models.split(","):
             for mode in args.modes.split(","):
@@ -174,11 +183,8 @@ def main() -> None:
         f"weights, {args.threads} threads; whole = revision {args.baseline} (file decoded "
         f"and embedded whole), blocks = this tree.\n\n{table(rows)}\n"
     )
-    print(text)
-    if not args.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        meta = {"baseline": args.baseline, "threads": args.threads, "rate": RATE}
-        (RESULTS / "long_file_memory.json").write_text(json.dumps({**meta, "rows": rows}, indent=2))
+    harness.report(args, {"baseline": args.baseline, "rate": RATE, "rows": rows}, text)
+    if full_run and args.json == RESULTS / "long_file_memory.json":
         (RESULTS / "long_file_memory.md").write_text(text)
 
 

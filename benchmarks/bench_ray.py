@@ -1,7 +1,8 @@
 """Throughput of the Ray Data engine against the local engine, on the same files, one run.
 
     unshare -n sh -c 'ip link set lo up && exec python benchmarks/bench_ray.py'
-    unshare -n sh -c 'ip link set lo up && exec python benchmarks/bench_ray.py --files 40 --json benchmarks/results/ray.json'
+    unshare -n sh -c 'ip link set lo up && exec python benchmarks/bench_ray.py --files 40'
+    unshare -n sh -c 'ip link set lo up && exec python benchmarks/bench_ray.py --smoke --json /tmp/ray.json'
 
 (Ray binds its servers to every interface: run it in a loopback-only network namespace, as
 above, as root.) Generates ``--files`` clips of 10 s, then times whole jobs, contenders
@@ -17,10 +18,7 @@ median job's files/s and audio-seconds/s, the marginal rate once the job runs ((
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -31,6 +29,7 @@ from pathlib import Path
 # threads that spin while waiting slow everything down on a shared machine.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import harness  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile  # noqa: E402
 import torch  # noqa: E402
@@ -92,14 +91,15 @@ def local_job(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=3, threads="1")
     parser.add_argument("--model", default="mn10_e1_l")
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timestamps", action="store_true", help="timestamp embeddings")
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    args = harness.parse_args(parser, default_json=harness.RESULTS / "ray.json")
+    if args.quick:
+        args.files = min(args.files, 2 if args.smoke else 10)
+        args.model = "mn04_e1_l" if args.smoke else args.model
     import ray
 
     work = Path(tempfile.mkdtemp(prefix="bench-ray-", dir="/tmp"))  # Ray's socket paths: short
@@ -131,6 +131,13 @@ def main() -> None:
             model, RayOptions(actors=1, threads_per_actor=2), args.batch_size, mode
         ),
     }
+    if args.smoke:  # one contender of each engine: does it run?
+        contenders = {
+            k: v
+            for k, v in contenders.items()
+            if k.endswith("x 1 thread") or k == "local, 1 thread"
+        }
+        contenders.pop("ray, 2 actors x 1 thread")
     times: dict[str, dict[str, list[float]]] = {
         label: {"corpus": [], "one file": []} for label in contenders
     }
@@ -168,19 +175,16 @@ def main() -> None:
         row["job_speedup_vs_local_1_thread"] = base["job_s"] / row["job_s"]
         rates = row["marginal_files_per_s"], base["marginal_files_per_s"]
         row["marginal_speedup_vs_local_1_thread"] = rates[0] / rates[1] if all(rates) else None
-    print(
+    lines = [
         f"{args.model}, {args.files} files of {SECONDS} s, "
         f"{'timestamp' if mode else 'scene'} embeddings, batch size {args.batch_size}; "
-        f"torch {torch.__version__}, ray {ray.__version__}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; medians of {args.repeats} alternated jobs"
-    )
-    print(f"ray.init: {ray_start:.2f} s; the first 1-file job (cold workers): {first_job:.2f} s")
-    print(
+        f"ray {ray.__version__}; medians of {args.repeats} alternated jobs",
+        f"ray.init: {ray_start:.2f} s; the first 1-file job (cold workers): {first_job:.2f} s",
         f"{'contender':26} {'job s':>6} {'1-file s':>8} {'files/s':>8} {'audio s/s':>9} "
-        f"{'x':>6} {'marginal files/s':>17} {'audio s/s':>9} {'x':>6}"
-    )
+        f"{'x':>6} {'marginal files/s':>17} {'audio s/s':>9} {'x':>6}",
+    ]
     for row in rows:
-        print(
+        lines.append(
             f"{row['contender']:26} {row['job_s']:6.2f} {row['one_file_job_s']:8.2f} "
             f"{row['files_per_s']:8.1f} {row['audio_seconds_per_s']:9.0f} "
             f"{row['job_speedup_vs_local_1_thread']:5.2f}x "
@@ -191,21 +195,18 @@ def main() -> None:
                 else f"{'-':>17} {'-':>9} {'-':>6}"
             )
         )
-    if args.json:
-        payload = {
-            "model": args.model,
-            "files": args.files,
-            "seconds_per_file": SECONDS,
-            "batch_size": args.batch_size,
-            "timestamps": mode,
-            "torch": torch.__version__,
-            "ray": ray.__version__,
-            "cpus": os.cpu_count(),
-            "ray_init_s": ray_start,
-            "first_one_file_job_s": first_job,
-            "rows": rows,
-        }
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+    payload = {
+        "model": args.model,
+        "files": args.files,
+        "seconds_per_file": SECONDS,
+        "batch_size": args.batch_size,
+        "timestamps": mode,
+        "ray": ray.__version__,
+        "ray_init_s": ray_start,
+        "first_one_file_job_s": first_job,
+        "rows": rows,
+    }
+    harness.report(args, payload, "\n".join(lines))
 
 
 if __name__ == "__main__":

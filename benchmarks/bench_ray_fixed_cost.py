@@ -3,7 +3,9 @@ from which job size Ray pays off, timed as a user runs them: one command per job
 
     unshare -n sh -c 'ip link set lo up && exec python benchmarks/bench_ray_fixed_cost.py'
     unshare -n sh -c 'ip link set lo up && exec python benchmarks/bench_ray_fixed_cost.py \
-        --sizes 6 60 600 --repeats 3 --json benchmarks/results/ray_fixed_cost.json'
+        --sizes 6 60 600 --repeats 3'     # writes benchmarks/results/ray_fixed_cost.json
+    unshare -n sh -c 'ip link set lo up && exec python benchmarks/bench_ray_fixed_cost.py \
+        --smoke --json /tmp/ray_fixed_cost.json'                      # does it run?
 
 (Ray binds its servers to every interface: run it in a loopback-only network namespace, as
 above, as root.) Makes ``max(--sizes)`` clips of ``--seconds`` s, and for each job size a
@@ -26,10 +28,7 @@ up).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import harness
 import numpy as np
 import soundfile
 
@@ -94,13 +94,14 @@ def break_even(fixed: tuple[float, float], rates: tuple[float, float]) -> float 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.parser(__doc__, repeats=3, threads=str(os.cpu_count()))
     parser.add_argument("--model", default="mn10_e1_l")
     parser.add_argument("--sizes", type=int, nargs="+", default=[6, 60, 600])
     parser.add_argument("--seconds", type=float, default=2.0, help="length of each clip")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, help="write the results here")
-    args = parser.parse_args()
+    args = harness.parse_args(parser, default_json=harness.RESULTS / "ray_fixed_cost.json")
+    if args.quick:  # two sizes are the fewest a line can be fitted to
+        args.sizes = [1, 2] if args.smoke else [6, 60]
+        args.model = "mn04_e1_l" if args.smoke else args.model
     import ray
     import torch
 
@@ -135,53 +136,47 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     medians = {e: {s: statistics.median(v) for s, v in by.items()} for e, by in times.items()}
-    lines = {e: fit_line(args.sizes, [medians[e][s] for s in args.sizes]) for e in engines}
-    fixed = (lines["local"][0], lines["ray"][0])
-    rates = (lines["local"][1], lines["ray"][1])
+    fitted = {e: fit_line(args.sizes, [medians[e][s] for s in args.sizes]) for e in engines}
+    fixed = (fitted["local"][0], fitted["ray"][0])
+    rates = (fitted["local"][1], fitted["ray"][1])
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     per_actor = rates[1] / cpus
     clusters = {actors: break_even(fixed, (rates[0], per_actor * actors)) for actors in (4, 8, 32)}
-    print(
-        f"\n{args.model}, clips of {args.seconds:g} s, scene embeddings; whole commands, "
-        f"medians of {args.repeats} alternated runs; torch {torch.__version__}, ray "
-        f"{ray.__version__}, {platform.machine()}, {cpus} CPUs usable, load average "
-        f"{os.getloadavg()[0]:.1f} at the end"
-    )
-    print(f"{'files':>6} {'local s':>8} {'ray s':>8} {'ray - local':>12} {'ray / local':>12}")
+    lines = [
+        f"{args.model}, clips of {args.seconds:g} s, scene embeddings; whole commands, "
+        f"medians of {args.repeats} alternated runs; ray {ray.__version__}, {cpus} CPUs usable",
+        f"{'files':>6} {'local s':>8} {'ray s':>8} {'ray - local':>12} {'ray / local':>12}",
+    ]
     for size in args.sizes:
         local, on_ray = medians["local"][size], medians["ray"][size]
-        print(
+        lines.append(
             f"{size:6d} {local:8.2f} {on_ray:8.2f} {on_ray - local:12.2f} {on_ray / local:11.2f}x"
         )
-    for engine, (fixed_s, rate) in lines.items():
-        print(f"{engine}: fixed {fixed_s:.2f} s per command, then {rate:.1f} files/s")
+    for engine, (fixed_s, rate) in fitted.items():
+        lines.append(f"{engine}: fixed {fixed_s:.2f} s per command, then {rate:.1f} files/s")
     even = break_even(fixed, rates)
-    print(
+    lines.append(
         "Ray pays off on this machine from "
         + (f"{even:.0f} files" if even is not None else "no job size (its rate is lower)")
     )
     for actors, files in clusters.items():
-        print(
+        lines.append(
             f"  with {actors} actors at the measured {per_actor:.1f} files/s each: from "
             + (f"{files:.0f} files" if files is not None else "no job size")
         )
-    if args.json:
-        payload = {
-            "model": args.model,
-            "seconds_per_file": args.seconds,
-            "sizes": args.sizes,
-            "repeats": args.repeats,
-            "torch": torch.__version__,
-            "ray": ray.__version__,
-            "cpus": cpus,
-            "times_s": times,
-            "median_s": medians,
-            "fixed_s": {"local": fixed[0], "ray": fixed[1]},
-            "files_per_s": {"local": rates[0], "ray": rates[1]},
-            "break_even_files": even,
-            "break_even_files_by_actors": clusters,
-        }
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+    payload = {
+        "model": args.model,
+        "seconds_per_file": args.seconds,
+        "sizes": args.sizes,
+        "ray": ray.__version__,
+        "times_s": times,
+        "median_s": medians,
+        "fixed_s": {"local": fixed[0], "ray": fixed[1]},
+        "files_per_s": {"local": rates[0], "ray": rates[1]},
+        "break_even_files": even,
+        "break_even_files_by_actors": clusters,
+    }
+    harness.report(args, payload, "\n".join(lines), threads=cpus)
 
 
 if __name__ == "__main__":
