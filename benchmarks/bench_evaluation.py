@@ -187,6 +187,9 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--no-end-to-end", action="store_true", help="skip the end-to-end timing")
+    parser.add_argument(
+        "--tasks", nargs="+", help="time only these of the rendered tasks (e.g. bench_events)"
+    )
     args = harness.parse_args(parser, default_json=harness.RESULTS / "evaluation.json")
     if args.quick:
         args.no_end_to_end = True
@@ -201,9 +204,13 @@ def main() -> None:
     from hear_mn.evaluation.embedders import make_embedder
 
     rate = make_embedder(args.model, weights=args.weights, device="cpu").sample_rate
-    names = render(tasks, rate, args.quick, args.smoke)
+    rendered = render(tasks, rate, args.quick, args.smoke)
+    unknown = sorted(set(args.tasks or ()) - set(rendered))
+    if unknown:
+        sys.exit(f"unknown task(s) {', '.join(unknown)}; rendered: {', '.join(rendered)}")
+    names = [name for name in rendered if not args.tasks or name in args.tasks]
     folder = heareval_reference.embed(args.model, tasks, work / "embeddings", env, args.weights)
-    ours(folder / names[0], args.seed, args.device)  # warm-up: first calls into torch and numpy
+    ours(folder / rendered[0], args.seed, args.device)  # warm-up: first calls into torch and numpy
     gflops, bandwidth = machine_peaks()
     print(f"machine: {gflops:.0f} GFLOP/s (float32 matrix product), {bandwidth:.1f} GB/s (copy)")
     rows = []
