@@ -1,6 +1,6 @@
 """What a model is, as data, and the registry that model families fill.
 
-A family (:mod:`hear_mn.families`) registers itself with :func:`register_family`: its
+A family (:mod:`hear_mn.models`) registers itself with :func:`register_family`: its
 released checkpoints (:class:`Checkpoint` rows: weights file, sample rate, the frontend and
 head settings that come with the weights) and a :class:`Family` object that knows its names,
 options, sizes and builder. A :class:`ModelConfig` is a checkpoint plus the embedding

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from hear_mn.efficientat import EfficientATEmbedder
 from hear_mn.model import EmbeddingModel
+from hear_mn.models.efficientat.embedders import EfficientATEmbedder
 
 ONNX_EXTRA = "pip install 'hear-mn[onnx]' (or pip install onnxruntime onnx)"
 

@@ -15,16 +15,16 @@ from functools import partial
 import torch
 from torch import nn
 
-from hear_mn.audiomlp import AudioMLPModel
-from hear_mn.audiomlp_archs import CHUNK_SAMPLES, FRAMES_PER_CHUNK, HOP, N_FFT
-from hear_mn.dymn import DyMNEmbedder
-from hear_mn.efficientat import EfficientATEmbedder, MobileNetEmbedder
-from hear_mn.export.audiomlp_graph import AudioMLPGraph
-from hear_mn.export.dymn_graph import DyMNGraph
-from hear_mn.export.mobilenet_graph import MobileNetGraph
-from hear_mn.mobilenet_table import FeatureInfo, dymn_feature_info, feature_info
 from hear_mn.model import EmbeddingModel
-from hear_mn.taps import feature_sizes
+from hear_mn.models.audiomlp.architectures import CHUNK_SAMPLES, FRAMES_PER_CHUNK, HOP, N_FFT
+from hear_mn.models.audiomlp.network import AudioMLPModel
+from hear_mn.models.audiomlp.onnx_graph import AudioMLPGraph
+from hear_mn.models.efficientat.block_table import FeatureInfo, dymn_feature_info, feature_info
+from hear_mn.models.efficientat.dymn_graph import DyMNGraph
+from hear_mn.models.efficientat.dymn_network import DyMNEmbedder
+from hear_mn.models.efficientat.embedders import EfficientATEmbedder, MobileNetEmbedder
+from hear_mn.models.efficientat.feature_taps import feature_sizes
+from hear_mn.models.efficientat.mobilenet_graph import MobileNetGraph
 
 OUTPUT_NAME = "embeddings"
 # Lengths (samples) of the fixed random signals an export is checked on: one sample, one

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hear_mn.audiomlp_archs import ARCHS, SAMPLE_RATE
 from hear_mn.config import Checkpoint, Family, ModelConfig, register_family
+from hear_mn.models.audiomlp.architectures import ARCHS, SAMPLE_RATE
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
-    from hear_mn.audiomlp import AudioMLPModel
+    from hear_mn.models.audiomlp.network import AudioMLPModel
 
 AUDIOMLP_CHECKPOINTS = (
     "https://raw.githubusercontent.com/mashrurmorshed/HEAR-2021-Audio-MLP/"
@@ -84,7 +84,9 @@ class AudioMLPFamily(Family):
         return f"Audio-MLP {config.checkpoint.name} (HEAR 2021)"
 
     def build(self, config: ModelConfig, **options: object) -> AudioMLPModel:
-        from hear_mn.audiomlp import AudioMLPModel  # the network: torch, on building only
+        from hear_mn.models.audiomlp.network import (
+            AudioMLPModel,  # the network: torch, on building only
+        )
 
         return AudioMLPModel(ARCHS[config.checkpoint.arch], name=config.name, **options)
 

@@ -1,6 +1,6 @@
 """The EfficientAT MobileNetV3 block table and the shapes of every tap it gives, without torch.
 
-The network (:mod:`hear_mn.mobilenet`, :mod:`hear_mn.dymn`) is built from this table, and the
+The network (:mod:`hear_mn.models.efficientat.mobilenet_network`, :mod:`hear_mn.models.efficientat.dymn_network`) is built from this table, and the
 family registrations read the same table for embedding sizes, so that naming, listing and
 sizing configurations need no torch. Also the EfficientAT release's sample rate, and the
 backbone plan (which taps one forward pass must produce).

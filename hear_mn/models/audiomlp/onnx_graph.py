@@ -1,7 +1,7 @@
 """Export-only torch modules for Audio-MLP (kwmlp, audiomae): traceable forms of its frontend,
 its chunked pass and its scene embedding.
 
-:class:`~hear_mn.audiomlp.AudioMLPModel` computes an FFT (complex, not exportable with the
+:class:`~hear_mn.models.audiomlp.network.AudioMLPModel` computes an FFT (complex, not exportable with the
 TorchScript exporter) and resamples frames to the scene's time steps with a loop whose length
 depends on the clip (``resample_time``), which a trace would freeze to one length. Here the
 FFT is a strided Conv1d with fixed DFT kernels (window folded in, float64), and the loop is
@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.audiomlp import PAD_END, PAD_START, AudioMLPModel
-from hear_mn.audiomlp_archs import CHUNK_SAMPLES, HOP, N_FFT
-from hear_mn.export.mobilenet_graph import signal_length
+from hear_mn.models.audiomlp.architectures import CHUNK_SAMPLES, HOP, N_FFT
+from hear_mn.models.audiomlp.network import PAD_END, PAD_START, AudioMLPModel
+from hear_mn.models.efficientat.mobilenet_graph import signal_length
 
 # Halvings the graph can make: enough for clips of up to steps * 2 ** 21 frames of 10 ms
 # (over 90 hours for kwmlp's 16 steps, far more for audiomae's 198), beyond any one input.
@@ -28,7 +28,7 @@ HALVING_STAGES = 20
 
 
 class ConvFeatures(nn.Module):
-    """(chunks, 16000) -> (chunks, n_mels, 98): :class:`~hear_mn.audiomlp.AudioMLPFrontend`'s
+    """(chunks, 16000) -> (chunks, n_mels, 98): :class:`~hear_mn.models.audiomlp.network.AudioMLPFrontend`'s
     numbers with the FFT as a Conv1d (power mel, or MFCCs with the per-chunk 80 dB floor)."""
 
     def __init__(self, model: AudioMLPModel) -> None:
@@ -71,7 +71,7 @@ def _linear_resize(x: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
 
 
 def resample_frames(frames: torch.Tensor, steps: int) -> torch.Tensor:
-    """:func:`hear_mn.audiomlp.resample_time` as a fixed graph: (B, T, D) -> (B, steps, D).
+    """:func:`hear_mn.models.audiomlp.network.resample_time` as a fixed graph: (B, T, D) -> (B, steps, D).
 
     Zero-pad to ``steps``; then :data:`HALVING_STAGES` stages, each halving the length while
     that leaves at least ``steps`` (else passing it through); then one resize to ``steps``

@@ -14,21 +14,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hear_mn.config import CHECKPOINTS, Checkpoint, ModelConfig, register_family
-from hear_mn.families.efficientat import (
+from hear_mn.models.efficientat.block_table import SAMPLE_RATE, FeatureInfo, dymn_feature_info
+from hear_mn.models.efficientat.feature_taps import (
+    TAPS,
+)
+from hear_mn.models.efficientat.mobilenet_family import (
     EFFICIENTAT_LICENSE,
     EFFICIENTAT_RELEASE,
     EfficientATFamily,
     split_name_suffixes,
     tap_settings,
 )
-from hear_mn.mobilenet_table import SAMPLE_RATE, FeatureInfo, dymn_feature_info
-from hear_mn.taps import (
-    TAPS,
-)
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
-    from hear_mn.dymn import DyMNEmbedder
+    from hear_mn.models.efficientat.dymn_network import DyMNEmbedder
 
 FAMILY = "dymn"
 HEAD = "mlp"
@@ -122,7 +122,9 @@ class DyMNFamily(EfficientATFamily):
         return dymn_feature_info(config.checkpoint.width, config.checkpoint.n_mels)
 
     def build(self, config: ModelConfig, **options: object) -> DyMNEmbedder:
-        from hear_mn.dymn import DyMNEmbedder  # the network: torch, on building only
+        from hear_mn.models.efficientat.dymn_network import (
+            DyMNEmbedder,  # the network: torch, on building only
+        )
 
         checkpoint = config.checkpoint
         return DyMNEmbedder(

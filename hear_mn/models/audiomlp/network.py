@@ -27,7 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.audio import positive_int
-from hear_mn.audiomlp_archs import (  # the variants as data, torch-free
+from hear_mn.checkpoint import load_into
+from hear_mn.model import EmbeddingModel
+from hear_mn.models.audiomlp.architectures import (  # the variants as data, torch-free
     CHUNK_SAMPLES,
     FRAMES_PER_CHUNK,
     HOP,
@@ -36,9 +38,7 @@ from hear_mn.audiomlp_archs import (  # the variants as data, torch-free
     SAMPLE_RATE,
     AudioMLPArch,
 )
-from hear_mn.audiomlp_scene import SpilledRows, cascade_lengths, resample_rows
-from hear_mn.checkpoint import load_into
-from hear_mn.model import EmbeddingModel
+from hear_mn.models.audiomlp.scene_resampling import SpilledRows, cascade_lengths, resample_rows
 from hear_mn.streaming import EmbeddingStream
 
 logger = logging.getLogger(__name__)
@@ -449,7 +449,7 @@ class AudioMLPSceneStream(AudioMLPStream):
     computes it on the whole. The scene resamples all frames of the signal once it has
     ended, so the frames (but the first and last, which the scene drops) go to a temporary
     file as their chunks complete (kwmlp: 92 MB an hour, audiomae: 12 MB) and
-    :meth:`close` resamples from there block by block (:mod:`hear_mn.audiomlp_scene`):
+    :meth:`close` resamples from there block by block (:mod:`hear_mn.models.audiomlp.scene_resampling`):
     memory holds neither the signal nor its frames. :meth:`close` gives the (1, scene_dim)
     embedding; a failed push or close can be retried.
     """
@@ -494,16 +494,3 @@ class AudioMLPSceneStream(AudioMLPStream):
 
     def _empty(self) -> torch.Tensor:
         return torch.empty(0, self.model.scene_embedding_size, device=self.model.device)
-
-
-_HEAR_API = frozenset({"load_model", "get_scene_embeddings", "get_timestamp_embeddings"})
-
-
-def __getattr__(name: str) -> object:
-    """Users of the original Audio-MLP package look here for the models: say where they are."""
-    if name in _HEAR_API:
-        raise AttributeError(
-            f"hear_mn.audiomlp holds the Audio-MLP networks, not a HEAR module: the models "
-            f"are hear_mn.kwmlp and hear_mn.audiomae (e.g. hear_mn.kwmlp.{name})"
-        )
-    raise AttributeError(f"module 'hear_mn.audiomlp' has no attribute {name!r}")

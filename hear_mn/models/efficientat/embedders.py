@@ -1,7 +1,7 @@
 """EfficientAT networks as HEAR models: frontend -> backbone -> taps, plus HEAR windowing.
 
 :class:`EfficientATEmbedder` serves any backbone with the MobileNets' taps (MobileNets:
-:class:`MobileNetEmbedder`; DyMN: :class:`hear_mn.dymn.DyMNEmbedder`).
+:class:`MobileNetEmbedder`; DyMN: :class:`hear_mn.models.efficientat.dymn_network.DyMNEmbedder`).
 Timestamp embeddings: windows of ``timestamp_window`` (160 ms) every ``timestamp_hop``
 (50 ms) over the reflect-padded clip, each window through frontend and backbone on its own
 (as the reference does), but many windows per forward pass and in bounded chunks, so an hour
@@ -22,13 +22,18 @@ from torch import nn
 from hear_mn.audio import extended_span, positive_int
 from hear_mn.checkpoint import load_into
 from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
-from hear_mn.efficientat_streams import MobileNetStream, SceneStream
-from hear_mn.frontend import LogMelFrontend
-from hear_mn.inference import inference_backbone
-from hear_mn.mobilenet import MobileNet, concatenate_taps
-from hear_mn.mobilenet_table import DEFAULT_STRIDES, SAMPLE_RATE, FeatureInfo, feature_info
 from hear_mn.model import EmbeddingModel
-from hear_mn.taps import DEFAULT_POOLING, backbone_plan, embedding_size
+from hear_mn.models.efficientat.block_table import (
+    DEFAULT_STRIDES,
+    SAMPLE_RATE,
+    FeatureInfo,
+    feature_info,
+)
+from hear_mn.models.efficientat.feature_taps import DEFAULT_POOLING, backbone_plan, embedding_size
+from hear_mn.models.efficientat.inference_rewrites import inference_backbone
+from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend
+from hear_mn.models.efficientat.mobilenet_network import MobileNet, concatenate_taps
+from hear_mn.models.efficientat.streams import MobileNetStream, SceneStream
 
 TIMESTAMP_WINDOW_MS = 160
 TIMESTAMP_HOP_MS = 50
@@ -80,8 +85,8 @@ class Runtime(Protocol):
 class EfficientATEmbedder(EmbeddingModel):
     """An EfficientAT network ``backbone`` on log-mels with feature taps ``features``.
 
-    The backbone maps (batch, 1, n_mels, frames) and a :class:`~hear_mn.mobilenet.BackbonePlan`
-    to :class:`~hear_mn.mobilenet.BackboneOutputs`; ``info`` gives its taps' shapes. This
+    The backbone maps (batch, 1, n_mels, frames) and a :class:`~hear_mn.models.efficientat.mobilenet_network.BackbonePlan`
+    to :class:`~hear_mn.models.efficientat.mobilenet_network.BackboneOutputs`; ``info`` gives its taps' shapes. This
     class does the rest for every such family (MobileNets, DyMN): frontend, HEAR windowing,
     batching, streaming and the inference copy. ``hop_length`` is the frontend's STFT hop;
     ``pooling`` pools block features (bK).

@@ -1,7 +1,7 @@
 """EfficientAT's dynamic MobileNets (DyMN) for log-mel input, and what they can tap.
 
 DyMN (Schmid, Koutini, Widmer, "Dynamic Convolutional Neural Networks as Efficient
-Pre-trained Audio Models") keeps MobileNetV3's block table (:data:`hear_mn.mobilenet.BLOCKS`)
+Pre-trained Audio Models") keeps MobileNetV3's block table (:data:`hear_mn.models.efficientat.mobilenet_network.BLOCKS`)
 and makes every block input-dependent. A block's *context generator* summarises its input
 by frequency and time averages into a context vector and two gate sequences; the context
 mixes ``NUM_KERNELS`` kernels per sample in each of the three convolutions (dynamic
@@ -25,9 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.efficientat import EfficientATEmbedder
-from hear_mn.mobilenet import BN_EPS, BackboneOutputs, ConvBNAct, mlp_classifier
-from hear_mn.mobilenet_table import (
+from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
     LAST_COMPONENT,
     LAST_CONV_FACTOR,
@@ -38,6 +36,13 @@ from hear_mn.mobilenet_table import (
     dymn_feature_info,
     global_average,
     make_divisible,
+)
+from hear_mn.models.efficientat.embedders import EfficientATEmbedder
+from hear_mn.models.efficientat.mobilenet_network import (
+    BN_EPS,
+    BackboneOutputs,
+    ConvBNAct,
+    mlp_classifier,
 )
 
 NUM_KERNELS = 4  # kernels mixed by each dynamic convolution (K)
@@ -255,7 +260,7 @@ class DynamicBlock(nn.Module):
 class DyMN(nn.Module):
     """A dynamic MobileNet of width ``width`` on (batch, 1, mels, frames) log-mel input.
 
-    Feature components as in :class:`hear_mn.mobilenet.MobileNet`: 0 is ``in_c`` (3x3
+    Feature components as in :class:`hear_mn.models.efficientat.mobilenet_network.MobileNet`: 0 is ``in_c`` (3x3
     conv, stride 2), 1 ... 15 the dynamic blocks (``layers``), 16 ``out_c``; the head pools,
     then Linear, Hardswish, Dropout, Linear to the 527 AudioSet classes.
     """
@@ -318,8 +323,8 @@ class DyMN(nn.Module):
 class DyMNEmbedder(EfficientATEmbedder):
     """A DyMN of width ``width`` on ``n_mels`` log-mel bands (128 as released) with feature
     taps ``features``; windowing, batching, streaming and the other settings are the
-    MobileNets' (:class:`~hear_mn.efficientat.EfficientATEmbedder`), the ONNX export and
-    backend included (:mod:`hear_mn.export.dymn_graph`: the graph's dynamic convolutions)."""
+    MobileNets' (:class:`~hear_mn.models.efficientat.embedders.EfficientATEmbedder`), the ONNX export and
+    backend included (:mod:`hear_mn.models.efficientat.dymn_graph`: the graph's dynamic convolutions)."""
 
     # Runs as built. Folding BatchNorm into the kernel banks gained nothing measurable
     # (dymn10, one thread, as built vs folded: 805 vs 865 ms for 256 windows, 223 vs 228 ms

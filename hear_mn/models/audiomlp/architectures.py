@@ -1,7 +1,7 @@
 """The two Audio-MLP variants (kwmlp, audiomae) described as data, and their input format.
 
 Torch-free: the family registration sizes the embeddings from these rows without loading
-the networks of :mod:`hear_mn.audiomlp`.
+the networks of :mod:`hear_mn.models.audiomlp.network`.
 """
 
 from __future__ import annotations

@@ -14,8 +14,13 @@ from typing import TYPE_CHECKING
 
 from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, register_family
 from hear_mn.durations import duration_to_samples
-from hear_mn.mobilenet_table import DEFAULT_STRIDES, SAMPLE_RATE, FeatureInfo, feature_info
-from hear_mn.taps import (
+from hear_mn.models.efficientat.block_table import (
+    DEFAULT_STRIDES,
+    SAMPLE_RATE,
+    FeatureInfo,
+    feature_info,
+)
+from hear_mn.models.efficientat.feature_taps import (
     DEFAULT_POOLING,
     POOLINGS,
     check_pooling,
@@ -26,7 +31,7 @@ from hear_mn.taps import (
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
-    from hear_mn.efficientat import MobileNetEmbedder
+    from hear_mn.models.efficientat.embedders import MobileNetEmbedder
 
 EFFICIENTAT_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 EFFICIENTAT_LICENSE = "MIT (EfficientAT release)"
@@ -310,7 +315,9 @@ class MobileNetFamily(EfficientATFamily):
         return feature_info(c.width, c.n_mels, c.strides, c.head)
 
     def build(self, config: ModelConfig, **options: object) -> MobileNetEmbedder:
-        from hear_mn.efficientat import MobileNetEmbedder  # the network: torch, on building only
+        from hear_mn.models.efficientat.embedders import (
+            MobileNetEmbedder,  # the network: torch, on building only
+        )
 
         c = config.checkpoint
         return MobileNetEmbedder(
