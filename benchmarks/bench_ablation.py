@@ -6,7 +6,8 @@ in alternation in one run (medians), each checked against the final output:
 * ``plain``: batched windows through the network as trained (contiguous, BatchNorm),
   every window's STFT computed on its own;
 * ``+ channels_last, BatchNorm folded``;
-* ``+ in-place activations and gates`` (these two: :mod:`hear_mn.models.efficientat.inference_rewrites`);
+* ``+ in-place activations and gates`` (these two:
+  :mod:`hear_mn.models.efficientat.inference_rewrites`);
 * ``+ shared STFT frames``: hear-mn as shipped.
 
 ``--compile`` adds the folded backbone under ``torch.compile`` (inductor); its compile time

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SAMPLE_RATE = 16000
+# The family's registered name (hear_mn.config.FAMILIES), which its model class carries too.
+AUDIOMLP_FAMILY = "audiomlp"
 CHUNK_SAMPLES = SAMPLE_RATE  # the encoders see exactly one second at a time
 N_FFT = 480
 HOP = 160

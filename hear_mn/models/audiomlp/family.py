@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hear_mn.config import Checkpoint, Family, ModelConfig, register_family
-from hear_mn.models.audiomlp.architectures import ARCHS, SAMPLE_RATE
+from hear_mn.models.audiomlp.architectures import ARCHS, AUDIOMLP_FAMILY, SAMPLE_RATE
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
+    from hear_mn.export.graph import GraphSpec
     from hear_mn.models.audiomlp.network import AudioMLPModel
 
 AUDIOMLP_CHECKPOINTS = (
@@ -19,7 +20,6 @@ AUDIOMLP_CHECKPOINTS = (
     "292c77c92468beff9292e9892742e9b1fcecfcab/checkpoints/"
 )
 AUDIOMLP_LICENSE = "CC BY-SA 4.0 (HEAR-2021-Audio-MLP)"
-FAMILY = "audiomlp"
 
 
 def _audiomlp(arch: str, sha256: str, num_bytes: int, num_params: int) -> Checkpoint:
@@ -31,7 +31,7 @@ def _audiomlp(arch: str, sha256: str, num_bytes: int, num_params: int) -> Checkp
         state_dict_key="model_state_dict",
         license=AUDIOMLP_LICENSE,
     )
-    return Checkpoint(arch, FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params)
+    return Checkpoint(arch, AUDIOMLP_FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params)
 
 
 CHECKPOINTS: tuple[Checkpoint, ...] = (
@@ -53,7 +53,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
 class AudioMLPFamily(Family):
     """kwmlp and audiomae: one configuration per checkpoint, named after it."""
 
-    name = FAMILY
+    name = AUDIOMLP_FAMILY
 
     def new_config(self, name: str, checkpoint: Checkpoint) -> ModelConfig:
         return ModelConfig(name, checkpoint)
@@ -89,6 +89,11 @@ class AudioMLPFamily(Family):
         )
 
         return AudioMLPModel(ARCHS[config.checkpoint.arch], name=config.name, **options)
+
+    def export_graph(self, model: AudioMLPModel, frontend: bool) -> GraphSpec:
+        from hear_mn.models.audiomlp.onnx_graph import audiomlp_graph_spec  # torch
+
+        return audiomlp_graph_spec(model, frontend)
 
 
 register_family(AudioMLPFamily(), CHECKPOINTS)

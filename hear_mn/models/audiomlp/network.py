@@ -30,6 +30,7 @@ from hear_mn.audio import positive_int
 from hear_mn.checkpoint import load_into
 from hear_mn.model import EmbeddingModel
 from hear_mn.models.audiomlp.architectures import (  # the variants as data, torch-free
+    AUDIOMLP_FAMILY,
     CHUNK_SAMPLES,
     FRAMES_PER_CHUNK,
     HOP,
@@ -296,6 +297,8 @@ class AudioMLPModel(EmbeddingModel):
     (memory stays bounded for long audio; results do not depend on it).
     """
 
+    family = AUDIOMLP_FAMILY
+
     def __init__(
         self,
         arch: AudioMLPArch,
@@ -446,12 +449,11 @@ class AudioMLPStream(EmbeddingStream):
 
 class AudioMLPSceneStream(AudioMLPStream):
     """The scene embedding of a growing signal, as :meth:`AudioMLPModel.scene_embeddings`
-    computes it on the whole. The scene resamples all frames of the signal once it has
-    ended, so the frames (but the first and last, which the scene drops) go to a temporary
-    file as their chunks complete (kwmlp: 92 MB an hour, audiomae: 12 MB) and
-    :meth:`close` resamples from there block by block (:mod:`hear_mn.models.audiomlp.scene_resampling`):
-    memory holds neither the signal nor its frames. :meth:`close` gives the (1, scene_dim)
-    embedding; a failed push or close can be retried.
+    computes it on the whole. The scene resamples all frames of the signal once it has ended, so the
+    frames (but the first and last, which the scene drops) go to a temporary file as their chunks
+    complete (kwmlp: 92 MB an hour, audiomae: 12 MB) and :meth:`close` resamples from there block by
+    block (:mod:`hear_mn.models.audiomlp.scene_resampling`): memory holds neither the signal nor its
+    frames. :meth:`close` gives the (1, scene_dim) embedding; a failed push or close can be retried.
     """
 
     def __init__(self, model: AudioMLPModel) -> None:

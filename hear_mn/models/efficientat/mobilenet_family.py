@@ -16,6 +16,7 @@ from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, registe
 from hear_mn.durations import duration_to_samples
 from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
+    MOBILENET_FAMILY,
     SAMPLE_RATE,
     FeatureInfo,
     feature_info,
@@ -31,12 +32,12 @@ from hear_mn.models.efficientat.feature_taps import (
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
+    from hear_mn.export.graph import GraphSpec
     from hear_mn.models.efficientat.embedders import MobileNetEmbedder
 
 EFFICIENTAT_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 EFFICIENTAT_LICENSE = "MIT (EfficientAT release)"
 FULLY_CONVOLUTIONAL = "fully_convolutional"
-FAMILY = "mobilenet"
 
 # Width multiplier of each MobileNet architecture.
 WIDTHS: dict[str, float] = {
@@ -81,7 +82,14 @@ def _release(
         meta={"audioset_map": map_percent / 1000},
     )
     return MobileNetCheckpoint(
-        name, FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params, tags=tags, **settings
+        name,
+        MOBILENET_FAMILY,
+        arch,
+        weights,
+        SAMPLE_RATE,
+        num_params=num_params,
+        tags=tags,
+        **settings,
     )
 
 
@@ -265,7 +273,7 @@ def _checkpoint(name: str) -> MobileNetCheckpoint:
 class MobileNetFamily(EfficientATFamily):
     """EfficientAT MobileNetV3s: any feature set, pooling and timestamp windows."""
 
-    name = FAMILY
+    name = MOBILENET_FAMILY
     widths = WIDTHS
 
     def parse_name(self, name: str) -> tuple[ModelConfig, str | None, str | None] | None:
@@ -329,6 +337,11 @@ class MobileNetFamily(EfficientATFamily):
             **tap_settings(config),
             **options,
         )
+
+    def export_graph(self, model: MobileNetEmbedder, frontend: bool) -> GraphSpec:
+        from hear_mn.models.efficientat.graph_specs import mobilenet_graph_spec  # torch
+
+        return mobilenet_graph_spec(model, frontend)
 
 
 register_family(MobileNetFamily(), RELEASE)
