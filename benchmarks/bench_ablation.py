@@ -29,7 +29,7 @@ from bench_speed import interleaved_medians
 from torch import nn
 
 from hear_mn.models.efficientat.block_table import BackbonePlan
-from hear_mn.models.efficientat.embedders import MobileNetEmbedder
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 from hear_mn.models.efficientat.inference_rewrites import fold_batchnorm, work_in_place
 from hear_mn.models.efficientat.mobilenet_network import BackboneOutputs
 from hear_mn.registry import create_model

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import harness
 import torch
 
-from hear_mn.models.efficientat.embedders import MobileNetEmbedder
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 from hear_mn.models.efficientat.mobilenet_network import concatenate_taps
 from hear_mn.registry import create_model
 

@@ -137,7 +137,8 @@ def test_only_a_family_folder_imports_that_family() -> None:
 
 
 def test_family_folders_are_read_from_module_names() -> None:
-    assert _family_folder("hear_mn.models.efficientat.embedders") == "hear_mn.models.efficientat"
+    folder = "hear_mn.models.efficientat"
+    assert _family_folder(f"{folder}.efficientat_embedder") == folder
     assert _family_folder("hear_mn.models") is None
     assert _family_folder("hear_mn.export.spec") is None
 

@@ -11,7 +11,7 @@ from conftest import randomize_batchnorm, relative_error
 
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn.hear import get_scene_embeddings, get_timestamp_embeddings
-from hear_mn.models.efficientat.embedders import MobileNetEmbedder
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 
 
 @pytest.fixture(scope="module")

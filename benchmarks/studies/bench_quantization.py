@@ -75,7 +75,7 @@ from onnxruntime.transformers.float16 import convert_float_to_float16  # noqa: E
 
 import hear_mn  # noqa: E402
 from hear_mn.export import onnx_bytes  # noqa: E402
-from hear_mn.models.efficientat.embedders import MobileNetEmbedder  # noqa: E402
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder  # noqa: E402
 
 MODELS = ("mn04_e1_l", "mn10_e1_l")
 SAMPLE_RATE = 32_000

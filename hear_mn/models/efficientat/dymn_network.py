@@ -38,7 +38,7 @@ from hear_mn.models.efficientat.block_table import (
     global_average,
     make_divisible,
 )
-from hear_mn.models.efficientat.embedders import EfficientATEmbedder
+from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder
 from hear_mn.models.efficientat.mobilenet_network import (
     BN_EPS,
     BackboneOutputs,
@@ -324,8 +324,8 @@ class DyMN(nn.Module):
 class DyMNEmbedder(EfficientATEmbedder):
     """A DyMN of width ``width`` on ``n_mels`` log-mel bands (128 as released) with feature
     taps ``features``; windowing, batching, streaming and the other settings are the MobileNets'
-    (:class:`~hear_mn.models.efficientat.embedders.EfficientATEmbedder`), the ONNX export and
-    backend included (:mod:`hear_mn.models.efficientat.dymn_graph`: the graph's dynamic
+    (:class:`~hear_mn.models.efficientat.efficientat_embedder.EfficientATEmbedder`), the ONNX export
+    and backend included (:mod:`hear_mn.models.efficientat.dymn_graph`: the graph's dynamic
     convolutions)."""
 
     family = DYMN_FAMILY

@@ -24,7 +24,7 @@ from hear_mn.models.efficientat.block_table import (
 )
 from hear_mn.models.efficientat.dymn_graph import DyMNGraph
 from hear_mn.models.efficientat.dymn_network import DyMNEmbedder
-from hear_mn.models.efficientat.embedders import EfficientATEmbedder, MobileNetEmbedder
+from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder, MobileNetEmbedder
 from hear_mn.models.efficientat.feature_taps import feature_sizes
 from hear_mn.models.efficientat.mobilenet_graph import MobileNetGraph
 

@@ -33,7 +33,7 @@ from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec
-    from hear_mn.models.efficientat.embedders import MobileNetEmbedder
+    from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 
 EFFICIENTAT_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 EFFICIENTAT_LICENSE = "MIT (EfficientAT release)"
@@ -323,7 +323,7 @@ class MobileNetFamily(EfficientATFamily):
         return feature_info(c.width, c.n_mels, c.strides, c.head)
 
     def build(self, config: ModelConfig, **options: object) -> MobileNetEmbedder:
-        from hear_mn.models.efficientat.embedders import (
+        from hear_mn.models.efficientat.efficientat_embedder import (
             MobileNetEmbedder,  # the network: torch, on building only
         )
 

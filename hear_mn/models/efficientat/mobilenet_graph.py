@@ -2,11 +2,11 @@
 whole pipeline (frontend, folded backbone, feature taps) as one traceable module.
 
 They compute the numbers of :class:`~hear_mn.models.efficientat.log_mel_frontend.LogMelFrontend` and
-:meth:`~hear_mn.models.efficientat.embedders.MobileNetEmbedder.embed_mels` with operations every
-ONNX runtime has: ``torch.stft`` with complex output does not export with the TorchScript exporter,
-so the STFT is a strided Conv1d with fixed DFT kernels (cos and sin, the window folded in, computed
-in float64, trimmed to the window's non-zero taps and to the FFT bins the mel matrix uses). The
-torch path is not changed; these modules exist only to be traced.
+:meth:`~hear_mn.models.efficientat.efficientat_embedder.MobileNetEmbedder.embed_mels` with
+operations every ONNX runtime has: ``torch.stft`` with complex output does not export with the
+TorchScript exporter, so the STFT is a strided Conv1d with fixed DFT kernels (cos and sin, the
+window folded in, computed in float64, trimmed to the window's non-zero taps and to the FFT bins the
+mel matrix uses). The torch path is not changed; these modules exist only to be traced.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from hear_mn.export.graph import signal_length
-from hear_mn.models.efficientat.embedders import EfficientATEmbedder, MobileNetEmbedder
+from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder, MobileNetEmbedder
 from hear_mn.models.efficientat.inference_rewrites import fold_batchnorm
 from hear_mn.models.efficientat.log_mel_frontend import (
     LOG_OFFSET,
