@@ -6,7 +6,8 @@ in alternation in one run (medians), each checked against the final output:
 * ``plain``: batched windows through the network as trained (contiguous, BatchNorm),
   every window's STFT computed on its own;
 * ``+ channels_last, BatchNorm folded``;
-* ``+ in-place activations and gates`` (these two: :mod:`hear_mn.inference`);
+* ``+ in-place activations and gates`` (these two:
+  :mod:`hear_mn.models.efficientat.inference_rewrites`);
 * ``+ shared STFT frames``: hear-mn as shipped.
 
 ``--compile`` adds the folded backbone under ``torch.compile`` (inductor); its compile time
@@ -27,10 +28,10 @@ import torch
 from bench_speed import interleaved_medians
 from torch import nn
 
-from hear_mn.efficientat import MobileNetEmbedder
-from hear_mn.inference import fold_batchnorm, work_in_place
-from hear_mn.mobilenet import BackboneOutputs
-from hear_mn.mobilenet_table import BackbonePlan
+from hear_mn.models.efficientat.block_table import BackbonePlan
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
+from hear_mn.models.efficientat.inference_rewrites import fold_batchnorm, work_in_place
+from hear_mn.models.efficientat.mobilenet_network import BackboneOutputs
 from hear_mn.registry import create_model
 
 

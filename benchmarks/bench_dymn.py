@@ -3,8 +3,8 @@
 DyMN's kernels differ per sample, so a batch of windows cannot run as one ordinary
 convolution. Per model (dymn04, dymn10) and thread count, timed in alternation (medians):
 
-* ``ours``: hear-mn's formulation (``hear_mn.dymn.DynamicConv``: per-sample kernels in one
-  batched matrix product or one depthwise convolution, inputs mixed instead of kernels on
+* ``ours``: hear-mn's formulation (``hear_mn.models.efficientat.dymn_network.DynamicConv``:
+  per-sample kernels in one batched matrix product or one depthwise convolution, inputs mixed instead of kernels on
   small maps, kernel taps that only meet padding cut off);
 * ``groups=batch``: the original's formulation, every dynamic convolution as one grouped
   convolution with a group per sample, in the same embedder (same windows and batches);
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from bench_speed import interleaved_medians, per_window_loop
 
 from hear_mn.complexity import model_complexity
-from hear_mn.dymn import DynamicConv
+from hear_mn.models.efficientat.dymn_network import DynamicConv
 from hear_mn.registry import create_model, get_config
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

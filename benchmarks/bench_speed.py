@@ -19,8 +19,8 @@ from collections.abc import Callable
 import harness
 import torch
 
-from hear_mn.efficientat import MobileNetEmbedder
-from hear_mn.mobilenet import concatenate_taps
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
+from hear_mn.models.efficientat.mobilenet_network import concatenate_taps
 from hear_mn.registry import create_model
 
 # Timed against the per-window loop: the paper's mn04/mn10 and the EfficientAT_HEAR

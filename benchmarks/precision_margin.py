@@ -30,7 +30,7 @@ import harness
 import numpy as np
 import torch
 
-from hear_mn.frontend import LogMelFrontend, kaldi_mel_banks
+from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend, kaldi_mel_banks
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "fixtures"

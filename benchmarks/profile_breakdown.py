@@ -14,7 +14,7 @@ import harness
 import torch
 from bench_speed import interleaved_medians
 
-from hear_mn.efficientat import SCENE_SAMPLES_PER_PASS, SCENE_WINDOW
+from hear_mn.models.efficientat.efficientat_embedder import SCENE_SAMPLES_PER_PASS, SCENE_WINDOW
 from hear_mn.registry import create_model
 
 MODELS = ("mn04_e1_l", "mn10_e1_l")

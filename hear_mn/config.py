@@ -1,6 +1,6 @@
 """What a model is, as data, and the registry that model families fill.
 
-A family (:mod:`hear_mn.families`) registers itself with :func:`register_family`: its
+A family (:mod:`hear_mn.models`) registers itself with :func:`register_family`: its
 released checkpoints (:class:`Checkpoint` rows: weights file, sample rate, the frontend and
 head settings that come with the weights) and a :class:`Family` object that knows its names,
 options, sizes and builder. A :class:`ModelConfig` is a checkpoint plus the embedding
@@ -18,6 +18,7 @@ from hear_mn.catalog import NAMED
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
+    from hear_mn.export.graph import GraphSpec
     from hear_mn.model import EmbeddingModel
 
 
@@ -110,7 +111,8 @@ CONFIG_OPTIONS: tuple[str, ...] = (
 
 
 class Family(ABC):
-    """A model family: how its names read, which options it takes, its sizes, its builder."""
+    """A model family: how its names read, which options it takes, its sizes, its builder
+    and (optionally) its ONNX export."""
 
     name: str
 
@@ -142,7 +144,16 @@ class Family(ABC):
 
     @abstractmethod
     def build(self, config: ModelConfig, **options: object) -> EmbeddingModel:
-        """The model of ``config`` with random weights."""
+        """The model of ``config`` with random weights; its class names this family in
+        :attr:`~hear_mn.model.EmbeddingModel.family`."""
+
+    def export_graph(self, model: EmbeddingModel, frontend: bool) -> GraphSpec:
+        """The ONNX export of ``model`` (one of this family's), with or without its
+        frontend (:mod:`hear_mn.export`); a family without an export keeps this refusal."""
+        raise TypeError(
+            f"{type(model).__name__} ({model.name}) cannot be exported to ONNX: the "
+            f"{self.name} family has no export"
+        )
 
 
 FAMILIES: dict[str, Family] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
 
@@ -20,6 +20,17 @@ from hear_mn.audio import as_audio_batch, check_sample_rate, resample
 
 if TYPE_CHECKING:
     from hear_mn.streaming import EmbeddingStream
+
+
+class Runtime(Protocol):
+    """An engine that runs a model's network after its frontend (see
+    :attr:`EmbeddingModel.runtime`), e.g. :class:`hear_mn.engines.ort.OnnxRuntime`."""
+
+    name: str
+
+    def compile(self, model: EmbeddingModel) -> Callable[[torch.Tensor], torch.Tensor]:
+        """From the model's current weights: a function of the input of the model's export
+        without frontend (e.g. log-mels) -> its output, on the device of its input."""
 
 
 class EmbeddingModel(torch.nn.Module):
@@ -30,7 +41,15 @@ class EmbeddingModel(torch.nn.Module):
     ``autocast`` runs the network under fp16 autocast on CUDA (as the EfficientAT reference
     did); it is off by default so that CPU and CUDA give the same float32 numbers. Outputs
     are float32 either way.
+
+    ``family`` names the registered family (:data:`hear_mn.config.FAMILIES`) that builds
+    the class: export (:mod:`hear_mn.export`) asks that family for the model's graph.
+    ``backends`` are the engines that can run the network (:mod:`hear_mn.engines`): a family
+    whose model hands its frontend's output to :attr:`runtime` adds "onnxruntime".
     """
+
+    family: ClassVar[str] = ""
+    backends: ClassVar[tuple[str, ...]] = ("torch",)
 
     def __init__(
         self,
@@ -165,6 +184,20 @@ class EmbeddingModel(torch.nn.Module):
             "scene_embedding_size": self.scene_embedding_size,
             "timestamp_embedding_size": self.timestamp_embedding_size,
         }
+
+    @property
+    def runtime(self) -> Runtime | None:
+        """The engine of the network after the frontend (None: torch's modules); a family
+        that can feed another engine (see :attr:`backends`) overrides this property."""
+        return None
+
+    @runtime.setter
+    def runtime(self, runtime: Runtime | None) -> None:
+        if runtime is not None:
+            raise ValueError(
+                f"backend {runtime.name!r} does not run {self.name}; it runs with backend="
+                + " or ".join(repr(backend) for backend in self.backends)
+            )
 
     def stream(self) -> EmbeddingStream:
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""

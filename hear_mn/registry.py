@@ -2,8 +2,8 @@
 
 A named configuration (:mod:`hear_mn.catalog`) has a HEAR module ``hear_mn.<name>``; other
 names are read by the family whose grammar they follow (e.g. ``mn10_hop5_b5_b11_mel_avgs``,
-see :mod:`hear_mn.families.efficientat`). Nothing here is specific to a family: they
-register their checkpoints and builders (:mod:`hear_mn.config`) when :mod:`hear_mn.families`
+see :mod:`hear_mn.models.efficientat.mobilenet_family`). Nothing here is specific to a family: they
+register their checkpoints and builders (:mod:`hear_mn.config`) when :mod:`hear_mn.models`
 is imported, which this module does.
 """
 
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import hear_mn.families  # noqa: F401 (registers every family)
+import hear_mn.models  # noqa: F401 (registers every family)
 from hear_mn.catalog import AUDIOMLP_CONFIGS, BEST_CONFIG, DEFAULT_CONFIG, NAMED, PAPER
 from hear_mn.config import CHECKPOINTS, CONFIG_OPTIONS, FAMILIES, Checkpoint, ModelConfig
 

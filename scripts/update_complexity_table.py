@@ -28,8 +28,8 @@ COMPLEXITY_10S: dict[str, tuple[int, int]] = {
 def table_source() -> str:
     """The table module's text, counted now."""
     from hear_mn.complexity import model_complexity
+    from hear_mn.models.efficientat.feature_taps import backbone_plan
     from hear_mn.registry import named_configs
-    from hear_mn.taps import backbone_plan
 
     counted: dict[tuple, tuple[int, int]] = {}
     lines = []

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from hear_mn.catalog import AUDIOMLP, EFFICIENTAT_HEAR, GROUP_TITLES, NAMED, PAPER
-from hear_mn.efficientat import TIMESTAMP_WINDOW_MS
+from hear_mn.models.efficientat.efficientat_embedder import TIMESTAMP_WINDOW_MS
+from hear_mn.models.efficientat.feature_taps import uses_block_features
 from hear_mn.registry import BEST_CONFIG, DEFAULT_CONFIG, get_config, named_configs
-from hear_mn.taps import uses_block_features
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -10,8 +10,8 @@ import torch
 from conftest import AUDIOMLP as FIXTURES
 from conftest import relative_error, require_shared
 
-from hear_mn.audiomlp import AudioMLPModel, n_timestamps, resample_time
-from hear_mn.audiomlp_archs import AUDIOMAE, KWMLP, AudioMLPArch
+from hear_mn.models.audiomlp.architectures import AUDIOMAE, KWMLP, AudioMLPArch
+from hear_mn.models.audiomlp.network import AudioMLPModel, n_timestamps, resample_time
 
 ARCHS = {"kwmlp": KWMLP, "audiomae": AUDIOMAE}
 INPUT_KEYS = ("len1", "len2.5", "len7.3")

@@ -20,8 +20,8 @@ import pytest
 import torch
 from conftest import relative_error
 
-from hear_mn.audiomlp import resample_time
-from hear_mn.audiomlp_scene import SpilledRows, cascade_lengths, resample_rows
+from hear_mn.models.audiomlp.network import resample_time
+from hear_mn.models.audiomlp.scene_resampling import SpilledRows, cascade_lengths, resample_rows
 
 
 @pytest.mark.parametrize(

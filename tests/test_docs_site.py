@@ -61,7 +61,7 @@ def test_the_diagram_groups_the_generated_modules_into_one_node() -> None:
     assert script.group_of("hear_mn.dymn04_clf1_logits") == script.GENERATED
     assert script.group_of("hear_mn.old_configs.mn10_all_b") == script.GENERATED
     assert script.group_of("hear_mn.kwmlp") == script.GENERATED
-    assert script.group_of("hear_mn.dymn") == "dymn"
+    assert script.group_of("hear_mn.models.efficientat.dymn_network") == "models/efficientat/"
     assert script.group_of("hear_mn.evaluation.trainer") == "evaluation/"
     assert script.group_of("hear_mn.registry") == "registry"
     edges = script.group_edges()

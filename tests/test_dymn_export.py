@@ -24,7 +24,7 @@ pytest.importorskip("onnx", reason="onnx is not installed (pip install hear-mn[o
 
 from hear_mn import cli  # noqa: E402
 from hear_mn.export import export_onnx, read_metadata, verify_onnx  # noqa: E402
-from hear_mn.export.spec import DYMN_TOLERANCE  # noqa: E402
+from hear_mn.models.efficientat.graph_specs import DYMN_TOLERANCE  # noqa: E402
 
 DYMN = SHARED / "fixtures" / "dymn"
 MANIFEST = reference_manifest(DYMN)

@@ -124,7 +124,9 @@ def test_training_and_autograd_use_torch() -> None:
 def test_bad_backends_are_refused_clearly() -> None:
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of torch"):
         hear_module.load_model(pretrained=False, backend="tensorrt")
-    with pytest.raises(ValueError, match="runs the EfficientAT MobileNets and DyMNs; kwmlp runs"):
+    with pytest.raises(
+        ValueError, match="backend .onnxruntime. does not run kwmlp; it runs with backend=.torch."
+    ):
         hear_mn.kwmlp.load_model(backend="onnxruntime")
     model = hear_module.load_model(pretrained=False, backend="onnxruntime")
     assert isinstance(model.runtime, OnnxRuntime)
@@ -176,4 +178,4 @@ def test_the_command_line_takes_a_backend(tmp_path, capsys) -> None:
     assert relative_error(outputs["onnxruntime"], outputs["torch"]) <= 1e-5
     argv = ["embed", str(tmp_path / "a.wav"), "--model", "kwmlp", "--out", str(tmp_path / "k")]
     assert main([*argv, "--backend", "onnxruntime"]) == 2
-    assert "runs the EfficientAT MobileNets" in capsys.readouterr().err
+    assert "does not run kwmlp; it runs with --backend torch" in capsys.readouterr().err

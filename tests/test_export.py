@@ -43,12 +43,12 @@ from hear_mn import cli  # noqa: E402
 from hear_mn.export import (  # noqa: E402
     OnnxVerificationError,
     export_onnx,
-    mobilenet_graph,
     onnx_bytes,
     read_metadata,
     verify_onnx,
 )
 from hear_mn.file_errors import FileAccessError  # noqa: E402
+from hear_mn.models.efficientat import mobilenet_graph  # noqa: E402
 from hear_mn.registry import create_model  # noqa: E402
 
 RTOL = 1e-5

@@ -9,10 +9,8 @@ import pytest
 import torch
 
 import hear_mn
-from hear_mn.mobilenet import MobileNet
-from hear_mn.mobilenet_table import BackbonePlan, feature_info
-from hear_mn.registry import get_config
-from hear_mn.taps import (
+from hear_mn.models.efficientat.block_table import BackbonePlan, feature_info
+from hear_mn.models.efficientat.feature_taps import (
     NEWER_ORDER,
     POOLINGS,
     backbone_plan,
@@ -20,6 +18,8 @@ from hear_mn.taps import (
     feature_sizes,
     parse_features,
 )
+from hear_mn.models.efficientat.mobilenet_network import MobileNet
+from hear_mn.registry import get_config
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import relative_error, require_shared
 
-from hear_mn.frontend import LogMelFrontend, kaldi_mel_banks
+from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend, kaldi_mel_banks
 
 
 def test_mel_matrix_matches_kaldi_reference() -> None:

@@ -10,8 +10,8 @@ import torch
 from conftest import randomize_batchnorm, relative_error
 
 import hear_mn.mn04_e1_l as hear_module
-from hear_mn.efficientat import MobileNetEmbedder
 from hear_mn.hear import get_scene_embeddings, get_timestamp_embeddings
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ VALIDATED = {
     "mn10_all_b_mel_avgs_fc": (SEED_WEIGHTS / "mn10_fc_seed1.pt", 600, 600),
     "mn10_b4_5_6_7": (MN_WEIGHTS / "mn10_seed1.pt", 200, 200),
     "mn01_all_b_avg_time_pool": (SEED_WEIGHTS / "mn01_seed1.pt", 384, 384),
-    # EfficientAT's dynamic MobileNets (hear_mn.families.dymn).
+    # EfficientAT's dynamic MobileNets (hear_mn.models.efficientat.dymn_family).
     "dymn04_all_b_mel_avgs": (SHARED / "fixtures" / "dymn" / "dymn04_seed1.pt", 320, 320),
 }
 

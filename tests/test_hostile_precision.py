@@ -19,8 +19,8 @@ import pytest
 import torch
 from conftest import DATA, reference_manifest, relative_error, require_shared
 
-from hear_mn import frontend
-from hear_mn.frontend import LogMelFrontend, kaldi_mel_banks
+from hear_mn.models.efficientat import log_mel_frontend as frontend
+from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend, kaldi_mel_banks
 
 # SHA-256 of the reference's 128 x 512 Kaldi matrix (float32, little-endian, C order): the
 # bytes of ../shared/fixtures/reference/frontend.npz["mel_banks_128"].

@@ -7,8 +7,12 @@ import torch
 from conftest import randomize_batchnorm, relative_error
 from torch import nn
 
-from hear_mn.inference import fold_batchnorm, inference_backbone, work_in_place
-from hear_mn.mobilenet import ChannelSqueezeExcite, ConvBNAct, MobileNet
+from hear_mn.models.efficientat.inference_rewrites import (
+    fold_batchnorm,
+    inference_backbone,
+    work_in_place,
+)
+from hear_mn.models.efficientat.mobilenet_network import ChannelSqueezeExcite, ConvBNAct, MobileNet
 
 
 def _random_network(width: float, seed: int, **architecture: object) -> MobileNet:

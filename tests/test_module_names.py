@@ -65,7 +65,7 @@ def test_validate_takes_bare_names(target: str, capsys) -> None:
 
 @pytest.mark.parametrize("name", ["load_model", "get_scene_embeddings", "get_timestamp_embeddings"])
 def test_audiomlp_says_where_the_models_are(name: str) -> None:
-    from hear_mn import audiomlp
+    from hear_mn.models import audiomlp
 
     with pytest.raises(AttributeError) as error:
         getattr(audiomlp, name)

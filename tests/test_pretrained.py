@@ -30,7 +30,7 @@ from test_weights import flip_tensor_byte
 import hear_mn.kwmlp
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn import registry
-from hear_mn.families.audiomlp import AUDIOMLP_CHECKPOINTS
+from hear_mn.models.audiomlp.family import AUDIOMLP_CHECKPOINTS
 from hear_mn.registry import create_model
 from hear_mn.weights import WeightsError, WeightsUnavailableError, cache_dir
 

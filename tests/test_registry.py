@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import require_shared
 
-from hear_mn.families.efficientat import WIDTHS
-from hear_mn.mobilenet import MobileNet
+from hear_mn.models.efficientat.mobilenet_family import WIDTHS
+from hear_mn.models.efficientat.mobilenet_network import MobileNet
 from hear_mn.registry import (
     CHECKPOINTS,
     NAMED_CONFIGS,

@@ -23,8 +23,8 @@ from conftest import (
 )
 
 from hear_mn.catalog import EFFICIENTAT_HEAR, NAMED
+from hear_mn.models.efficientat.feature_taps import parse_features
 from hear_mn.registry import get_config
-from hear_mn.taps import parse_features
 
 MANIFEST = reference_manifest(SEED_SYSTEM)
 SEED_SYSTEM_NOTE = SHARED / "notes" / "SEED_SYSTEM.md"

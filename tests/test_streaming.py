@@ -17,7 +17,7 @@ import torch
 from conftest import randomize_batchnorm, relative_error
 
 import hear_mn
-from hear_mn.efficientat import MobileNetEmbedder
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 
 CHUNKINGS = {
     "one big chunk": [10**9],

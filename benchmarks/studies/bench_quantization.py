@@ -74,8 +74,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: 
 from onnxruntime.transformers.float16 import convert_float_to_float16  # noqa: E402
 
 import hear_mn  # noqa: E402
-from hear_mn.efficientat import MobileNetEmbedder  # noqa: E402
 from hear_mn.export import onnx_bytes  # noqa: E402
+from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder  # noqa: E402
 
 MODELS = ("mn04_e1_l", "mn10_e1_l")
 SAMPLE_RATE = 32_000

@@ -1,11 +1,13 @@
-"""ONNX Runtime as the engine of an EfficientAT model's backbone and taps, MobileNet or DyMN
-(``backend="onnxruntime"``).
+"""ONNX Runtime as the engine of a model's network after its frontend
+(``backend="onnxruntime"``), for the models whose class lists it in
+:attr:`~hear_mn.model.EmbeddingModel.backends`.
 
-The model's frontend, windowing, batching, shared STFT frames and streaming stay in torch;
-each batch of log-mels goes through an ONNX Runtime session of the model's own graph
-(:func:`hear_mn.export.onnx_bytes` with ``frontend=False``), made from its current weights
-on first use. The session's threads do not spin while waiting: spinning threads starve the
-torch frontend that runs between two batches.
+The model's frontend, windowing, batching and streaming stay in torch; the model hands each
+batch of its frontend's output (log-mels) to its :attr:`~hear_mn.model.EmbeddingModel.runtime`,
+an ONNX Runtime session of the model's own graph (:func:`hear_mn.export.onnx_bytes` with
+``frontend=False``, as its family exports it), made from its current weights on first use.
+The session's threads do not spin while waiting: spinning threads starve the torch frontend
+that runs between two batches.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from hear_mn.efficientat import EfficientATEmbedder
 from hear_mn.model import EmbeddingModel
 
 ONNX_EXTRA = "pip install 'hear-mn[onnx]' (or pip install onnxruntime onnx)"
@@ -36,10 +37,11 @@ DEFAULT_SESSION_CONFIG: dict[str, str] = {"session.intra_op.allow_spinning": "0"
 
 
 class OnnxRuntime:
-    """Runs backbone + taps in an ONNX Runtime CPU session of ``threads`` intra-op threads
-    (None: torch's thread count when the session is made). ``session_config`` entries
-    (ONNX Runtime's session config keys, e.g. ``{"session.intra_op.allow_spinning": "1"}``)
-    are added to, and override, :data:`DEFAULT_SESSION_CONFIG`."""
+    """Runs a model's network after its frontend in an ONNX Runtime CPU session of
+    ``threads`` intra-op threads (None: torch's thread count when the session is made).
+    ``session_config`` entries (ONNX Runtime's session config keys, e.g.
+    ``{"session.intra_op.allow_spinning": "1"}``) are added to, and override,
+    :data:`DEFAULT_SESSION_CONFIG`."""
 
     name = "onnxruntime"
 
@@ -56,8 +58,9 @@ class OnnxRuntime:
                     f"{value!r}"
                 )
 
-    def compile(self, model: EfficientATEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
-        """An ONNX Runtime session of ``model``'s backbone and taps, as a function of log-mels."""
+    def compile(self, model: EmbeddingModel) -> Callable[[torch.Tensor], torch.Tensor]:
+        """An ONNX Runtime session of ``model``'s graph without frontend, as a function of
+        that graph's input (log-mels)."""
         from hear_mn.export import onnx_bytes
 
         ort = import_onnxruntime()
@@ -96,14 +99,10 @@ def check_backend(backend: object) -> str:
 def set_backend(model: EmbeddingModel, backend: object) -> EmbeddingModel:
     """Run ``model``'s network with ``backend`` ("torch" or "onnxruntime"); returns it."""
     check_backend(backend)
-    if backend == "torch":
-        if isinstance(model, EfficientATEmbedder):
-            model.runtime = None
-        return model
-    if not isinstance(model, EfficientATEmbedder):
+    if backend not in model.backends:
+        choices = " or ".join(repr(choice) for choice in model.backends)
         raise ValueError(
-            f"backend {backend!r} runs the EfficientAT MobileNets and DyMNs; {model.name} runs "
-            "with backend='torch'"
+            f"backend {backend!r} does not run {model.name}; it runs with backend={choices}"
         )
-    model.runtime = OnnxRuntime()
+    model.runtime = None if backend == "torch" else OnnxRuntime()
     return model

@@ -20,8 +20,9 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from hear_mn.export.graph import GraphSpec
 from hear_mn.export.onnx_export import check_graph, export_graph
-from hear_mn.export.spec import GraphSpec, graph_spec
+from hear_mn.export.spec import graph_spec
 from hear_mn.model import EmbeddingModel
 
 __all__ = [

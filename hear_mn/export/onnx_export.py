@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from hear_mn.download import new_temp_file
-from hear_mn.export.spec import GraphSpec, graph_spec
+from hear_mn.export.graph import GraphSpec
+from hear_mn.export.spec import graph_spec
 from hear_mn.file_errors import BadFileError, FileAccessError, FileError, os_error_text
 from hear_mn.model import EmbeddingModel
 from hear_mn.regular_files import read_regular_file
@@ -314,9 +315,9 @@ def verify_onnx(
     """Run an exported model with onnxruntime on fixed random inputs and compare it with
     ``model``; returns max|onnx - torch| / max|torch|, raises
     :class:`OnnxVerificationError` above ``tolerance`` (default: 1e-4 for a file with
-    the frontend, 1e-5 without; DyMN: :data:`~hear_mn.export.spec.DYMN_TOLERANCE`). A file
-    of another model raises :class:`OnnxVerificationError` naming both; a damaged one
-    :class:`OnnxFileError`."""
+    the frontend, 1e-5 without; a family may set its own, e.g. DyMN's
+    :data:`~hear_mn.models.efficientat.graph_specs.DYMN_TOLERANCE`). A file of another model
+    raises :class:`OnnxVerificationError` naming both; a damaged one :class:`OnnxFileError`."""
     data, source = _model_bytes(onnx_model)
     metadata = {entry.key: entry.value for entry in _parsed(data, source).metadata_props}
     frontend = metadata.get("frontend") == "true"

@@ -16,7 +16,7 @@ import torch
 from hear_mn.streaming import EmbeddingStream
 
 if TYPE_CHECKING:
-    from hear_mn.efficientat import EfficientATEmbedder, Windows
+    from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder, Windows
 
 __all__ = ["MobileNetStream", "SceneStream"]
 

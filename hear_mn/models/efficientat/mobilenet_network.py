@@ -12,7 +12,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from hear_mn.mobilenet_table import (
+from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
     HEADS,
     HIDDEN_CHANNELS,
@@ -27,7 +27,7 @@ from hear_mn.mobilenet_table import (
     global_average,
     make_divisible,
 )
-from hear_mn.taps import TAPS
+from hear_mn.models.efficientat.feature_taps import TAPS
 
 BN_EPS = 0.001
 DROPOUT = 0.2

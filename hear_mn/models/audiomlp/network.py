@@ -27,7 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.audio import positive_int
-from hear_mn.audiomlp_archs import (  # the variants as data, torch-free
+from hear_mn.checkpoint import load_into
+from hear_mn.model import EmbeddingModel
+from hear_mn.models.audiomlp.architectures import (  # the variants as data, torch-free
+    AUDIOMLP_FAMILY,
     CHUNK_SAMPLES,
     FRAMES_PER_CHUNK,
     HOP,
@@ -36,9 +39,7 @@ from hear_mn.audiomlp_archs import (  # the variants as data, torch-free
     SAMPLE_RATE,
     AudioMLPArch,
 )
-from hear_mn.audiomlp_scene import SpilledRows, cascade_lengths, resample_rows
-from hear_mn.checkpoint import load_into
-from hear_mn.model import EmbeddingModel
+from hear_mn.models.audiomlp.scene_resampling import SpilledRows, cascade_lengths, resample_rows
 from hear_mn.streaming import EmbeddingStream
 
 logger = logging.getLogger(__name__)
@@ -296,6 +297,8 @@ class AudioMLPModel(EmbeddingModel):
     (memory stays bounded for long audio; results do not depend on it).
     """
 
+    family = AUDIOMLP_FAMILY
+
     def __init__(
         self,
         arch: AudioMLPArch,
@@ -446,12 +449,11 @@ class AudioMLPStream(EmbeddingStream):
 
 class AudioMLPSceneStream(AudioMLPStream):
     """The scene embedding of a growing signal, as :meth:`AudioMLPModel.scene_embeddings`
-    computes it on the whole. The scene resamples all frames of the signal once it has
-    ended, so the frames (but the first and last, which the scene drops) go to a temporary
-    file as their chunks complete (kwmlp: 92 MB an hour, audiomae: 12 MB) and
-    :meth:`close` resamples from there block by block (:mod:`hear_mn.audiomlp_scene`):
-    memory holds neither the signal nor its frames. :meth:`close` gives the (1, scene_dim)
-    embedding; a failed push or close can be retried.
+    computes it on the whole. The scene resamples all frames of the signal once it has ended, so the
+    frames (but the first and last, which the scene drops) go to a temporary file as their chunks
+    complete (kwmlp: 92 MB an hour, audiomae: 12 MB) and :meth:`close` resamples from there block by
+    block (:mod:`hear_mn.models.audiomlp.scene_resampling`): memory holds neither the signal nor its
+    frames. :meth:`close` gives the (1, scene_dim) embedding; a failed push or close can be retried.
     """
 
     def __init__(self, model: AudioMLPModel) -> None:
@@ -494,16 +496,3 @@ class AudioMLPSceneStream(AudioMLPStream):
 
     def _empty(self) -> torch.Tensor:
         return torch.empty(0, self.model.scene_embedding_size, device=self.model.device)
-
-
-_HEAR_API = frozenset({"load_model", "get_scene_embeddings", "get_timestamp_embeddings"})
-
-
-def __getattr__(name: str) -> object:
-    """Users of the original Audio-MLP package look here for the models: say where they are."""
-    if name in _HEAR_API:
-        raise AttributeError(
-            f"hear_mn.audiomlp holds the Audio-MLP networks, not a HEAR module: the models "
-            f"are hear_mn.kwmlp and hear_mn.audiomae (e.g. hear_mn.kwmlp.{name})"
-        )
-    raise AttributeError(f"module 'hear_mn.audiomlp' has no attribute {name!r}")

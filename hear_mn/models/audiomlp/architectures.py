@@ -1,7 +1,7 @@
 """The two Audio-MLP variants (kwmlp, audiomae) described as data, and their input format.
 
 Torch-free: the family registration sizes the embeddings from these rows without loading
-the networks of :mod:`hear_mn.audiomlp`.
+the networks of :mod:`hear_mn.models.audiomlp.network`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SAMPLE_RATE = 16000
+# The family's registered name (hear_mn.config.FAMILIES), which its model class carries too.
+AUDIOMLP_FAMILY = "audiomlp"
 CHUNK_SAMPLES = SAMPLE_RATE  # the encoders see exactly one second at a time
 N_FFT = 480
 HOP = 160

@@ -1,14 +1,14 @@
 """Export-only torch modules for DyMN: backbone and feature taps (and optionally the log-mel
 frontend) as one traceable module with dynamic batch and length axes.
 
-:class:`~hear_mn.dymn.DynamicConv` runs its depthwise convolution as one grouped convolution
-with a group per sample and channel, and picks its 1x1 form by the map's size; an ONNX Conv's
-``group`` is a static attribute, so that graph would freeze the batch size. Here each dynamic
-convolution is written with operations whose shapes follow the input: a 1x1 one is a batched
-matrix product with each sample's mixed kernel, a depthwise k x k one the sum over the k * k
-taps of the zero-padded map's (strided) shifted slices times each sample's kernel value. Both
-are exact rewrites (only the order of the float32 sums differs). The torch path is not changed;
-these modules exist only to be traced.
+:class:`~hear_mn.models.efficientat.dymn_network.DynamicConv` runs its depthwise convolution as one
+grouped convolution with a group per sample and channel, and picks its 1x1 form by the map's size;
+an ONNX Conv's ``group`` is a static attribute, so that graph would freeze the batch size. Here each
+dynamic convolution is written with operations whose shapes follow the input: a 1x1 one is a batched
+matrix product with each sample's mixed kernel, a depthwise k x k one the sum over the k * k taps of
+the zero-padded map's (strided) shifted slices times each sample's kernel value. Both are exact
+rewrites (only the order of the float32 sums differs). The torch path is not changed; these modules
+exist only to be traced.
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.dymn import RELU_PIECES, DyMNEmbedder, DynamicBlock, DynamicConv, DyReLUB
-from hear_mn.export.mobilenet_graph import TapsGraph
+from hear_mn.models.efficientat.dymn_network import (
+    RELU_PIECES,
+    DyMNEmbedder,
+    DynamicBlock,
+    DynamicConv,
+    DyReLUB,
+)
+from hear_mn.models.efficientat.mobilenet_graph import TapsGraph
 
 
 def pointwise(conv: DynamicConv, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -55,14 +61,16 @@ def depthwise(conv: DynamicConv, x: torch.Tensor, context: torch.Tensor) -> torc
 
 
 def conv_1x1(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """:class:`~hear_mn.dymn.PointwiseConv`'s numbers with positive permutation axes (its
+    """:class:`~hear_mn.models.efficientat.dymn_network.PointwiseConv`'s numbers with positive
+    permutation axes (its
     ``movedim(-1, 1)`` exports as a Transpose with a negative axis, which ONNX refuses)."""
     out = F.linear(x.permute(0, 2, 3, 1), conv.weight.flatten(1), conv.bias)
     return out.permute(0, 3, 1, 2)
 
 
 def dy_relu(act: DyReLUB, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-    """Dy-ReLU-B of :class:`~hear_mn.dymn.DyReLUB` with plain products and sums."""
+    """Dy-ReLU-B of :class:`~hear_mn.models.efficientat.dymn_network.DyReLUB` with plain products
+    and sums."""
     theta = 2 * torch.sigmoid(act.coef_net(context)) - 1
     coefs = theta.reshape(-1, act.channels, 2 * RELU_PIECES) * act.lambdas + act.init_v
     coefs = coefs[:, :, :, None, None]
@@ -71,7 +79,8 @@ def dy_relu(act: DyReLUB, x: torch.Tensor, context: torch.Tensor) -> torch.Tenso
 
 
 class TracedBlock(nn.Module):
-    """A :class:`~hear_mn.dymn.DynamicBlock` (its own parameters) with a traceable forward."""
+    """A :class:`~hear_mn.models.efficientat.dymn_network.DynamicBlock` (its own parameters) with a
+    traceable forward."""
 
     def __init__(self, block: DynamicBlock) -> None:
         super().__init__()
@@ -107,7 +116,7 @@ class TracedBlock(nn.Module):
 
 
 class DyMNGraph(TapsGraph):
-    """A DyMN as a :class:`~hear_mn.export.mobilenet_graph.TapsGraph` (DyMN has the
+    """A DyMN as a :class:`~hear_mn.models.efficientat.mobilenet_graph.TapsGraph` (DyMN has the
     MobileNets' frontend): its backbone a float32 CPU copy as built (DyMN has no inference
     rewrite) whose blocks are :class:`TracedBlock`."""
 

@@ -1,12 +1,14 @@
-"""Export-only torch modules for Audio-MLP (kwmlp, audiomae): traceable forms of its frontend,
-its chunked pass and its scene embedding.
+"""Audio-MLP's ONNX export (kwmlp, audiomae): traceable forms of its frontend, its chunked
+pass and its scene embedding, and the export the family hands over
+(:func:`audiomlp_graph_spec`).
 
-:class:`~hear_mn.audiomlp.AudioMLPModel` computes an FFT (complex, not exportable with the
-TorchScript exporter) and resamples frames to the scene's time steps with a loop whose length
-depends on the clip (``resample_time``), which a trace would freeze to one length. Here the
-FFT is a strided Conv1d with fixed DFT kernels (window folded in, float64), and the loop is
-unrolled into :data:`HALVING_STAGES` stages that each halve the frames or pass them through
-unchanged, decided in the graph, so one graph serves every clip length.
+:class:`~hear_mn.models.audiomlp.network.AudioMLPModel` computes an FFT (complex, not
+exportable with the TorchScript exporter) and resamples frames to the scene's time steps
+with a loop whose length depends on the clip (``resample_time``), which a trace would freeze
+to one length. Here the FFT is a strided Conv1d with fixed DFT kernels (window folded in,
+float64), and the loop is unrolled into :data:`HALVING_STAGES` stages that each halve the
+frames or pass them through unchanged, decided in the graph, so one graph serves every clip
+length.
 """
 
 from __future__ import annotations
@@ -18,9 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.audiomlp import PAD_END, PAD_START, AudioMLPModel
-from hear_mn.audiomlp_archs import CHUNK_SAMPLES, HOP, N_FFT
-from hear_mn.export.mobilenet_graph import signal_length
+from hear_mn.export.graph import VERIFY_SEED, GraphSpec, signal_length, verify_audio
+from hear_mn.export.spec import graph_metadata, reference_on, window_entries
+from hear_mn.models.audiomlp.architectures import (
+    AUDIOMLP_FAMILY,
+    CHUNK_SAMPLES,
+    FRAMES_PER_CHUNK,
+    HOP,
+    N_FFT,
+)
+from hear_mn.models.audiomlp.network import PAD_END, PAD_START, AudioMLPModel
 
 # Halvings the graph can make: enough for clips of up to steps * 2 ** 21 frames of 10 ms
 # (over 90 hours for kwmlp's 16 steps, far more for audiomae's 198), beyond any one input.
@@ -28,7 +37,8 @@ HALVING_STAGES = 20
 
 
 class ConvFeatures(nn.Module):
-    """(chunks, 16000) -> (chunks, n_mels, 98): :class:`~hear_mn.audiomlp.AudioMLPFrontend`'s
+    """(chunks, 16000) -> (chunks, n_mels, 98):
+    :class:`~hear_mn.models.audiomlp.network.AudioMLPFrontend`'s
     numbers with the FFT as a Conv1d (power mel, or MFCCs with the per-chunk 80 dB floor)."""
 
     def __init__(self, model: AudioMLPModel) -> None:
@@ -71,7 +81,8 @@ def _linear_resize(x: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
 
 
 def resample_frames(frames: torch.Tensor, steps: int) -> torch.Tensor:
-    """:func:`hear_mn.audiomlp.resample_time` as a fixed graph: (B, T, D) -> (B, steps, D).
+    """:func:`hear_mn.models.audiomlp.network.resample_time` as a fixed graph:
+    (B, T, D) -> (B, steps, D).
 
     Zero-pad to ``steps``; then :data:`HALVING_STAGES` stages, each halving the length while
     that leaves at least ``steps`` (else passing it through); then one resize to ``steps``
@@ -121,3 +132,54 @@ class AudioMLPGraph(nn.Module):
         frames = emb.reshape(batch, -1, emb.shape[-1])[:, 1:-1]
         scene = resample_frames(frames, self.steps)
         return scene.transpose(1, 2).reshape(batch, -1)
+
+
+def audiomlp_graph_spec(model: AudioMLPModel, frontend: bool) -> GraphSpec:
+    """Audio-MLP's export: whole (audio in, scene embeddings out) or its encoder on chunk
+    features (the family hands it to :func:`hear_mn.export.spec.graph_spec`)."""
+    arch = model.arch
+    if frontend:
+        name, axes = "audio", {0: "batch", 1: "samples"}
+        examples = tuple(verify_audio(model.sample_rate))
+        layout = f"(batch, samples) float32 audio at {model.sample_rate} Hz"
+        output_axes = {0: "batch"}
+        output_layout = "(batch, scene_embedding_size) float32 scene embeddings"
+        reference = reference_on(model, model)  # forward: the bare scene embeddings
+        size = model.scene_embedding_size
+    else:
+        name, axes = "features", {0: "chunks"}
+        generator = torch.Generator().manual_seed(VERIFY_SEED)
+        chunks = [0.2 * torch.randn(n, CHUNK_SAMPLES, generator=generator) for n in (1, 3)]
+        with torch.no_grad():
+            examples = tuple(model.frontend(c.to(model.device)).cpu() for c in chunks)
+        layout = (
+            f"(chunks, {arch.n_mels}, {FRAMES_PER_CHUNK}) float32 {arch.frontend} features of "
+            f"1 s chunks (the model's frontend)"
+        )
+        output_axes = {0: "chunks"}
+        output_layout = f"(chunks, {FRAMES_PER_CHUNK}, timestamp_embedding_size) float32"
+        reference = reference_on(model, model.encoder)
+        size = model.timestamp_embedding_size
+    return GraphSpec(
+        build=lambda: AudioMLPGraph(model, frontend=frontend),
+        input_name=name,
+        input_axes=axes,
+        output_axes=output_axes,
+        examples=examples,
+        reference=reference,
+        metadata=graph_metadata(
+            model,
+            frontend,
+            family=AUDIOMLP_FAMILY,
+            **window_entries(N_FFT, HOP, model.sample_rate),
+            embedding_size=size,
+            features="",
+            feature_sizes=[size],
+            pooling="",
+            n_mels=arch.n_mels,
+            stft_hop_samples=HOP,
+            input_name=name,
+            input_layout=layout,
+            output_layout=output_layout,
+        ),
+    )

@@ -8,9 +8,9 @@ A feature set is a tuple of feature names in one of two vocabularies:
   ``logits``, ``seK`` (squeeze-excitation bottleneck of feature component K) and ``bK``
   (the output map of feature component K, K = 0 ... 15, pooled by a pooling function).
 
-The embedding concatenates the features in its vocabulary's fixed order
-(:data:`PAPER_ORDER`, :data:`NEWER_ORDER`), whatever order they were written in. Sizes come
-from the backbone's :func:`~hear_mn.mobilenet_table.feature_info`, i.e. from its block table.
+The embedding concatenates the features in its vocabulary's fixed order (:data:`PAPER_ORDER`,
+:data:`NEWER_ORDER`), whatever order they were written in. Sizes come from the backbone's
+:func:`~hear_mn.models.efficientat.block_table.feature_info`, i.e. from its block table.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from hear_mn.mobilenet_table import (
+from hear_mn.models.efficientat.block_table import (
     BLOCKS,
     LAST_COMPONENT,
     BackbonePlan,

@@ -18,7 +18,7 @@ import copy
 import torch
 from torch import nn
 
-from hear_mn.mobilenet import ChannelSqueezeExcite, ConvBNAct, MobileNet
+from hear_mn.models.efficientat.mobilenet_network import ChannelSqueezeExcite, ConvBNAct, MobileNet
 
 
 def inference_backbone(model: MobileNet) -> MobileNet:

@@ -14,23 +14,28 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hear_mn.config import CHECKPOINTS, Checkpoint, ModelConfig, register_family
-from hear_mn.families.efficientat import (
+from hear_mn.models.efficientat.block_table import (
+    DYMN_FAMILY,
+    SAMPLE_RATE,
+    FeatureInfo,
+    dymn_feature_info,
+)
+from hear_mn.models.efficientat.feature_taps import (
+    TAPS,
+)
+from hear_mn.models.efficientat.mobilenet_family import (
     EFFICIENTAT_LICENSE,
     EFFICIENTAT_RELEASE,
     EfficientATFamily,
     split_name_suffixes,
     tap_settings,
 )
-from hear_mn.mobilenet_table import SAMPLE_RATE, FeatureInfo, dymn_feature_info
-from hear_mn.taps import (
-    TAPS,
-)
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
-    from hear_mn.dymn import DyMNEmbedder
+    from hear_mn.export.graph import GraphSpec
+    from hear_mn.models.efficientat.dymn_network import DyMNEmbedder
 
-FAMILY = "dymn"
 HEAD = "mlp"
 # Width multiplier of each DyMN architecture.
 WIDTHS: dict[str, float] = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
@@ -57,7 +62,9 @@ def _release(arch: str, file_name: str, map_percent: int, num_params: int) -> Dy
         license=EFFICIENTAT_LICENSE,
         meta={"audioset_map": map_percent / 1000},
     )
-    return DyMNCheckpoint(f"{arch}_as", FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params)
+    return DyMNCheckpoint(
+        f"{arch}_as", DYMN_FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params
+    )
 
 
 # dymn20_as is the release's best file (the original's default for that name); the
@@ -92,7 +99,7 @@ def check_dymn_features(features: tuple[str, ...]) -> tuple[str, ...]:
 class DyMNFamily(EfficientATFamily):
     """EfficientAT's dynamic MobileNets: any feature set but seK, any pooling and windows."""
 
-    name = FAMILY
+    name = DYMN_FAMILY
     widths = WIDTHS
     weights_title = "EfficientAT DyMN"
 
@@ -122,7 +129,9 @@ class DyMNFamily(EfficientATFamily):
         return dymn_feature_info(config.checkpoint.width, config.checkpoint.n_mels)
 
     def build(self, config: ModelConfig, **options: object) -> DyMNEmbedder:
-        from hear_mn.dymn import DyMNEmbedder  # the network: torch, on building only
+        from hear_mn.models.efficientat.dymn_network import (
+            DyMNEmbedder,  # the network: torch, on building only
+        )
 
         checkpoint = config.checkpoint
         return DyMNEmbedder(
@@ -132,6 +141,11 @@ class DyMNFamily(EfficientATFamily):
             **tap_settings(config),
             **options,
         )
+
+    def export_graph(self, model: DyMNEmbedder, frontend: bool) -> GraphSpec:
+        from hear_mn.models.efficientat.graph_specs import dymn_graph_spec  # torch
+
+        return dymn_graph_spec(model, frontend)
 
 
 register_family(DyMNFamily(), RELEASE)

@@ -14,8 +14,14 @@ from typing import TYPE_CHECKING
 
 from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, register_family
 from hear_mn.durations import duration_to_samples
-from hear_mn.mobilenet_table import DEFAULT_STRIDES, SAMPLE_RATE, FeatureInfo, feature_info
-from hear_mn.taps import (
+from hear_mn.models.efficientat.block_table import (
+    DEFAULT_STRIDES,
+    MOBILENET_FAMILY,
+    SAMPLE_RATE,
+    FeatureInfo,
+    feature_info,
+)
+from hear_mn.models.efficientat.feature_taps import (
     DEFAULT_POOLING,
     POOLINGS,
     check_pooling,
@@ -26,12 +32,12 @@ from hear_mn.taps import (
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
-    from hear_mn.efficientat import MobileNetEmbedder
+    from hear_mn.export.graph import GraphSpec
+    from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 
 EFFICIENTAT_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
 EFFICIENTAT_LICENSE = "MIT (EfficientAT release)"
 FULLY_CONVOLUTIONAL = "fully_convolutional"
-FAMILY = "mobilenet"
 
 # Width multiplier of each MobileNet architecture.
 WIDTHS: dict[str, float] = {
@@ -76,7 +82,14 @@ def _release(
         meta={"audioset_map": map_percent / 1000},
     )
     return MobileNetCheckpoint(
-        name, FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params, tags=tags, **settings
+        name,
+        MOBILENET_FAMILY,
+        arch,
+        weights,
+        SAMPLE_RATE,
+        num_params=num_params,
+        tags=tags,
+        **settings,
     )
 
 
@@ -260,7 +273,7 @@ def _checkpoint(name: str) -> MobileNetCheckpoint:
 class MobileNetFamily(EfficientATFamily):
     """EfficientAT MobileNetV3s: any feature set, pooling and timestamp windows."""
 
-    name = FAMILY
+    name = MOBILENET_FAMILY
     widths = WIDTHS
 
     def parse_name(self, name: str) -> tuple[ModelConfig, str | None, str | None] | None:
@@ -310,7 +323,9 @@ class MobileNetFamily(EfficientATFamily):
         return feature_info(c.width, c.n_mels, c.strides, c.head)
 
     def build(self, config: ModelConfig, **options: object) -> MobileNetEmbedder:
-        from hear_mn.efficientat import MobileNetEmbedder  # the network: torch, on building only
+        from hear_mn.models.efficientat.efficientat_embedder import (
+            MobileNetEmbedder,  # the network: torch, on building only
+        )
 
         c = config.checkpoint
         return MobileNetEmbedder(
@@ -322,6 +337,11 @@ class MobileNetFamily(EfficientATFamily):
             **tap_settings(config),
             **options,
         )
+
+    def export_graph(self, model: MobileNetEmbedder, frontend: bool) -> GraphSpec:
+        from hear_mn.models.efficientat.graph_specs import mobilenet_graph_spec  # torch
+
+        return mobilenet_graph_spec(model, frontend)
 
 
 register_family(MobileNetFamily(), RELEASE)

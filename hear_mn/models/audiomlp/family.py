@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hear_mn.audiomlp_archs import ARCHS, SAMPLE_RATE
 from hear_mn.config import Checkpoint, Family, ModelConfig, register_family
+from hear_mn.models.audiomlp.architectures import ARCHS, AUDIOMLP_FAMILY, SAMPLE_RATE
 from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
-    from hear_mn.audiomlp import AudioMLPModel
+    from hear_mn.export.graph import GraphSpec
+    from hear_mn.models.audiomlp.network import AudioMLPModel
 
 AUDIOMLP_CHECKPOINTS = (
     "https://raw.githubusercontent.com/mashrurmorshed/HEAR-2021-Audio-MLP/"
     "292c77c92468beff9292e9892742e9b1fcecfcab/checkpoints/"
 )
 AUDIOMLP_LICENSE = "CC BY-SA 4.0 (HEAR-2021-Audio-MLP)"
-FAMILY = "audiomlp"
 
 
 def _audiomlp(arch: str, sha256: str, num_bytes: int, num_params: int) -> Checkpoint:
@@ -31,7 +31,7 @@ def _audiomlp(arch: str, sha256: str, num_bytes: int, num_params: int) -> Checkp
         state_dict_key="model_state_dict",
         license=AUDIOMLP_LICENSE,
     )
-    return Checkpoint(arch, FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params)
+    return Checkpoint(arch, AUDIOMLP_FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params)
 
 
 CHECKPOINTS: tuple[Checkpoint, ...] = (
@@ -53,7 +53,7 @@ CHECKPOINTS: tuple[Checkpoint, ...] = (
 class AudioMLPFamily(Family):
     """kwmlp and audiomae: one configuration per checkpoint, named after it."""
 
-    name = FAMILY
+    name = AUDIOMLP_FAMILY
 
     def new_config(self, name: str, checkpoint: Checkpoint) -> ModelConfig:
         return ModelConfig(name, checkpoint)
@@ -84,9 +84,16 @@ class AudioMLPFamily(Family):
         return f"Audio-MLP {config.checkpoint.name} (HEAR 2021)"
 
     def build(self, config: ModelConfig, **options: object) -> AudioMLPModel:
-        from hear_mn.audiomlp import AudioMLPModel  # the network: torch, on building only
+        from hear_mn.models.audiomlp.network import (
+            AudioMLPModel,  # the network: torch, on building only
+        )
 
         return AudioMLPModel(ARCHS[config.checkpoint.arch], name=config.name, **options)
+
+    def export_graph(self, model: AudioMLPModel, frontend: bool) -> GraphSpec:
+        from hear_mn.models.audiomlp.onnx_graph import audiomlp_graph_spec  # torch
+
+        return audiomlp_graph_spec(model, frontend)
 
 
 register_family(AudioMLPFamily(), CHECKPOINTS)

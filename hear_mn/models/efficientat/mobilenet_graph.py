@@ -1,12 +1,12 @@
 """Export-only torch modules for the MobileNets: the log-mel frontend as a convolution, and the
 whole pipeline (frontend, folded backbone, feature taps) as one traceable module.
 
-They compute the numbers of :class:`~hear_mn.frontend.LogMelFrontend` and
-:meth:`~hear_mn.efficientat.MobileNetEmbedder.embed_mels` with operations every ONNX runtime
-has: ``torch.stft`` with complex output does not export with the TorchScript exporter, so the
-STFT is a strided Conv1d with fixed DFT kernels (cos and sin, the window folded in, computed
-in float64, trimmed to the window's non-zero taps and to the FFT bins the mel matrix uses).
-The torch path is not changed; these modules exist only to be traced.
+They compute the numbers of :class:`~hear_mn.models.efficientat.log_mel_frontend.LogMelFrontend` and
+:meth:`~hear_mn.models.efficientat.efficientat_embedder.MobileNetEmbedder.embed_mels` with
+operations every ONNX runtime has: ``torch.stft`` with complex output does not export with the
+TorchScript exporter, so the STFT is a strided Conv1d with fixed DFT kernels (cos and sin, the
+window folded in, computed in float64, trimmed to the window's non-zero taps and to the FFT bins the
+mel matrix uses). The torch path is not changed; these modules exist only to be traced.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ import math
 import torch
 from torch import nn
 
-from hear_mn.efficientat import EfficientATEmbedder, MobileNetEmbedder
-from hear_mn.frontend import LOG_OFFSET, NORM_SCALE, NORM_SHIFT, PREEMPHASIS, LogMelFrontend
-from hear_mn.inference import fold_batchnorm
-from hear_mn.mobilenet import concatenate_taps
-
-
-def signal_length(x: torch.Tensor) -> torch.Tensor:
-    """``x.shape[-1]`` as a 0-d int64 tensor, so that a trace keeps it dynamic."""
-    length = x.shape[-1]
-    if isinstance(length, torch.Tensor):  # while tracing, sizes are tensors
-        return length
-    return torch.tensor(length, dtype=torch.int64)
+from hear_mn.export.graph import signal_length
+from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder, MobileNetEmbedder
+from hear_mn.models.efficientat.inference_rewrites import fold_batchnorm
+from hear_mn.models.efficientat.log_mel_frontend import (
+    LOG_OFFSET,
+    NORM_SCALE,
+    NORM_SHIFT,
+    PREEMPHASIS,
+    LogMelFrontend,
+)
+from hear_mn.models.efficientat.mobilenet_network import concatenate_taps
 
 
 def mirror(positions: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
@@ -104,7 +103,8 @@ class TapsGraph(nn.Module):
 
 class MobileNetGraph(TapsGraph):
     """A MobileNet as a :class:`TapsGraph`: its backbone a float32 CPU copy with BatchNorm
-    folded (:func:`~hear_mn.inference.fold_batchnorm`, the inference copy's numbers)."""
+    folded (:func:`~hear_mn.models.efficientat.inference_rewrites.fold_batchnorm`, the inference
+    copy's numbers)."""
 
     def __init__(self, model: MobileNetEmbedder, *, frontend: bool) -> None:
         backbone = fold_batchnorm(model.backbone).float().cpu()

@@ -1,7 +1,7 @@
 """EfficientAT networks as HEAR models: frontend -> backbone -> taps, plus HEAR windowing.
 
 :class:`EfficientATEmbedder` serves any backbone with the MobileNets' taps (MobileNets:
-:class:`MobileNetEmbedder`; DyMN: :class:`hear_mn.dymn.DyMNEmbedder`).
+:class:`MobileNetEmbedder`; DyMN: :class:`hear_mn.models.efficientat.dymn_network.DyMNEmbedder`).
 Timestamp embeddings: windows of ``timestamp_window`` (160 ms) every ``timestamp_hop``
 (50 ms) over the reflect-padded clip, each window through frontend and backbone on its own
 (as the reference does), but many windows per forward pass and in bounded chunks, so an hour
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 from torch import nn
@@ -22,13 +21,19 @@ from torch import nn
 from hear_mn.audio import extended_span, positive_int
 from hear_mn.checkpoint import load_into
 from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
-from hear_mn.efficientat_streams import MobileNetStream, SceneStream
-from hear_mn.frontend import LogMelFrontend
-from hear_mn.inference import inference_backbone
-from hear_mn.mobilenet import MobileNet, concatenate_taps
-from hear_mn.mobilenet_table import DEFAULT_STRIDES, SAMPLE_RATE, FeatureInfo, feature_info
-from hear_mn.model import EmbeddingModel
-from hear_mn.taps import DEFAULT_POOLING, backbone_plan, embedding_size
+from hear_mn.model import EmbeddingModel, Runtime
+from hear_mn.models.efficientat.block_table import (
+    DEFAULT_STRIDES,
+    MOBILENET_FAMILY,
+    SAMPLE_RATE,
+    FeatureInfo,
+    feature_info,
+)
+from hear_mn.models.efficientat.feature_taps import DEFAULT_POOLING, backbone_plan, embedding_size
+from hear_mn.models.efficientat.inference_rewrites import inference_backbone
+from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend
+from hear_mn.models.efficientat.mobilenet_network import MobileNet, concatenate_taps
+from hear_mn.models.efficientat.streams import MobileNetStream, SceneStream
 
 TIMESTAMP_WINDOW_MS = 160
 TIMESTAMP_HOP_MS = 50
@@ -67,29 +72,22 @@ class Windows:
         return cls(size, hop, pad)
 
 
-class Runtime(Protocol):
-    """An engine that runs a model's backbone and taps (see :attr:`EfficientATEmbedder.runtime`)."""
-
-    name: str
-
-    def compile(self, model: EfficientATEmbedder) -> Callable[[torch.Tensor], torch.Tensor]:
-        """From the model's current weights: a function log-mels (batch, n_mels, frames) ->
-        embeddings (batch, D), on the device of its input."""
-
-
 class EfficientATEmbedder(EmbeddingModel):
     """An EfficientAT network ``backbone`` on log-mels with feature taps ``features``.
 
-    The backbone maps (batch, 1, n_mels, frames) and a :class:`~hear_mn.mobilenet.BackbonePlan`
-    to :class:`~hear_mn.mobilenet.BackboneOutputs`; ``info`` gives its taps' shapes. This
-    class does the rest for every such family (MobileNets, DyMN): frontend, HEAR windowing,
-    batching, streaming and the inference copy. ``hop_length`` is the frontend's STFT hop;
-    ``pooling`` pools block features (bK).
-    ``timestamp_window_ms`` / ``timestamp_hop_ms`` frame timestamp embeddings.
-    ``window_batch_size`` bounds how many 160 ms windows' worth of samples go through the
-    network at once (memory vs. speed). Parameters are random until :meth:`load_checkpoint`.
+    The backbone maps (batch, 1, n_mels, frames) and a
+    :class:`~hear_mn.models.efficientat.mobilenet_network.BackbonePlan` to
+    :class:`~hear_mn.models.efficientat.mobilenet_network.BackboneOutputs`; ``info`` gives its taps'
+    shapes. This class does the rest for every such family (MobileNets, DyMN): frontend, HEAR
+    windowing, batching, streaming and the inference copy. ``hop_length`` is the frontend's STFT
+    hop; ``pooling`` pools block features (bK). ``timestamp_window_ms`` / ``timestamp_hop_ms`` frame
+    timestamp embeddings. ``window_batch_size`` bounds how many 160 ms windows' worth of samples go
+    through the network at once (memory vs. speed). Parameters are random until
+    :meth:`load_checkpoint`.
     """
 
+    # Each batch of log-mels can go to another engine instead (see :attr:`runtime`).
+    backends = ("torch", "onnxruntime")
     # The inference copy made unless :attr:`inference_rewrite` is set (a family's own).
     default_inference_rewrite = staticmethod(inference_backbone)
 
@@ -349,6 +347,8 @@ class MobileNetEmbedder(EfficientATEmbedder):
     """A MobileNet of width ``width`` with ``n_mels`` log-mel input and feature taps ``features``;
     ``hop_length``, ``head`` and ``strides`` come with the checkpoint (see
     :class:`EfficientATEmbedder` for the other settings)."""
+
+    family = MOBILENET_FAMILY
 
     def __init__(
         self,

@@ -1,14 +1,14 @@
 """EfficientAT's dynamic MobileNets (DyMN) for log-mel input, and what they can tap.
 
-DyMN (Schmid, Koutini, Widmer, "Dynamic Convolutional Neural Networks as Efficient
-Pre-trained Audio Models") keeps MobileNetV3's block table (:data:`hear_mn.mobilenet.BLOCKS`)
-and makes every block input-dependent. A block's *context generator* summarises its input
-by frequency and time averages into a context vector and two gate sequences; the context
-mixes ``NUM_KERNELS`` kernels per sample in each of the three convolutions (dynamic
-convolution, softmax at temperature 1 as released for AudioSet) and sets the per-channel
-pieces of a Dy-ReLU-B after the depthwise convolution; the sequences gate the map by
-frequency and time (coordinate attention) before the projection. There is no
-squeeze-excitation. Module names follow the released state dicts, so they load strictly.
+DyMN (Schmid, Koutini, Widmer, "Dynamic Convolutional Neural Networks as Efficient Pre-trained Audio
+Models") keeps MobileNetV3's block table
+(:data:`hear_mn.models.efficientat.mobilenet_network.BLOCKS`) and makes every block input-dependent.
+A block's *context generator* summarises its input by frequency and time averages into a context
+vector and two gate sequences; the context mixes ``NUM_KERNELS`` kernels per sample in each of the
+three convolutions (dynamic convolution, softmax at temperature 1 as released for AudioSet) and sets
+the per-channel pieces of a Dy-ReLU-B after the depthwise convolution; the sequences gate the map by
+frequency and time (coordinate attention) before the projection. There is no squeeze-excitation.
+Module names follow the released state dicts, so they load strictly.
 
 Batches are exact and fast, as a convolution is linear in its weights (:class:`DynamicConv`):
 a 1x1 convolution forms each sample's kernel once and applies all of them in one batched
@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.efficientat import EfficientATEmbedder
-from hear_mn.mobilenet import BN_EPS, BackboneOutputs, ConvBNAct, mlp_classifier
-from hear_mn.mobilenet_table import (
+from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
+    DYMN_FAMILY,
     LAST_COMPONENT,
     LAST_CONV_FACTOR,
     STEM_CHANNELS,
@@ -38,6 +37,13 @@ from hear_mn.mobilenet_table import (
     dymn_feature_info,
     global_average,
     make_divisible,
+)
+from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder
+from hear_mn.models.efficientat.mobilenet_network import (
+    BN_EPS,
+    BackboneOutputs,
+    ConvBNAct,
+    mlp_classifier,
 )
 
 NUM_KERNELS = 4  # kernels mixed by each dynamic convolution (K)
@@ -255,9 +261,9 @@ class DynamicBlock(nn.Module):
 class DyMN(nn.Module):
     """A dynamic MobileNet of width ``width`` on (batch, 1, mels, frames) log-mel input.
 
-    Feature components as in :class:`hear_mn.mobilenet.MobileNet`: 0 is ``in_c`` (3x3
-    conv, stride 2), 1 ... 15 the dynamic blocks (``layers``), 16 ``out_c``; the head pools,
-    then Linear, Hardswish, Dropout, Linear to the 527 AudioSet classes.
+    Feature components as in :class:`hear_mn.models.efficientat.mobilenet_network.MobileNet`: 0 is
+    ``in_c`` (3x3 conv, stride 2), 1 ... 15 the dynamic blocks (``layers``), 16 ``out_c``; the head
+    pools, then Linear, Hardswish, Dropout, Linear to the 527 AudioSet classes.
     """
 
     head = "mlp"
@@ -317,10 +323,12 @@ class DyMN(nn.Module):
 
 class DyMNEmbedder(EfficientATEmbedder):
     """A DyMN of width ``width`` on ``n_mels`` log-mel bands (128 as released) with feature
-    taps ``features``; windowing, batching, streaming and the other settings are the
-    MobileNets' (:class:`~hear_mn.efficientat.EfficientATEmbedder`), the ONNX export and
-    backend included (:mod:`hear_mn.export.dymn_graph`: the graph's dynamic convolutions)."""
+    taps ``features``; windowing, batching, streaming and the other settings are the MobileNets'
+    (:class:`~hear_mn.models.efficientat.efficientat_embedder.EfficientATEmbedder`), the ONNX export
+    and backend included (:mod:`hear_mn.models.efficientat.dymn_graph`: the graph's dynamic
+    convolutions)."""
 
+    family = DYMN_FAMILY
     # Runs as built. Folding BatchNorm into the kernel banks gained nothing measurable
     # (dymn10, one thread, as built vs folded: 805 vs 865 ms for 256 windows, 223 vs 228 ms
     # for 4 x 10 s) and doubled the rounding difference to the reference.

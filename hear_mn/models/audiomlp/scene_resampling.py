@@ -1,13 +1,13 @@
 """Audio-MLP's scene resampling for signals too long to hold their frames.
 
-The scene embedding resamples all frames of a signal to a fixed number of steps by a cascade
-of linear interpolations with aligned corners: halving the length while the result stays at
-least the steps, then once more to the steps (:func:`cascade_lengths`, the one rule that
-:func:`hear_mn.audiomlp.resample_time` also follows). Where each output lands depends on the
-final length, so a stream cannot resample as frames arrive: :class:`SpilledRows` keeps them
-in an anonymous temporary file (kwmlp: 92 MB an hour), and :func:`resample_rows` runs the
-cascade from there level by level, a block of rows at a time, so memory holds blocks, never
-the signal's frames.
+The scene embedding resamples all frames of a signal to a fixed number of steps by a cascade of
+linear interpolations with aligned corners: halving the length while the result stays at least the
+steps, then once more to the steps (:func:`cascade_lengths`, the one rule that
+:func:`hear_mn.models.audiomlp.network.resample_time` also follows). Where each output lands depends
+on the final length, so a stream cannot resample as frames arrive: :class:`SpilledRows` keeps them
+in an anonymous temporary file (kwmlp: 92 MB an hour), and :func:`resample_rows` runs the cascade
+from there level by level, a block of rows at a time, so memory holds blocks, never the signal's
+frames.
 
 Each output is computed as torch's CPU interpolation computes it, in float32: the scale
 ``float(n_in - 1) / (n_out - 1)``, the source position ``scale * j`` rounded to float32,
@@ -133,8 +133,8 @@ def _interpolate_level(
 
 def resample_rows(source: SpilledRows, steps: int, *, block_rows: int = BLOCK_ROWS) -> np.ndarray:
     """The (steps, width) float32 scene resampling of ``source``'s rows, as
-    :func:`hear_mn.audiomlp.resample_time` computes it on the whole sequence; intermediate
-    levels are spilled too, so memory holds ``block_rows`` rows at a time."""
+    :func:`hear_mn.models.audiomlp.network.resample_time` computes it on the whole sequence;
+    intermediate levels are spilled too, so memory holds ``block_rows`` rows at a time."""
     lengths = cascade_lengths(source.rows, steps)
     if len(lengths) == 1:
         rows = source.read(0, source.rows)

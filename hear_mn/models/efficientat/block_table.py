@@ -1,9 +1,10 @@
 """The EfficientAT MobileNetV3 block table and the shapes of every tap it gives, without torch.
 
-The network (:mod:`hear_mn.mobilenet`, :mod:`hear_mn.dymn`) is built from this table, and the
-family registrations read the same table for embedding sizes, so that naming, listing and
-sizing configurations need no torch. Also the EfficientAT release's sample rate, and the
-backbone plan (which taps one forward pass must produce).
+The network (:mod:`hear_mn.models.efficientat.mobilenet_network`,
+:mod:`hear_mn.models.efficientat.dymn_network`) is built from this table, and the family
+registrations read the same table for embedding sizes, so that naming, listing and sizing
+configurations need no torch. Also the EfficientAT release's sample rate, and the backbone plan
+(which taps one forward pass must produce).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
 
 # Every EfficientAT checkpoint (MobileNets and DyMNs) takes audio at this rate.
 SAMPLE_RATE = 32000
+# The registered names of the two families (hear_mn.config.FAMILIES), which their model
+# classes carry too.
+MOBILENET_FAMILY = "mobilenet"
+DYMN_FAMILY = "dymn"
 NUM_CLASSES = 527
 
 
