@@ -144,20 +144,25 @@ def bench_threads(
 
 def table(rows: list[dict], peaks: dict[int, float], size: int) -> str:
     """The Markdown table of every row, with each thread count's peak above it."""
-    lines = [
+    peak_line = (
         f"Peak: float32 `torch.mm` of {size} x {size}, best of the run: "
         + ", ".join(f"{peak:.1f} GFLOP/s at {threads} thread(s)" for threads, peak in peaks.items())
-        + ".",
-        "",
-        "| model | threads | job | seconds | GMAC | achieved GFLOP/s | fraction of peak |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {row['model']} | {row['threads']} | {row['job']} | {row['seconds']:.4f} | "
-        f"{row['gmac']:.3f} | {row['achieved_gflops']:.1f} | {row['fraction_of_peak']:.1%} |"
+        + "."
+    )
+    headers = ["model", "threads", "job", "seconds", "GMAC", "achieved GFLOP/s", "fraction of peak"]
+    cells = [
+        [
+            row["model"],
+            row["threads"],
+            row["job"],
+            f"{row['seconds']:.4f}",
+            f"{row['gmac']:.3f}",
+            f"{row['achieved_gflops']:.1f}",
+            f"{row['fraction_of_peak']:.1%}",
+        ]
         for row in rows
     ]
-    return "\n".join(lines)
+    return f"{peak_line}\n\n{harness.markdown_table(headers, cells)}"
 
 
 def main() -> None:

@@ -148,18 +148,19 @@ def bench_model(
 
 def table(rows: list[dict], device_name: str) -> str:
     """The Markdown table of every row."""
-    lines = [
-        f"Device: {device_name}.",
-        "",
-        "| model | precision | batch | clips/s | max rel. error vs fp32 | min cosine |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {row['model']} | {row['precision']} | {row['batch']} | {row['clips_per_s']:.1f} | "
-        f"{row['max_relative_error']:.1e} | {row['min_cosine']:.6f} |"
+    headers = ["model", "precision", "batch", "clips/s", "max rel. error vs fp32", "min cosine"]
+    cells = [
+        [
+            row["model"],
+            row["precision"],
+            row["batch"],
+            f"{row['clips_per_s']:.1f}",
+            f"{row['max_relative_error']:.1e}",
+            f"{row['min_cosine']:.6f}",
+        ]
         for row in rows
     ]
-    return "\n".join(lines)
+    return f"Device: {device_name}.\n\n{harness.markdown_table(headers, cells)}"
 
 
 def main() -> None:

@@ -255,6 +255,13 @@ def parse_args(
     return args
 
 
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table of already formatted cells, one row per item of ``rows``."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def command_line() -> str:
     """This run's command, as a user would type it from the repository root."""
     script = Path(sys.argv[0]).resolve()

@@ -39,17 +39,24 @@ def long_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_segments_are_embedded_without_the_whole_file(long_file: Path, tmp_path: Path) -> None:
-    data = read_labelled(long_file / "segments.csv")
-    model = hear_mn.create_model("kwmlp")
+def _embed_holding_little(data: object, model: object, cache: Path) -> object:
+    """embed_examples on ``data``, asserting that Python/numpy memory (tracemalloc) peaked
+    below a quarter of the whole file's float32 samples."""
     tracemalloc.start()
     try:
-        embedded = embed_examples(data.examples, model, tmp_path / "cache")
+        embedded = embed_examples(data.examples, model, cache)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     whole_file = MINUTES * 60 * RATE * 4
     assert peak < whole_file / 4, f"peak {peak / 1e6:.1f} MB of Python/numpy memory"
+    return embedded
+
+
+def test_segments_are_embedded_without_the_whole_file(long_file: Path, tmp_path: Path) -> None:
+    data = read_labelled(long_file / "segments.csv")
+    model = hear_mn.create_model("kwmlp")
+    embedded = _embed_holding_little(data, model, tmp_path / "cache")
     assert not embedded.failures and len(embedded.embeddings) == 7
     # the same numbers as the segments cut from the whole signal
     audio = load_audio(long_file / "long.wav", RATE)
@@ -85,14 +92,7 @@ def test_a_long_whole_file_example_is_embedded_block_by_block(
     (tmp_path / "sounds" / "drone" / "long.wav").symlink_to(long_file / "long.wav")
     data = read_labelled(tmp_path / "sounds")
     model = hear_mn.create_model("kwmlp")
-    tracemalloc.start()
-    try:
-        embedded = embed_examples(data.examples, model, tmp_path / "cache")
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    whole_file = MINUTES * 60 * RATE * 4
-    assert peak < whole_file / 4, f"peak {peak / 1e6:.1f} MB of Python/numpy memory"
+    embedded = _embed_holding_little(data, model, tmp_path / "cache")
     assert not embedded.failures and len(embedded.embeddings) == 1
     (example,) = data.examples
     audio = load_audio(long_file / "long.wav", RATE)
