@@ -86,6 +86,9 @@ def main() -> None:
                         env={**os.environ, "PYTHONPATH": str(source), "OMP_NUM_THREADS": "1"},
                         cwd=scratch,  # not the repository: `python -c` puts its folder first
                     )
+                    imported = Path(run.stdout.split()[-1]).resolve()
+                    if not imported.is_relative_to(Path(source).resolve()):
+                        raise RuntimeError(f"the {code} child imported {imported}, not {source}")
                     rows.append(
                         {
                             "seconds_of_audio": seconds,
@@ -93,7 +96,6 @@ def main() -> None:
                             "code": code,
                             "peak_rss_mib": run.peak_rss_mib,
                             "embedding_s": float(run.stdout.split()[-2]),
-                            "hear_mn": run.stdout.split()[-1],
                         }
                     )
                     shutil.rmtree(scratch / f"cache-{code}")  # the next child computes again
