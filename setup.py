@@ -42,13 +42,13 @@ setup(
         "test": [
             "pytest>=7",
             "ruff",
-            "build",  # tests/test_packaging.py builds the sdist and wheel
+            "build",  # tests/integration/test_packaging.py builds the sdist and wheel
             "setuptools>=77",  # license_expression (PEP 639); the wheel tests build with it
             "onnxruntime>=1.17",
             "onnx>=1.15",
             "ray[data]>=2.60",
-            "mkdocs-material>=9.5",  # the documentation site (mkdocs.yml; tests/test_docs_site.py)
-            # espeak-ng's library and data as a wheel: tests/render_speech.py renders spoken
+            "mkdocs-material>=9.5",  # the documentation site (mkdocs.yml; tests/integration/test_docs_site.py)
+            # espeak-ng's library and data as a wheel: tests/support/render_speech.py renders spoken
             # words for the classifier tests without a system espeak-ng
             "espeakng-loader>=0.2",
         ],

@@ -9,7 +9,7 @@ module; then, per task and round, heareval's predictions runner (its "DONE took 
 task_predictions alone, start-up excluded) and our :func:`~hear_mn.evaluation.downstream.score_task`
 (in-process, after a warm-up) run in alternation on those embeddings with the same seed. The
 ratio is heareval's time over ours; both test scores are printed beside it. heareval runs
-through the patch of its one Lightning bug on event tasks (tests/heareval_reference.py).
+through the patch of its one Lightning bug on event tasks (tests/support/heareval_reference.py).
 
 The floor: from the epochs our trainer ran (every grid point, every fold), the matrix
 products they need (forward, backward, validation) at the machine's dense float32 rate and
@@ -48,8 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import harness  # noqa: E402
-import hear_tasks  # noqa: E402
-import heareval_reference  # noqa: E402
+from support import hear_tasks, heareval_reference  # noqa: E402
 
 from hear_mn.evaluation.downstream import score_task  # noqa: E402
 from hear_mn.evaluation.tasks import read_task  # noqa: E402

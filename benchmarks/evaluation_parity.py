@@ -1,10 +1,10 @@
 """Our evaluator's test scores beside heareval's, over seeds, on the test suite's rendered tasks.
 
-The comparison tests/test_evaluation_heareval.py asserts (our mean over seeds 42-44 within
+The comparison tests/integration/test_evaluation_heareval.py asserts (our mean over seeds 42-44 within
 heareval's range widened by that range), printed as a table: for kwmlp (released weights) and
 mn04_all_b_mel_avgs (a random checkpoint from ../shared), on the scene, event and 3-fold
 tasks, heareval's embeddings runner and predictions runner (seeded through
-tests/heareval_reference.py) against ``hear_mn.evaluate``.
+tests/support/heareval_reference.py) against ``hear_mn.evaluate``.
 
     python benchmarks/evaluation_parity.py [--seeds 42 43 44]   # writes results/evaluation_parity.json
     python benchmarks/evaluation_parity.py --smoke --json /tmp/parity.json   # does it run?
@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import harness  # noqa: E402
-import hear_tasks  # noqa: E402
-import heareval_reference  # noqa: E402
+from support import hear_tasks, heareval_reference  # noqa: E402
 
 import hear_mn  # noqa: E402
 from hear_mn.evaluation.downstream import score_task  # noqa: E402

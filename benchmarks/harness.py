@@ -9,7 +9,7 @@ record). Contenders are timed in alternation within every repeat, the order reve
 other repeat, so that a noisy machine's slow and fast phases fall on all of them alike:
 their ratios hold where absolute seconds drift. Compare ratios, not seconds.
 
-``--smoke`` is for the tests (tests/test_benchmarks.py): tiny inputs, one repeat, random
+``--smoke`` is for the tests (tests/integration/test_benchmarks.py): tiny inputs, one repeat, random
 weights; it checks that a script runs and writes well-formed JSON, and measures nothing.
 """
 

@@ -5,7 +5,7 @@ imported, so torch is not needed), drawn at the level of concerns: one node per 
 module, one per sub-package (``evaluation/``), and one for all the HEAR modules that
 scripts/generate_modules.py writes. An arrow ``a --> b`` means that ``a`` imports ``b``;
 arrows implied by a longer path are left out, so what remains is the layering.
-tests/test_docs_site.py checks that the block in ARCHITECTURE.md is this script's output.
+tests/integration/test_docs_site.py checks that the block in ARCHITECTURE.md is this script's output.
 
     python scripts/architecture_diagram.py          # rewrite the block
     python scripts/architecture_diagram.py --check  # exit 1 if the block is out of date

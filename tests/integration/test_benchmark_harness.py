@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
-HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "harness.py"
+HARNESS = ROOT / "benchmarks" / "harness.py"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from classifier_data import (
+from support import ROOT
+from support.classifier_data import (
     FAST_PARAMS,
     WORD_PARAMS,
     class_folders,
@@ -27,14 +28,11 @@ from classifier_data import (
     spoken_words_task,
     tones_task,
 )
-from conftest import MN04_WEIGHTS, require_shared
+from support.reference import MN04_WEIGHTS, require_shared
 
 import hear_mn
 from hear_mn.audio_io import load_audio
 from hear_mn.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 # The labelled data sets, each a HEAR scene task with train, valid and test splits: its
 # factory (root, sample rate), its grid (the task's own) and the accuracy its valid and test
@@ -132,7 +130,7 @@ def test_the_three_commands_of_the_docs(tmp_path: Path, monkeypatch, capsys) -> 
 @pytest.mark.parametrize("window", [None, 0.4], ids=["per-file", "per-window"])
 def test_predict_on_ray_equals_local(window: float | None, tmp_path: Path) -> None:
     pytest.importorskip("ray.data")
-    from test_ray_engine import _in_namespace
+    from support.namespaces import in_network_namespace
 
     sounds = class_folders(tmp_path, 16000, per_class=6)
     hear_mn.fit(sounds, "kwmlp", out=tmp_path / "clf", params=FAST_PARAMS, test_fraction=0.0)
@@ -153,7 +151,7 @@ def test_predict_on_ray_equals_local(window: float | None, tmp_path: Path) -> No
     ray_temp = Path(tempfile.mkdtemp(prefix="hear-mn-ray-", dir="/tmp"))
     try:
         env_script = f"RAY_TMPDIR={ray_temp}"
-        done = _in_namespace(["env", env_script, *base, "--engine", "ray", "--actors", "1"])
+        done = in_network_namespace(["env", env_script, *base, "--engine", "ray", "--actors", "1"])
     finally:
         shutil.rmtree(ray_temp, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]

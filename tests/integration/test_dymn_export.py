@@ -14,8 +14,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, SHARED, reference_manifest, relative_error, require_shared
-from test_dymn import load_fixture_model
+from support.reference import (
+    REFERENCE,
+    SHARED,
+    load_dymn_fixture,
+    reference_manifest,
+    relative_error,
+    require_shared,
+)
 
 ort = pytest.importorskip(
     "onnxruntime", reason="onnxruntime is not installed (pip install hear-mn[onnx])"
@@ -46,7 +52,7 @@ def _windows(audio: np.ndarray, size: int, hop: int) -> np.ndarray:
 @pytest.mark.parametrize("name", CASES)
 def test_exported_dymn_reproduces_the_fixtures(name: str, frontend: bool, tmp_path) -> None:
     require_shared(DYMN)
-    _, model = load_fixture_model(name)
+    _, model = load_dymn_fixture(name)
     reference = np.load(DYMN / f"{name}.npz")
     path = export_onnx(model, tmp_path / f"{name}.onnx", frontend=frontend)
     meta = read_metadata(path)
@@ -76,7 +82,7 @@ def test_dymn_through_the_onnxruntime_backend() -> None:
     timestamps of a fixture, the backbone and taps run by ONNX Runtime."""
     require_shared(DYMN)
     name = "dymn04_clf1_logits"
-    module, model = load_fixture_model(name, backend="onnxruntime")
+    module, model = load_dymn_fixture(name, backend="onnxruntime")
     assert model.runtime is not None and model.output_settings()["backend"] == "onnxruntime"
     reference = np.load(DYMN / f"{name}.npz")
     inputs = np.load(INPUTS)
@@ -102,7 +108,7 @@ def test_cli_exports_a_dymn(tmp_path, capsys) -> None:
     meta = read_metadata(out)
     assert meta["model"] == "dymn04_all_b_mel_avgs" and meta["family"] == "dymn"
     assert meta["features"] == "clf1,logits" and meta["input_name"] == "log_mels"
-    _, model = load_fixture_model("dymn04_clf1_logits")
+    _, model = load_dymn_fixture("dymn04_clf1_logits")
     audio = torch.from_numpy(np.load(INPUTS)["len1.07"])
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (scene,) = session.run(["embeddings"], {"log_mels": model.frontend(audio).numpy()})

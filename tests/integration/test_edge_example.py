@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import MN04_WEIGHTS, relative_error, require_shared
+from support import ROOT
+from support.reference import MN04_WEIGHTS, relative_error, require_shared
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (hear-mn[onnx])")
 pytest.importorskip("onnx", reason="onnx is not installed (hear-mn[onnx])")
@@ -30,7 +31,6 @@ sf = pytest.importorskip("soundfile", reason="soundfile is not installed")
 import hear_mn.mn04_e1_l as mn04  # noqa: E402
 from hear_mn.export import export_onnx, read_metadata  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "edge_stream.py"
 SAMPLE_RATE = 32000
 RTOL = 1e-5

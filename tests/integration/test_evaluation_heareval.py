@@ -23,11 +23,11 @@ import shutil
 import statistics
 from pathlib import Path
 
-import hear_tasks
-import heareval_reference as reference
 import numpy as np
 import pytest
-from conftest import AUDIOMLP, MN04_WEIGHTS, relative_error, require_shared
+from support import hear_tasks
+from support import heareval_reference as reference
+from support.reference import AUDIOMLP, MN04_WEIGHTS, relative_error, require_shared
 
 import hear_mn
 from hear_mn.evaluation.downstream import score_task

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import (
+from support.reference import (
     AUDIOMLP,
     DATA,
     MN04_WEIGHTS,

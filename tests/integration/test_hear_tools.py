@@ -23,17 +23,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import hear_tasks
-import heareval_reference
 import numpy as np
 import pytest
 import torch
-from conftest import AUDIOMLP as MLP_WEIGHTS
-from conftest import REFERENCE as MN_WEIGHTS
-from conftest import SEED_SYSTEM as SEED_WEIGHTS
-from conftest import SHARED, relative_error, require_shared
-
-ROOT = Path(__file__).resolve().parents[1]
+from support import hear_tasks, heareval_reference
+from support.reference import AUDIOMLP as MLP_WEIGHTS
+from support.reference import REFERENCE as MN_WEIGHTS
+from support.reference import SEED_SYSTEM as SEED_WEIGHTS
+from support.reference import SHARED, relative_error, require_shared
 
 TIMEOUT = 900  # seconds for one tool run; each takes 10-30 s on 2 CPU cores
 

@@ -22,10 +22,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from support import ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 TORCH = "torch==2.13.0"
 SHIPPED = [
     "hear_mn/checkpoints/kwmlp.pth",

@@ -21,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import save_random_checkpoint
+from support import ROOT
+from support.namespaces import in_network_namespace
+from support.runs import save_random_checkpoint
 
 from hear_mn import cli
 from hear_mn.batch import MAX_PENDING_SAMPLES, length_groups, plan_embedding
@@ -29,7 +31,6 @@ from hear_mn.registry import create_model
 
 sf = pytest.importorskip("soundfile")
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = "mn04_e1_l"
 RATE = 32000
 
@@ -43,35 +44,9 @@ def _ray_installed() -> bool:
     return True
 
 
-def _namespace_problem() -> str | None:
-    """Why no loopback-only network namespace can be made here (None: it can)."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare and ip (util-linux, iproute2) are needed for a loopback-only namespace"
-    probe = subprocess.run(
-        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True
-    )
-    if probe.returncode != 0:
-        return f"cannot make a loopback-only network namespace (needs root): {probe.stderr}"
-    return None
-
-
 needs_ray = pytest.mark.skipif(
     not _ray_installed(), reason="ray[data] is not installed (pip install 'hear-mn[ray]')"
 )
-
-
-def _in_namespace(command: list[str], **kwargs) -> subprocess.CompletedProcess:
-    problem = _namespace_problem()
-    if problem is not None:
-        pytest.skip(problem)
-    script = 'ip link set lo up && exec "$@"'
-    return subprocess.run(
-        ["unshare", "-n", "sh", "-c", script, "sh", *command],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        **kwargs,
-    )
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -256,10 +231,10 @@ def test_cluster_by_address_matches_local_survives_a_killed_actor_and_resumes(
     arguments = {"embed": embed, "jobs": jobs, "kill": "timestamps", "temp_dir": str(ray_temp)}
     work = tmp_path / "cluster"
     work.mkdir()
-    run = _in_namespace(
+    run = in_network_namespace(
         [
             sys.executable,
-            str(ROOT / "tests" / "ray_cluster_job.py"),
+            str(ROOT / "tests" / "support" / "ray_cluster_job.py"),
             str(work),
             json.dumps(arguments),
         ],
@@ -340,7 +315,7 @@ def test_embed_dataset_local_ray(corpus, weights, tmp_path, ray_temp) -> None:
     out.mkdir()
     temp = ray_temp
     env = {**os.environ, "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
-    run = _in_namespace(
+    run = in_network_namespace(
         [
             sys.executable,
             "-c",
@@ -396,14 +371,14 @@ EVALUATE_SCRIPT = textwrap.dedent(
 def test_evaluate_embeds_on_ray(tmp_path, ray_temp) -> None:
     """``hear_mn.evaluate`` with the Ray engine writes the local engine's embeddings, bit for
     bit (same batches, one thread), and so gives the same scores."""
-    import hear_tasks
+    from support import hear_tasks
 
     tasks = tmp_path / "tasks"
     hear_tasks.make_scene_task(tasks, (16000,))
     hear_tasks.make_event_task(tasks, (16000,))
     env = {**os.environ, "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
     out = tmp_path / "ray"
-    run = _in_namespace(
+    run = in_network_namespace(
         [sys.executable, "-c", EVALUATE_SCRIPT, str(tasks), str(ray_temp), str(out)], env=env
     )
     assert run.returncode == 0, run.stderr[-4000:]
@@ -445,12 +420,12 @@ def test_a_ray_run_says_nothing_but_its_summary(weights, tmp_path, ray_temp) -> 
     env.pop("RAY_BACKEND_LOG_LEVEL", None)
     command = [sys.executable, "-m", "hear_mn", "embed", str(clips), "--model", MODEL]
     command += ["--weights", str(weights), "--engine", "ray", "--actors", "1"]
-    run = _in_namespace([*command, "--out", str(tmp_path / "out")], env=env, cwd=ROOT)
+    run = in_network_namespace([*command, "--out", str(tmp_path / "out")], env=env, cwd=ROOT)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "embedded 3 file(s)" in run.stdout
     assert run.stderr == "", run.stderr
     verbose = [*command[:3], "-v", *command[3:], "--out", str(tmp_path / "again")]
-    shown = _in_namespace(verbose, env=env, cwd=ROOT)
+    shown = in_network_namespace(verbose, env=env, cwd=ROOT)
     assert shown.returncode == 0, shown.stderr[-4000:]
     assert "hear-mn: INFO: ray: " in shown.stderr  # Ray's start-up lines, for whoever asks
     assert "core_worker" not in shown.stderr  # the false alarm is not raised at all

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import ROOT
 
 from hear_mn.registry import create_model, get_config
 
 sf = pytest.importorskip("soundfile")
 
-ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 NAME = re.compile(r"\b((?:dy)?mn\d\d\w*|kwmlp|audiomae)\b")
@@ -60,7 +60,7 @@ def _weights_files(code: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> tuple[Path, Path]:
     """(the snippets' working folder, the weights folder), made once for all snippets."""
-    from hear_tasks import make_scene_task
+    from support.hear_tasks import make_scene_task
 
     import hear_mn
 

@@ -1,4 +1,5 @@
-"""The test command says what it skipped and why, and has a fast tier (issue 22, item 6)."""
+"""The test command says what it skipped and why, and has a fast tier (issue 22, item 6;
+issue 23, item 4: the tier is the folder, or a slow mark in the file)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 
 def _pytest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -36,14 +37,19 @@ def _collected(*args: str) -> set[str]:
     return {line.split("::")[0] for line in result.stdout.splitlines() if "::" in line}
 
 
-def test_the_fast_tier_leaves_out_the_slow_files_and_upstream_watchers() -> None:
-    """`-m "not slow"` is the fast tier; upstream_bug tests stay out of every default run."""
+def test_the_fast_tier_leaves_out_integration_and_upstream_watchers() -> None:
+    """`-m "not slow"` is the fast tier: no file of tests/integration/, every file of
+    tests/unit/ and tests/parity/ not marked slow; upstream_bug tests stay out of every
+    default run."""
     everything = _collected()
     fast = _collected("-m", "not slow")
-    slow_files = {"tests/test_evaluation_heareval.py", "tests/test_ray_engine.py"}
-    assert slow_files <= everything
-    assert not slow_files & fast
-    assert "tests/test_hostile.py" in fast
+    integration = {name for name in everything if name.startswith("tests/integration/")}
+    assert {
+        "tests/integration/test_evaluation_heareval.py",
+        "tests/integration/test_ray_engine.py",
+    } <= integration
+    assert not integration & fast
+    assert {"tests/unit/test_hostile.py", "tests/parity/test_parity_subset.py"} <= fast
     for run in (["-q"], ["-q", "-m", "not slow"]):
         listed = _pytest("--collect-only", *run).stdout
         assert "upstream_bug" not in listed and "known_upstream_bug" not in listed

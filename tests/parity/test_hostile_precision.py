@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import DATA, reference_manifest, relative_error, require_shared
+from support.reference import DATA, reference_manifest, relative_error, require_shared
 
 from hear_mn.models.efficientat import log_mel_frontend as frontend
 from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend, kaldi_mel_banks

@@ -9,7 +9,12 @@ timestamps against the stored arrays.
 from __future__ import annotations
 
 import pytest
-from conftest import REFERENCE, assert_reference_fixture, reference_manifest, require_shared
+from support.reference import (
+    REFERENCE,
+    assert_reference_fixture,
+    reference_manifest,
+    require_shared,
+)
 
 MANIFEST = reference_manifest()
 

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import (
+from support.reference import (
     AUDIOMLP,
     DATA,
     SHARED,

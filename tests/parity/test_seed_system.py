@@ -14,7 +14,7 @@ import importlib
 
 import pytest
 import torch
-from conftest import (
+from support.reference import (
     SEED_SYSTEM,
     SHARED,
     assert_seed_system_fixture,

@@ -1,6 +1,6 @@
 """Labelled audio for the classifier tests, rendered by the tests: three classes (a low tone,
-a high tone, noise) of 1 s clips from tests/hear_tasks.py, as class sub-folders, CSVs or a
-HEAR task of the same files; and spoken words (espeak-ng, tests/render_speech.py) as a HEAR
+a high tone, noise) of 1 s clips from tests/support/hear_tasks.py, as class sub-folders, CSVs or a
+HEAR task of the same files; and spoken words (espeak-ng, tests/support/render_speech.py) as a HEAR
 scene task."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from hear_tasks import PARAM_GRID, SynthTask, make_scene_task
+
+from support.hear_tasks import PARAM_GRID, SynthTask, make_scene_task
 
 # A grid that learns these classes in a second (heareval's default grid takes minutes).
 FAST_PARAMS = PARAM_GRID
@@ -63,9 +64,8 @@ def spoken_words_task(
     ``sample_rate``, the grid :data:`WORD_PARAMS`): every word's voices are shuffled once
     (seed 0) and dealt to the splits, ``splits`` voices each, so that a split holds several
     voice names, pitches and rates."""
-    from render_speech import render_words
-
     from hear_mn.audio_io import load_audio
+    from support.render_speech import render_words
 
     rendered = render_words(root / "speech", WORDS, sum(splits.values()))
     task = SynthTask(

@@ -18,9 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import hear_tasks
+from support import ROOT, hear_tasks
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 1800  # seconds for one runner call
 
 PREDICTIONS_SHIM = hear_tasks.LIGHTNING_EPOCH_SHIM.replace(

@@ -1,10 +1,10 @@
-"""Runs inside a loopback-only network namespace (``tests/test_ray_engine.py`` starts it with
-``unshare -n``): a local Ray cluster started by ``ray start --head`` with its temporary
-folder under the test's folder, ``hear-mn embed --engine ray --address`` jobs against it
-(one with an actor killed by PID mid-run, then the same job again, which must skip
-everything), the listening sockets seen while the cluster is up, and ``ray stop``.
+"""Runs inside a loopback-only network namespace (``tests/integration/test_ray_engine.py`` starts
+it with ``unshare -n``): a local Ray cluster started by ``ray start --head`` with its temporary
+folder under the test's folder, ``hear-mn embed --engine ray --address`` jobs against it (one
+with an actor killed by PID mid-run, then the same job again, which must skip everything), the
+listening sockets seen while the cluster is up, and ``ray stop``.
 
-    python tests/ray_cluster_job.py WORK_DIR ARGS_JSON
+    python tests/support/ray_cluster_job.py WORK_DIR ARGS_JSON
 
 ``ARGS_JSON``: {"embed": [common hear-mn embed arguments], "jobs": {name: [extra
 arguments]}, "kill": name of the job whose actor is killed, "temp_dir": Ray's folder}. Writes

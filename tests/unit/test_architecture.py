@@ -7,7 +7,8 @@ import ast
 import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+
 PACKAGE = ROOT / "hear_mn"
 # Modules allowed past MAX_LINES, and why.
 LONG_MODULES = {

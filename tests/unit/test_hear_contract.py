@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_batchnorm, relative_error
+from support.reference import randomize_batchnorm, relative_error
 
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn.hear import get_scene_embeddings, get_timestamp_embeddings

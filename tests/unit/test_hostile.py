@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import randomize_batchnorm
+from support.reference import randomize_batchnorm
 
 import hear_mn
 from hear_mn.registry import create_model

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from support.runs import run_cli
 
 from hear_mn import audio_io
 from hear_mn.atomic import atomic_write, remove_stale_temporaries
@@ -443,7 +443,7 @@ print(json.dumps({"code": job.returncode, "stderr": stderr, "saved": saved, "lef
 def test_ctrl_c_on_a_real_ray_run_counts_what_is_on_disk(random_weights, tmp_path) -> None:
     """Ray started by the command (in a loopback-only namespace, as in test_ray_engine.py),
     SIGINT once outputs appear: exit 130, and the count said is the count on disk."""
-    from test_ray_engine import _in_namespace
+    from support.namespaces import in_network_namespace
 
     pytest.importorskip(
         "ray.data", reason="ray[data] is not installed (pip install 'hear-mn[ray]')"
@@ -461,7 +461,7 @@ def test_ctrl_c_on_a_real_ray_run_counts_what_is_on_disk(random_weights, tmp_pat
     ray_temp = Path(tempfile.mkdtemp(prefix="hear-mn-ray-", dir="/tmp"))
     env = {**os.environ, "RAY_TMPDIR": str(ray_temp), "RAY_USAGE_STATS_ENABLED": "0"}
     try:
-        run = _in_namespace(
+        run = in_network_namespace(
             [sys.executable, "-c", INTERRUPT_RAY_SCRIPT, json.dumps(command), str(out)], env=env
         )
     finally:

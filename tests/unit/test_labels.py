@@ -16,12 +16,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SHARED, build_wheel, require_shared
+from support import ROOT
+from support.reference import SHARED, require_shared
+from support.runs import build_wheel
 
 from hear_mn import labels
 from hear_mn.labels import NUM_CLASSES, LabelsError, load_labels
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = ROOT
 SHIPPED_DIR = PROJECT / "hear_mn" / "audioset"
 SHIPPED_CSV = SHIPPED_DIR / "class_labels_indices.csv"
 # The SHA-256 of AudioSet's class_labels_indices.csv as published (v1), the copy in ../shared.

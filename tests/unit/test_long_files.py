@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_batchnorm, relative_error
+from support.reference import randomize_batchnorm, relative_error
 
 from hear_mn import audio_io, batch, input_decoding, long_audio
 from hear_mn.registry import create_model

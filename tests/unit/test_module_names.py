@@ -7,16 +7,14 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from support import ROOT
 
 import hear_mn
 from hear_mn import cli
 from hear_mn.registry import create_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", ["mn40_as_ext_e1_l", "mn04_as_e1_l_all_se", "dymn04_as_clf1"])

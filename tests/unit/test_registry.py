@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
-from conftest import require_shared
+from support import ROOT
+from support.reference import require_shared
 
 from hear_mn.models.efficientat.mobilenet_family import WIDTHS
 from hear_mn.models.efficientat.mobilenet_network import MobileNet
@@ -124,7 +124,7 @@ def test_create_model_rejects_unknown_device() -> None:
 
 
 def _generator():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "generate_modules.py"
+    path = ROOT / "scripts" / "generate_modules.py"
     spec = importlib.util.spec_from_file_location("generate_modules", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -142,7 +142,7 @@ def test_hear_modules_are_generated_from_the_catalog() -> None:
 
 def test_complexity_table_is_what_the_counter_counts() -> None:
     """hear-mn list reads this table; every row is recounted by the hook counter here."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "update_complexity_table.py"
+    path = ROOT / "scripts" / "update_complexity_table.py"
     spec = importlib.util.spec_from_file_location("update_complexity_table", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import randomize_batchnorm, relative_error
+from support.reference import randomize_batchnorm, relative_error
 
 import hear_mn
 from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder

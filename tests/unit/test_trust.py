@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import relative_error
+from support.reference import relative_error
 
 import hear_mn
 from hear_mn.registry import create_model

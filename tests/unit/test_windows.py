@@ -12,7 +12,7 @@ import importlib
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import relative_error
+from support.reference import relative_error
 
 import hear_mn
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from classifier_data import FAST_PARAMS, class_folders
+from support.classifier_data import FAST_PARAMS, class_folders
 
 import hear_mn
 from hear_mn.audio_io import load_audio

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from classifier_data import FAST_PARAMS
+from support.classifier_data import FAST_PARAMS
 
 import hear_mn
 from hear_mn.audio_io import load_audio

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE, relative_error, require_shared, run_cli, save_random_checkpoint
+from support import ROOT
+from support.reference import REFERENCE, relative_error, require_shared
+from support.runs import run_cli, save_random_checkpoint
 
 from hear_mn import cli, complexity
 from hear_mn.audio_io import AudioReadError, find_audio_files, load_audio, save_npz
@@ -31,7 +33,6 @@ from hear_mn.validation import FAIL, PASS, SKIP, validate_module
 
 sf = pytest.importorskip("soundfile")
 
-ROOT = Path(__file__).resolve().parents[1]
 MODEL = "mn04_e1_l"
 DIM = 911  # mn04 with features l + e1
 # What the generated folder holds, and the .npz each readable file gives.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, save_random_checkpoint
+from support.runs import run_cli, save_random_checkpoint
 
 from hear_mn.batch import OutputConflictError, plan_embedding
 from hear_mn.registry import create_model

@@ -11,9 +11,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
 
 WITHOUT_TORCH = textwrap.dedent(
     """

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import ROOT
 
 from hear_mn import cli
 
@@ -19,7 +20,7 @@ sf = pytest.importorskip("soundfile")
 
 MODEL = "mn04_e1_l"
 RATE = 16000
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "batch_embedding.md"
+DOCS = ROOT / "docs" / "batch_embedding.md"
 SUMMARY = re.compile(
     r"recomputed (\d+) output\(s\) that could not be reused: (.+)$", flags=re.MULTILINE
 )

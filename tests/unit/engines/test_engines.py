@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import (
+from support.reference import (
     DATA,
     MN04_WEIGHTS,
     REFERENCE,

@@ -30,8 +30,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import run_cli
-from hear_tasks import (
+from support.hear_tasks import (
     EVENT_TASK,
     KFOLD_FOLDS,
     KFOLD_TASK,
@@ -42,6 +41,7 @@ from hear_tasks import (
     SCENE_TASK,
     make_tasks,
 )
+from support.runs import run_cli
 
 import hear_mn
 from hear_mn.batch import OutputConflictError

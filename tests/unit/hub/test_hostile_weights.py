@@ -2,7 +2,7 @@
 swapped after their check, impostor releases, servers that lie, never end or trickle,
 truncated checkpoints, paths too long, malicious plain pickles, and weights "files" that
 are directories, FIFOs or devices. A local 127.0.0.1 server imitates both the release files
-and GitHub's "get a release" REST API (tests/local_http.py).
+and GitHub's "get a release" REST API (tests/support/local_http.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from local_http import FILE_NAME, RELEASE_URL, LocalServer
+from support.local_http import FILE_NAME, RELEASE_URL, LocalServer
 
 from hear_mn.cli import main as cli_main
 from hear_mn.weights import (

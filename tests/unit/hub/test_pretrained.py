@@ -16,16 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import (
+from support import ROOT
+from support.damaged_files import flip_tensor_byte
+from support.reference import (
     AUDIOMLP,
     REFERENCE,
     SEED_SYSTEM,
     assert_matches_reference,
-    build_wheel,
     relative_error,
     require_shared,
 )
-from test_weights import flip_tensor_byte
+from support.runs import build_wheel
 
 import hear_mn.kwmlp
 import hear_mn.mn04_e1_l as hear_module
@@ -34,7 +35,7 @@ from hear_mn.models.audiomlp.family import AUDIOMLP_CHECKPOINTS
 from hear_mn.registry import create_model
 from hear_mn.weights import WeightsError, WeightsUnavailableError, cache_dir
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = ROOT
 SHIPPED = PROJECT / "hear_mn" / "checkpoints"
 SHIPPED_FILES = ("kwmlp.pth", "audiomae.pth", "LICENSE-CC-BY-SA-4.0.txt", "ATTRIBUTION.md")
 

@@ -10,16 +10,15 @@ import os
 import pickle
 import socket
 import stat
-import struct
 import subprocess
 import sys
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from local_http import FILE_NAME, LocalServer
+from support.damaged_files import flip_tensor_byte
+from support.local_http import FILE_NAME, LocalServer
 
 import hear_mn.download
 import hear_mn.file_locations
@@ -498,15 +497,6 @@ def test_fetch_weights_resolves_release(
 
 
 # --------------------------------------------------------------------------- damaged checkpoints
-
-
-def flip_tensor_byte(data: bytes) -> bytes:
-    """A torch zip checkpoint with one byte flipped inside a tensor's data (its CRC-32 is off)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        entry = next(e for e in archive.infolist() if "/data/" in e.filename and e.file_size > 1)
-    name_length, extra_length = struct.unpack("<HH", data[entry.header_offset + 26 :][:4])
-    offset = entry.header_offset + 30 + name_length + extra_length + entry.file_size // 2
-    return data[:offset] + bytes([data[offset] ^ 0xFF]) + data[offset + 1 :]
 
 
 def test_flip_tensor_byte_still_loads_with_torch(checkpoint: tuple[bytes, str], tmp_path: Path):

@@ -122,7 +122,7 @@ def toy_family() -> Iterator[None]:
     hear_mn/catalog.py in the package); undone afterwards."""
     register_family(WindowStatisticsFamily(), [TOY_CHECKPOINT])
     catalog.NAMED[NAME] = catalog.NamedConfig(NAME, GROUP, NAME)
-    catalog.GROUP_TITLES[GROUP] = "a toy family (tests/test_toy_family.py)"
+    catalog.GROUP_TITLES[GROUP] = "a toy family (tests/unit/models/test_toy_family.py)"
     try:
         yield
     finally:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import AUDIOMLP as FIXTURES
-from conftest import relative_error, require_shared
+from support.reference import AUDIOMLP as FIXTURES
+from support.reference import relative_error, require_shared
 
 from hear_mn.models.audiomlp.architectures import AUDIOMAE, KWMLP, AudioMLPArch
 from hear_mn.models.audiomlp.network import AudioMLPModel, n_timestamps, resample_time

@@ -18,7 +18,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import relative_error
+from support.reference import relative_error
 
 from hear_mn.models.audiomlp.network import resample_time
 from hear_mn.models.audiomlp.scene_resampling import SpilledRows, cascade_lengths, resample_rows

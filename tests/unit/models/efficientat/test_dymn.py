@@ -16,11 +16,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import (
+from support.reference import (
+    DYMN,
     MN04_WEIGHTS,
     REFERENCE,
     SHARED,
     assert_matches_reference,
+    load_dymn_fixture,
     reference_manifest,
     relative_error,
     require_shared,
@@ -32,28 +34,15 @@ from hear_mn.file_errors import BadFileError
 from hear_mn.models.efficientat.dymn_network import DyMN, DyMNEmbedder
 from hear_mn.registry import create_model, get_config
 
-DYMN = SHARED / "fixtures" / "dymn"
 MANIFEST = reference_manifest(DYMN)
 INPUTS = REFERENCE / "inputs.npz"
 WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
 
 
-def load_fixture_model(name: str, **options: object) -> tuple[object, DyMNEmbedder]:
-    """A fixture's HEAR module and model: its weights and mode through the module of its
-    architecture."""
-    entry = MANIFEST[name]
-    arch = entry["released_file"].split("_")[0]
-    module = importlib.import_module(f"hear_mn.{arch}_all_b_mel_avgs")
-    model = module.load_model(
-        str(DYMN / entry["weights"]), mode=entry["mode"], all_blocks=entry["all_blocks"], **options
-    )
-    return module, model
-
-
 @pytest.mark.parametrize("name", sorted(MANIFEST) or ["manifest-missing"])
 def test_dymn_fixture(name: str) -> None:
     require_shared(DYMN)
-    module, model = load_fixture_model(name)
+    module, model = load_dymn_fixture(name)
     assert isinstance(model, DyMNEmbedder)
     assert model.scene_embedding_size == MANIFEST[name]["embedding_size"]
     assert model.backbone.layers[0].depth_conv.temperature == MANIFEST[name]["dyconv_temperature"]
@@ -116,7 +105,7 @@ def test_a_mismatched_checkpoint_is_refused_clearly() -> None:
 
 def test_streaming_equals_the_reference_timestamps() -> None:
     require_shared(DYMN)
-    _, model = load_fixture_model("dymn04_clf1_logits")
+    _, model = load_dymn_fixture("dymn04_clf1_logits")
     reference = np.load(DYMN / "dymn04_clf1_logits.npz")
     audio = torch.from_numpy(np.load(INPUTS)["len1.07"][1])
     stream = hear_mn.stream(model)

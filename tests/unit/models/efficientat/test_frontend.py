@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import relative_error, require_shared
+from support.reference import relative_error, require_shared
 
 from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend, kaldi_mel_banks
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import randomize_batchnorm, relative_error
+from support.reference import randomize_batchnorm, relative_error
 from torch import nn
 
 from hear_mn.models.efficientat.inference_rewrites import (
