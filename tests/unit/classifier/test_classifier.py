@@ -108,6 +108,25 @@ def test_onnx_file_gives_the_same_probabilities(fitted, sounds: Path, tmp_path: 
     np.testing.assert_allclose(got, fitted.predict(audio).numpy(), atol=1e-5)
 
 
+def test_the_ray_window_worker_gives_the_local_windows(fitted, sounds: Path, tmp_path: Path):
+    """``hear-mn predict --window --engine ray`` runs hear_mn.classifier.ray_windows' worker
+    on each actor; called here without Ray, its rows are predict_files' (the local run) and a
+    file it cannot read gets its error in its row."""
+    pytest.importorskip("pyarrow", reason="pyarrow comes with ray[data] (hear-mn[ray])")
+    from hear_mn.classifier.corpus import predict_files
+    from hear_mn.classifier.ray_windows import WindowWorker
+
+    files = [sorted(sounds.glob("*/*.wav"))[0], tmp_path / "broken.wav"]
+    files[1].write_bytes(b"not audio")
+    worker = WindowWorker(fitted, window=0.4, batch_size=4, threads=1, device="cpu")
+    rows = worker({"path": np.array([str(f) for f in files])}).to_pylist()
+    local = list(predict_files(fitted, files, window=0.4, batch_size=4))
+    assert rows[0]["error"] == "" and rows[0]["seconds"] == local[0].duration
+    np.testing.assert_array_equal(rows[0]["bounds"], local[0].bounds.reshape(-1))
+    np.testing.assert_array_equal(rows[0]["probabilities"], local[0].probabilities.reshape(-1))
+    assert rows[1]["error"] == local[1][1] and rows[1]["probabilities"] == []
+
+
 def test_a_head_refuses_other_weights_and_other_models(fitted) -> None:
     with pytest.raises(ClassifierMismatchError, match="other weights"):
         load_classifier(fitted.folder, model=hear_mn.create_model("kwmlp", pretrained=False))
