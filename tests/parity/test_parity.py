@@ -16,6 +16,9 @@ from support.reference import (
     require_shared,
 )
 
+# Every fixture of ../shared: slow; tests/parity/test_parity_subset.py checks the subset fast.
+pytestmark = pytest.mark.slow
+
 MANIFEST = reference_manifest()
 
 

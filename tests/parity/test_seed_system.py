@@ -26,6 +26,9 @@ from hear_mn.catalog import EFFICIENTAT_HEAR, NAMED
 from hear_mn.models.efficientat.feature_taps import parse_features
 from hear_mn.registry import get_config
 
+# All 76 modules against ../shared and the validator: slow; the subset's stay in the fast tier.
+pytestmark = pytest.mark.slow
+
 MANIFEST = reference_manifest(SEED_SYSTEM)
 SEED_SYSTEM_NOTE = SHARED / "notes" / "SEED_SYSTEM.md"
 # Where the original module declares a size its output does not have (README: Models).

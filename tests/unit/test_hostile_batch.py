@@ -440,6 +440,7 @@ print(json.dumps({"code": job.returncode, "stderr": stderr, "saved": saved, "lef
 """
 
 
+@pytest.mark.slow  # starts a Ray cluster
 def test_ctrl_c_on_a_real_ray_run_counts_what_is_on_disk(random_weights, tmp_path) -> None:
     """Ray started by the command (in a loopback-only namespace, as in test_ray_engine.py),
     SIGINT once outputs appear: exit 130, and the count said is the count on disk."""

@@ -135,6 +135,7 @@ print("RESULT", json.dumps([written, [[p.name, r] for p, r in report.failures]])
 """
 
 
+@pytest.mark.slow  # a child process decodes a memory bomb
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS as Linux enforces it")
 def test_under_a_3_gb_address_space_limit_the_neighbour_is_still_written(tmp_path) -> None:
     """Item 9: a 60 KB WAV declaring 1 Hz (3.6 GiB at 32 kHz, more than the whole limit)

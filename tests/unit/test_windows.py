@@ -35,6 +35,7 @@ def _audio(n_samples: int, seed: int = 0) -> torch.Tensor:
     return 0.1 * torch.randn(2, n_samples, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.slow  # mn10 over long framings; the option tests stay fast
 @pytest.mark.parametrize(
     ("size", "hop", "pad"),
     [

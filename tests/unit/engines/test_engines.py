@@ -48,6 +48,7 @@ def _pair(name: str = "mn04_e1_l", **options: object) -> tuple[object, object]:
     return torch_model, set_backend(ort_model, "onnxruntime")
 
 
+@pytest.mark.slow  # a backbone export per case; the subset's stay fast
 @pytest.mark.parametrize("key", REFERENCE_CASES)
 def test_reference_fixtures_through_onnxruntime(key: str) -> None:
     entry = reference_manifest(require_shared())[key]
@@ -60,6 +61,7 @@ def test_seed_system_fixtures_through_onnxruntime(name: str) -> None:
     assert_seed_system_fixture(DATA / "seed_system", name, entry, backend="onnxruntime")
 
 
+@pytest.mark.slow  # a backbone export per case
 @pytest.mark.parametrize(
     ("name", "features"),
     [("mn04_e1_l", "e1_l_all_se_mels"), ("mn04_all_b", "b4_b11_mel_avgs"), ("mn01_e1_l", "clf_l")],

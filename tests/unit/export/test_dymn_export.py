@@ -32,6 +32,9 @@ from hear_mn import cli  # noqa: E402
 from hear_mn.export import export_onnx, read_metadata, verify_onnx  # noqa: E402
 from hear_mn.models.efficientat.graph_specs import DYMN_TOLERANCE  # noqa: E402
 
+# Every DyMN fixture exported (minutes); test_export.py exports a DyMN in the fast tier.
+pytestmark = pytest.mark.slow
+
 DYMN = SHARED / "fixtures" / "dymn"
 MANIFEST = reference_manifest(DYMN)
 INPUTS = REFERENCE / "inputs.npz"

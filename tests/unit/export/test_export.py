@@ -125,6 +125,7 @@ def test_exported_subset_fixtures(case, frontend: bool, tmp_path) -> None:
     _check_case(*case, frontend, tmp_path)
 
 
+@pytest.mark.slow  # every ../shared fixture exported twice; the subset's stay fast
 @pytest.mark.parametrize("frontend", [True, False], ids=["audio", "log_mels"])
 @pytest.mark.parametrize("case", SHARED_CASES, ids=[case[2] for case in SHARED_CASES])
 def test_exported_shared_fixtures(case, frontend: bool, tmp_path) -> None:
@@ -278,6 +279,7 @@ def test_missing_onnxruntime_says_how_to_install(small_model, tmp_path, monkeypa
 # --------------------------------------------------------------------------- apps and CLI
 
 
+@pytest.mark.slow  # a fresh interpreter that imports onnxruntime
 def test_a_process_without_torch_runs_the_file(tmp_path) -> None:
     require_shared()
     model, reference = _fixture_model(REFERENCE, "reference", "mn04_e1_l")

@@ -39,6 +39,7 @@ INPUTS = REFERENCE / "inputs.npz"
 WIDTHS = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
 
 
+@pytest.mark.slow  # every ../shared DyMN fixture
 @pytest.mark.parametrize("name", sorted(MANIFEST) or ["manifest-missing"])
 def test_dymn_fixture(name: str) -> None:
     require_shared(DYMN)
