@@ -182,6 +182,10 @@ class BackbonePlan:
             raise ValueError(f"plan stops after component {self.last} but needs {needed}")
 
 
+# Every tap of the network, mean-pooled: what a plain call of a backbone returns.
+FULL_PLAN = BackbonePlan(dict.fromkeys(range(NUM_COMPONENTS), global_average), classifier=True)
+
+
 def dymn_feature_info(width: float, n_mels: int) -> FeatureInfo:
     """What a DyMN of ``width`` outputs at each tap: the MobileNet's shapes, no SE."""
     return replace(feature_info(width, n_mels), squeezed={})
