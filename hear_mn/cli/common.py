@@ -204,10 +204,10 @@ def add_model_options(
         parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
         parser.add_argument(
             "--backend",
-            choices=("torch", "onnxruntime"),
-            default="torch",
-            help="engine of the network: torch (default) or onnxruntime (MobileNets on the "
-            "CPU; pip install 'hear-mn[onnx]')",
+            choices=("auto", "torch", "onnxruntime"),
+            default="auto",
+            help="engine of the network: auto (default: torch for these batch jobs), torch or "
+            "onnxruntime (MobileNets on the CPU; pip install 'hear-mn[onnx]')",
         )
         parser.add_argument(
             "--batch-size",
@@ -358,7 +358,7 @@ def load_model(args: argparse.Namespace, features: str | None) -> object:
             device=getattr(args, "device", None),
             progress=progress,
         )
-        return set_backend(model, getattr(args, "backend", "torch"))
+        return set_backend(model, getattr(args, "backend", "auto"))
     except (ValueError, ImportError, WeightsError) as error:
         raise CLIError(str(error)) from None
 
