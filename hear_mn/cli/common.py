@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
+from hear_mn.threads import passive_waiting
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -303,19 +304,6 @@ def default_threads() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
-
-
-def passive_waiting() -> None:
-    """Let OpenMP threads sleep, not spin, while they wait (unless the user chose otherwise).
-
-    Torch's threads meet at a barrier after every operation. On a shared machine one of
-    them is often descheduled, and the default policy's spinning partner then burns the
-    CPU the descheduled one needs: beside 2 busy processes on 2 cores, 2 threads took 1.6x
-    to 9.5x the time of 1 thread, and with passive waiting 0.67x to 0.90x, for a few
-    per cent on an idle machine (``benchmarks/bench_threads.py``). OpenMP reads this once,
-    when torch loads, so it is set before any command imports torch.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def set_threads(threads: int | None) -> int:
