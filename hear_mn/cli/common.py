@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
-from hear_mn.threads import passive_waiting
+from hear_mn.threads import passive_waiting, usable_cores
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -301,9 +300,7 @@ def ray_engine_options(
 
 def default_threads() -> int:
     """Torch threads for a run: the CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def set_threads(threads: int | None) -> int:
