@@ -142,7 +142,7 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
         feature_pooling_fn: str | None = None,
         head_type: str | None = None,
         all_blocks: bool | None = None,
-        backend: str = "torch",
+        backend: str = "auto",
         **options: object,
     ) -> EmbeddingModel:
         check_backend(backend)
@@ -196,8 +196,9 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
     model_name: another released checkpoint, e.g. "mn10_as_hop_5" (its frontend comes with it).
     head_type, all_blocks: the original's keywords, accepted (see hear_mn.hear.make_load_model).
     device: "cpu" (default), "cuda" or "cuda:N"; audio on any device is moved to it.
-    backend: "torch" (default) or "onnxruntime" (MobileNets on the CPU; pip install
-        'hear-mn[onnx]'): the network runs in ONNX Runtime, the rest as with torch.
+    backend: "auto" (default), "torch" or "onnxruntime" (MobileNets on the CPU; pip install
+        'hear-mn[onnx]'): the network runs in ONNX Runtime, the rest as with torch. "auto":
+        batch calls in torch, hear_mn.stream's single windows in ONNX Runtime where installed.
     autocast: fp16 autocast on CUDA (the EfficientAT reference's setting); outputs stay float32.
     pretrained: False builds random weights without touching the network (tests, benchmarks).
     Other options (window_batch_size) go to the model class.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
+from hear_mn.threads import passive_waiting, usable_cores
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -204,10 +204,10 @@ def add_model_options(
         parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
         parser.add_argument(
             "--backend",
-            choices=("torch", "onnxruntime"),
-            default="torch",
-            help="engine of the network: torch (default) or onnxruntime (MobileNets on the "
-            "CPU; pip install 'hear-mn[onnx]')",
+            choices=("auto", "torch", "onnxruntime"),
+            default="auto",
+            help="engine of the network: auto (default: torch for these batch jobs), torch or "
+            "onnxruntime (MobileNets on the CPU; pip install 'hear-mn[onnx]')",
         )
         parser.add_argument(
             "--batch-size",
@@ -300,22 +300,7 @@ def ray_engine_options(
 
 def default_threads() -> int:
     """Torch threads for a run: the CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def passive_waiting() -> None:
-    """Let OpenMP threads sleep, not spin, while they wait (unless the user chose otherwise).
-
-    Torch's threads meet at a barrier after every operation. On a shared machine one of
-    them is often descheduled, and the default policy's spinning partner then burns the
-    CPU the descheduled one needs: beside 2 busy processes on 2 cores, 2 threads took 1.6x
-    to 9.5x the time of 1 thread, and with passive waiting 0.67x to 0.90x, for a few
-    per cent on an idle machine (``benchmarks/bench_threads.py``). OpenMP reads this once,
-    when torch loads, so it is set before any command imports torch.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return usable_cores()
 
 
 def set_threads(threads: int | None) -> int:
@@ -358,7 +343,7 @@ def load_model(args: argparse.Namespace, features: str | None) -> object:
             device=getattr(args, "device", None),
             progress=progress,
         )
-        return set_backend(model, getattr(args, "backend", "torch"))
+        return set_backend(model, getattr(args, "backend", "auto"))
     except (ValueError, ImportError, WeightsError) as error:
         raise CLIError(str(error)) from None
 
