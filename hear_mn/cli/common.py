@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
+from hear_mn.run_options import BACKENDS, RunOptions
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -52,6 +53,7 @@ __all__ = [
     "ray_engine_options",
     "report_failures",
     "report_ignored",
+    "run_options",
     "set_threads",
     "weights_location",
     "wrap",
@@ -204,7 +206,7 @@ def add_model_options(
         parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
         parser.add_argument(
             "--backend",
-            choices=("torch", "onnxruntime"),
+            choices=BACKENDS,
             default="torch",
             help="engine of the network: torch (default) or onnxruntime (MobileNets on the "
             "CPU; pip install 'hear-mn[onnx]')",
@@ -341,24 +343,30 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
         raise CLIError(str(error)) from None
 
 
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """How the model of ``args`` runs (--device, --backend, --threads); the threads are set
+    here, as :func:`set_threads` chooses them."""
+    try:
+        return RunOptions(
+            device=getattr(args, "device", None),
+            backend=getattr(args, "backend", "torch"),
+            threads=set_threads(args.threads),
+        )
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+
+
 def load_model(args: argparse.Namespace, features: str | None) -> object:
     """The model of ``args`` (--model, --weights, --device, --backend, --threads, --quiet)."""
-    from hear_mn.engines.ort import set_backend
     from hear_mn.registry import create_model
     from hear_mn.weights import WeightsError
 
-    set_threads(args.threads)
-
+    run = run_options(args)
     progress = False if args.quiet else None
     try:
-        model = create_model(
-            args.model,
-            weights=args.weights,
-            features=features,
-            device=getattr(args, "device", None),
-            progress=progress,
+        return create_model(
+            args.model, weights=args.weights, features=features, progress=progress, run=run
         )
-        return set_backend(model, getattr(args, "backend", "torch"))
     except (ValueError, ImportError, WeightsError) as error:
         raise CLIError(str(error)) from None
 
