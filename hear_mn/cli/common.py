@@ -40,6 +40,7 @@ __all__ = [
     "Parser",
     "SubParsers",
     "add_model_options",
+    "chosen_threads",
     "default_threads",
     "err",
     "find_inputs",
@@ -320,13 +321,19 @@ def passive_waiting() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def chosen_threads(threads: int | None) -> int:
+    """The torch threads of a run: ``threads``, or :func:`default_threads` for None."""
+    chosen = threads or default_threads()
+    logger.info("using %d torch thread(s)", chosen)
+    return chosen
+
+
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch threads (None: :func:`default_threads`)."""
     import torch
 
-    chosen = threads or default_threads()
+    chosen = chosen_threads(threads)
     torch.set_num_threads(chosen)
-    logger.info("using %d torch thread(s)", chosen)
     return chosen
 
 
@@ -344,13 +351,13 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
-    """How the model of ``args`` runs (--device, --backend, --threads); the threads are set
-    here, as :func:`set_threads` chooses them."""
+    """How the model of ``args`` runs (--device, --backend, --threads, chosen as
+    :func:`set_threads` chooses them; ``create_model`` sets them)."""
     try:
         return RunOptions(
             device=getattr(args, "device", None),
             backend=getattr(args, "backend", "torch"),
-            threads=set_threads(args.threads),
+            threads=chosen_threads(args.threads),
         )
     except ValueError as error:
         raise CLIError(str(error)) from None
