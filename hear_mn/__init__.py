@@ -32,6 +32,7 @@ _EXPORTS = {
     "create_model": "hear_mn.registry",
     "get_config": "hear_mn.registry",
     "named_configs": "hear_mn.registry",
+    "RunOptions": "hear_mn.run_options",
     "EmbeddingStream": "hear_mn.streaming",
     "stream": "hear_mn.streaming",
     "EmbedReport": "hear_mn.batch",

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
+from hear_mn.run_options import BACKENDS, RunOptions
 from hear_mn.threads import passive_waiting, usable_cores
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ __all__ = [
     "Parser",
     "SubParsers",
     "add_model_options",
+    "chosen_threads",
     "default_threads",
     "err",
     "find_inputs",
@@ -52,6 +54,7 @@ __all__ = [
     "ray_engine_options",
     "report_failures",
     "report_ignored",
+    "run_options",
     "set_threads",
     "weights_location",
     "wrap",
@@ -204,7 +207,7 @@ def add_model_options(
         parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
         parser.add_argument(
             "--backend",
-            choices=("auto", "torch", "onnxruntime"),
+            choices=BACKENDS,
             default="auto",
             help="engine of the network: auto (default: torch for these batch jobs), torch or "
             "onnxruntime (MobileNets on the CPU; pip install 'hear-mn[onnx]')",
@@ -303,13 +306,19 @@ def default_threads() -> int:
     return usable_cores()
 
 
+def chosen_threads(threads: int | None) -> int:
+    """The torch threads of a run: ``threads``, or :func:`default_threads` for None."""
+    chosen = threads or default_threads()
+    logger.info("using %d torch thread(s)", chosen)
+    return chosen
+
+
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch threads (None: :func:`default_threads`)."""
     import torch
 
-    chosen = threads or default_threads()
+    chosen = chosen_threads(threads)
     torch.set_num_threads(chosen)
-    logger.info("using %d torch thread(s)", chosen)
     return chosen
 
 
@@ -326,24 +335,30 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
         raise CLIError(str(error)) from None
 
 
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """How the model of ``args`` runs (--device, --backend, --threads, chosen as
+    :func:`set_threads` chooses them; ``create_model`` sets them)."""
+    try:
+        return RunOptions(
+            device=getattr(args, "device", None),
+            backend=getattr(args, "backend", "auto"),
+            threads=chosen_threads(args.threads),
+        )
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+
+
 def load_model(args: argparse.Namespace, features: str | None) -> object:
     """The model of ``args`` (--model, --weights, --device, --backend, --threads, --quiet)."""
-    from hear_mn.engines.ort import set_backend
     from hear_mn.registry import create_model
     from hear_mn.weights import WeightsError
 
-    set_threads(args.threads)
-
+    run = run_options(args)
     progress = False if args.quiet else None
     try:
-        model = create_model(
-            args.model,
-            weights=args.weights,
-            features=features,
-            device=getattr(args, "device", None),
-            progress=progress,
+        return create_model(
+            args.model, weights=args.weights, features=features, progress=progress, run=run
         )
-        return set_backend(model, getattr(args, "backend", "auto"))
     except (ValueError, ImportError, WeightsError) as error:
         raise CLIError(str(error)) from None
 

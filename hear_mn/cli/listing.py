@@ -83,7 +83,7 @@ def _rows(group: str | None) -> list[dict]:
                 "family": config.checkpoint.family,
                 "checkpoint": config.checkpoint.name,
                 "features": list(config.features),
-                "pooling": config.pooling if config.checkpoint.family == "mobilenet" else None,
+                "pooling": config.pooling or None,  # "": the family pools nothing
                 "sample_rate": config.sample_rate,
                 "scene_embedding_size": scene,
                 "timestamp_embedding_size": stamp,

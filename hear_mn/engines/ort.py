@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from hear_mn.model import EmbeddingModel
+from hear_mn.run_options import check_backend
 
 ONNX_EXTRA = "pip install 'hear-mn[onnx]' (or pip install onnxruntime onnx)"
 
@@ -84,16 +85,6 @@ class OnnxRuntime:
             return torch.from_numpy(session.run(None, inputs)[0])
 
         return run
-
-
-BACKENDS: tuple[str, ...] = ("auto", "torch", "onnxruntime")
-
-
-def check_backend(backend: object) -> str:
-    """``backend`` when it is one of :data:`BACKENDS`, else a clear ValueError."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    return backend
 
 
 def set_backend(model: EmbeddingModel, backend: object) -> EmbeddingModel:

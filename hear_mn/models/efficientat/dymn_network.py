@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hear_mn.config import ModelConfig
 from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
     DYMN_FAMILY,
@@ -47,6 +48,7 @@ from hear_mn.models.efficientat.mobilenet_network import (
     mlp_head,
     run_components,
 )
+from hear_mn.run_options import RunOptions
 
 NUM_KERNELS = 4  # kernels mixed by each dynamic convolution (K)
 RELU_PIECES = 2  # linear pieces of Dy-ReLU-B (M)
@@ -312,8 +314,8 @@ class DyMN(nn.Module):
 
 
 class DyMNEmbedder(EfficientATEmbedder):
-    """A DyMN of width ``width`` on ``n_mels`` log-mel bands (128 as released) with feature
-    taps ``features``; windowing, batching, streaming and the other settings are the MobileNets'
+    """The DyMN of ``config`` (its checkpoint's width, on 128 log-mel bands as released);
+    windowing, batching, streaming and the other settings are the MobileNets'
     (:class:`~hear_mn.models.efficientat.efficientat_embedder.EfficientATEmbedder`), the ONNX export
     and backend included (:mod:`hear_mn.models.efficientat.dymn_graph`: the graph's dynamic
     convolutions)."""
@@ -324,6 +326,7 @@ class DyMNEmbedder(EfficientATEmbedder):
     # for 4 x 10 s) and doubled the rounding difference to the reference.
     default_inference_rewrite = None
 
-    def __init__(self, *, width: float, n_mels: int = 128, **settings: object) -> None:
-        info = dymn_feature_info(width, n_mels)
-        super().__init__(backbone=DyMN(width), info=info, **settings)
+    def __init__(self, config: ModelConfig, run: RunOptions | None = None) -> None:
+        width = config.checkpoint.width
+        info = dymn_feature_info(width, config.checkpoint.n_mels)
+        super().__init__(config, run or RunOptions(), backbone=DyMN(width), info=info)
