@@ -110,8 +110,8 @@ def create_model(
     ``timestamp_hop`` in ms, ``checkpoint``, e.g. "mn10_as_hop_5", and ``head``) change the
     configuration; the others (``autocast``, ``window_batch_size``) go to the model class.
     """
+    from hear_mn.hub.weights import fetch_weights
     from hear_mn.model import torch_device  # torch: only to build a model
-    from hear_mn.weights import fetch_weights
 
     for flag, value in (
         ("pretrained", pretrained),

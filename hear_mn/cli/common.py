@@ -344,8 +344,8 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
 def load_model(args: argparse.Namespace, features: str | None) -> object:
     """The model of ``args`` (--model, --weights, --device, --backend, --threads, --quiet)."""
     from hear_mn.engines.ort import set_backend
+    from hear_mn.hub.errors import FileError
     from hear_mn.registry import create_model
-    from hear_mn.weights import WeightsError
 
     set_threads(args.threads)
 
@@ -359,15 +359,15 @@ def load_model(args: argparse.Namespace, features: str | None) -> object:
             progress=progress,
         )
         return set_backend(model, getattr(args, "backend", "torch"))
-    except (ValueError, ImportError, WeightsError) as error:
+    except (ValueError, ImportError, FileError) as error:
         raise CLIError(str(error)) from None
 
 
 def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
     """Where the released weights file is: ("offline"|"shipped"|"cached"|"missing", path)."""
-    from hear_mn.weights_spec import find_weights
+    from hear_mn.hub.locations import find
 
-    found = find_weights(config.weights.file_name)
+    found = find(config.weights.file_name)
     return found if found is not None else ("missing", None)
 
 

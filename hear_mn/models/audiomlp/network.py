@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.audio import positive_int
-from hear_mn.checkpoint import load_into
+from hear_mn.hub.checkpoint import load_into
 from hear_mn.model import EmbeddingModel
 from hear_mn.models.audiomlp.architectures import (  # the variants as data, torch-free
     AUDIOMLP_FAMILY,

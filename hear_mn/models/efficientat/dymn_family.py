@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hear_mn.config import CHECKPOINTS, Checkpoint, ModelConfig, register_family
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.models.efficientat.block_table import (
     DYMN_FAMILY,
     SAMPLE_RATE,
@@ -30,7 +31,6 @@ from hear_mn.models.efficientat.mobilenet_family import (
     split_name_suffixes,
     tap_settings,
 )
-from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec

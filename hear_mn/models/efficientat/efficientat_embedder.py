@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from hear_mn.audio import extended_span, positive_int
-from hear_mn.checkpoint import load_into
 from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
+from hear_mn.hub.checkpoint import load_into
 from hear_mn.model import EmbeddingModel, Runtime
 from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,

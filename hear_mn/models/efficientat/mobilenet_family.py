@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, register_family
 from hear_mn.durations import duration_to_samples
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
     MOBILENET_FAMILY,
@@ -29,7 +30,6 @@ from hear_mn.models.efficientat.feature_taps import (
     parse_features,
     uses_block_features,
 )
-from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec
