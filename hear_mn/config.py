@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hear_mn.catalog import NAMED
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.run_options import RUN_OPTIONS, RunOptions
-from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec

@@ -110,8 +110,8 @@ def create_model(
     options (:data:`RUN_OPTIONS`: ``device``, ``autocast``, ``backend``, ``threads``,
     ``window_batch_size``; see :class:`RunOptions`), which change ``run`` where given.
     """
+    from hear_mn.hub.weights import fetch_weights
     from hear_mn.model import torch_device  # torch: only to build a model
-    from hear_mn.weights import fetch_weights
 
     given = {key: options.pop(key) for key in RUN_OPTIONS if key in options}
     run = replace(run or RunOptions(), **given)  # checked before any work

@@ -20,7 +20,6 @@ import torch
 
 import hear_mn
 from hear_mn import catalog, cli
-from hear_mn.checkpoint import load_into
 from hear_mn.config import (
     CHECKPOINTS,
     FAMILIES,
@@ -29,10 +28,11 @@ from hear_mn.config import (
     ModelConfig,
     register_family,
 )
-from hear_mn.file_errors import BadFileError
+from hear_mn.hub.checkpoint import load_into
+from hear_mn.hub.errors import BadFileError
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.model import EmbeddingModel
 from hear_mn.run_options import RunOptions
-from hear_mn.weights_spec import WeightsSpec
 
 NAME = "toy_stats"
 GROUP = "toy"

@@ -350,8 +350,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 def load_model(args: argparse.Namespace, features: str | None) -> object:
     """The model of ``args`` (--model, --weights, --device, --backend, --threads, --quiet)."""
+    from hear_mn.hub.errors import FileError
     from hear_mn.registry import create_model
-    from hear_mn.weights import WeightsError
 
     run = run_options(args)
     progress = False if args.quiet else None
@@ -359,15 +359,15 @@ def load_model(args: argparse.Namespace, features: str | None) -> object:
         return create_model(
             args.model, weights=args.weights, features=features, progress=progress, run=run
         )
-    except (ValueError, ImportError, WeightsError) as error:
+    except (ValueError, ImportError, FileError) as error:
         raise CLIError(str(error)) from None
 
 
 def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
     """Where the released weights file is: ("offline"|"shipped"|"cached"|"missing", path)."""
-    from hear_mn.weights_spec import find_weights
+    from hear_mn.hub.locations import find
 
-    found = find_weights(config.weights.file_name)
+    found = find(config.weights.file_name)
     return found if found is not None else ("missing", None)
 
 

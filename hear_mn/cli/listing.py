@@ -68,8 +68,8 @@ LEGEND = (
 
 def _rows(group: str | None) -> list[dict]:
     from hear_mn.complexity import known_complexity
+    from hear_mn.hub.fetch import integrity_of
     from hear_mn.registry import named_configs
-    from hear_mn.weights_spec import weights_integrity
 
     rows = []
     for config in named_configs(group):
@@ -90,7 +90,7 @@ def _rows(group: str | None) -> list[dict]:
                 "parameters": params,
                 "macs_10s": macs,
                 "weights_file": config.weights.file_name,
-                "weights_integrity": weights_integrity(config.weights),
+                "weights_integrity": integrity_of(config.weights),
                 "weights_status": status,
                 "weights_path": str(path) if path else None,
             }

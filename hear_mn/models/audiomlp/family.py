@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hear_mn.config import Checkpoint, Family, ModelConfig, register_family
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.models.audiomlp.architectures import ARCHS, AUDIOMLP_FAMILY, CHUNK_SAMPLES
 from hear_mn.run_options import RunOptions
-from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.checkpoint import load_into
 from hear_mn.config import ModelConfig
+from hear_mn.hub.checkpoint import load_into
 from hear_mn.model import EmbeddingModel
 from hear_mn.models.audiomlp.architectures import (  # the variants as data, torch-free
     ARCHS,

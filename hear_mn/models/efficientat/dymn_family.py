@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hear_mn.config import ModelConfig, register_family
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.models.efficientat.block_table import DYMN_FAMILY, FeatureInfo, dymn_feature_info
 from hear_mn.models.efficientat.efficientat_family import (
     EFFICIENTAT_LICENSE,
@@ -23,7 +24,6 @@ from hear_mn.models.efficientat.efficientat_family import (
 )
 from hear_mn.models.efficientat.feature_taps import TAPS
 from hear_mn.run_options import RunOptions
-from hear_mn.weights_spec import WeightsSpec
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec

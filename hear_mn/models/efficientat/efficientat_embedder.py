@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from hear_mn.audio import extended_span
-from hear_mn.checkpoint import load_into
 from hear_mn.config import ModelConfig
 from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
+from hear_mn.hub.checkpoint import load_into
 from hear_mn.model import EmbeddingModel, Runtime
 from hear_mn.models.efficientat.block_table import MOBILENET_FAMILY, FeatureInfo, feature_info
 from hear_mn.models.efficientat.feature_taps import backbone_plan, embedding_size
