@@ -31,8 +31,8 @@ import harness
 # sets nothing (the library's default); "cli" sets up threads as `hear-mn` does.
 CONFIGS = (
     ("1 thread (torch.set_num_threads(1))", "torch 1"),
-    ("torch's default threads, torch imported before hear_mn", "torch 0"),
-    ("API default: import hear_mn, then create_model", "api"),
+    ("API default, torch imported before hear_mn (spinning)", "torch 0"),
+    ("API default, hear_mn imported before torch (passive)", "api"),
     ("CLI default (hear-mn's thread setup)", "cli"),
 )
 

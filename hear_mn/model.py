@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 
 from hear_mn.audio import as_audio_batch, check_sample_rate, resample
+from hear_mn.threads import busy_machine_threads
 
 if TYPE_CHECKING:
     from hear_mn.streaming import EmbeddingStream
@@ -110,7 +111,7 @@ class EmbeddingModel(torch.nn.Module):
         if (window_size, hop, pad) != (None, None, None):
             windows = self.timestamp_windows(window_size, hop, pad)
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.evaluating(), self.precision():
+        with torch.inference_mode(), self.evaluating(), self.precision(), busy_machine_threads():
             if windows is None:
                 embeddings, timestamps = self._timestamp_embeddings(batch)
             else:
@@ -124,7 +125,7 @@ class EmbeddingModel(torch.nn.Module):
         ``sample_rate``: the rate of ``audio`` when it is not the model's (resampled first).
         """
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.evaluating(), self.precision():
+        with torch.inference_mode(), self.evaluating(), self.precision(), busy_machine_threads():
             embeddings = self._scene_embeddings(batch)
         require_finite(embeddings, "scene embeddings", peak_of(batch))
         return embeddings.float()

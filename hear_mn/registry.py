@@ -18,6 +18,7 @@ import hear_mn.models  # noqa: F401 (registers every family)
 from hear_mn.catalog import AUDIOMLP_CONFIGS, BEST_CONFIG, DEFAULT_CONFIG, NAMED, PAPER
 from hear_mn.config import CHECKPOINTS, CONFIG_OPTIONS, FAMILIES, Checkpoint, ModelConfig
 from hear_mn.run_options import RUN_OPTIONS, RunOptions
+from hear_mn.threads import keep_threads
 
 if TYPE_CHECKING:
     from hear_mn.model import EmbeddingModel
@@ -127,6 +128,7 @@ def create_model(
         import torch
 
         torch.set_num_threads(run.threads)  # process-wide, as torch has it
+        keep_threads()
     model = config.build(run)
     path = Path(weights) if weights is not None and str(weights) != "" else None
     if path is not None or pretrained:

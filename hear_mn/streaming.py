@@ -20,6 +20,7 @@ import torch
 from hear_mn.audio import StreamResampler, as_audio_chunk, check_sample_rate
 from hear_mn.engines.ort import choose_stream_runtime
 from hear_mn.model import EmbeddingModel, as_embedding_model, require_finite
+from hear_mn.threads import busy_machine_threads
 
 
 class EmbeddingStream:
@@ -83,7 +84,7 @@ class EmbeddingStream:
             self.num_samples += samples.shape[0]
             if samples.numel():
                 self._peak = max(self._peak, float(samples.abs().max()))
-            with torch.inference_mode(), self.model.precision():
+            with torch.inference_mode(), self.model.precision(), busy_machine_threads():
                 embeddings = self._push(samples) if samples.numel() or not last else None
                 if last:
                     closing = self._close()
