@@ -32,7 +32,7 @@ import hear_mn
 from hear_mn.models.efficientat.mobilenet_network import concatenate_taps
 
 MODELS = ("mn04_e1_l", "mn10_e1_l")
-PREEMPHASIS = (-0.97, 1.0)
+PREEMPHASIS = (-0.97, 1.0)  # y[n] = x[n + 1] - 0.97 x[n]
 
 
 class OriginalComputation:
@@ -45,6 +45,7 @@ class OriginalComputation:
         self.preemphasis = torch.tensor([[PREEMPHASIS]])
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, n_mels, frames), the original's steps in its order."""
         frontend = self.model.frontend
         x = torch.nn.functional.conv1d(audio[:, None], self.preemphasis)[:, 0]
         spectrum = torch.stft(
@@ -61,12 +62,14 @@ class OriginalComputation:
         return (torch.log(mel + 1e-5) + 4.5) / 5.0
 
     def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """One forward pass: (batch, samples) -> (batch, D)."""
         with torch.no_grad():
             mels = self.log_mel(audio)
             outputs = self.backbone(mels[:, None], self.model.plan)
             return concatenate_taps(self.model.features, outputs, mels)
 
     def timestamp_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
+        """(1, samples) -> (1, windows, D): reflect-pad, then one pass per window position."""
         windows = self.model.windows
         padded = torch.nn.functional.pad(audio[:, None], (windows.pad, windows.pad), "reflect")
         padded = padded[:, 0]
@@ -97,7 +100,9 @@ def contenders(
     return {f"timestamps, {seconds:g} s": timestamp_runs, "scene, one 10 s clip": scene_runs}
 
 
-def bench(name: str, packages: dict[str, object], threads: int, seconds: float, repeats: int):
+def bench(
+    name: str, packages: dict[str, object], threads: int, seconds: float, repeats: int
+) -> list[dict]:
     """Rows of one model at ``threads``: medians, speed-ups over the original, differences."""
     torch.set_num_threads(threads)
     rows = []
@@ -123,9 +128,12 @@ def bench(name: str, packages: dict[str, object], threads: int, seconds: float, 
 
 
 def table(rows: list[dict], labels: list[str]) -> str:
+    """Markdown: per model, threads and call, the medians and the speed-ups over the original;
+    the last column is the largest relative difference of any hear-mn output from it."""
     headers = ["model", "threads", "call", "original (s)"]
     for label in labels:
         headers += [f"{label} (s)", f"{label} vs original"]
+    headers.append("max rel. diff")
     cells = []
     for row in rows:
         cell = [row["model"], row["threads"], row["call"], f"{row['seconds']['original']:.3f}"]
@@ -134,7 +142,7 @@ def table(rows: list[dict], labels: list[str]) -> str:
                 f"{row['seconds'][label]:.4f}",
                 f"{row['speedup_over_original'][label]:.1f}x",
             ]
-        cells.append(cell)
+        cells.append([*cell, f"{max(row['max_relative_difference'].values()):.1e}"])
     return harness.markdown_table(headers, cells)
 
 
