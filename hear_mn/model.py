@@ -46,10 +46,16 @@ class EmbeddingModel(torch.nn.Module):
     the class: export (:mod:`hear_mn.export`) asks that family for the model's graph.
     ``backends`` are the engines that can run the network (:mod:`hear_mn.engines`): a family
     whose model hands its frontend's output to :attr:`runtime` adds "onnxruntime".
+    ``backend`` is the one asked for (:func:`hear_mn.engines.ort.set_backend`): "auto" (the
+    default) lets each job take the engine measured faster for it (:attr:`stream_runtime`).
     """
 
     family: ClassVar[str] = ""
     backends: ClassVar[tuple[str, ...]] = ("torch",)
+    backend: str = "auto"
+    # The engine "auto" gives a live stream's windows, where it is installed and the model is
+    # on the CPU: the one measured fastest for single windows (benchmarks/bench_streaming.py).
+    stream_backend: ClassVar[str] = "torch"
 
     def __init__(
         self,
@@ -198,6 +204,18 @@ class EmbeddingModel(torch.nn.Module):
                 f"backend {runtime.name!r} does not run {self.name}; it runs with backend="
                 + " or ".join(repr(backend) for backend in self.backends)
             )
+
+    @property
+    def stream_runtime(self) -> Runtime | None:
+        """The engine of live streams' windows (:func:`hear_mn.stream`) when it is not
+        :attr:`runtime`'s (None: the same as batch jobs); a family that lists "onnxruntime"
+        in :attr:`backends` overrides this property."""
+        return None
+
+    @stream_runtime.setter
+    def stream_runtime(self, runtime: Runtime | None) -> None:
+        if runtime is not None:
+            self.runtime = runtime  # refused with the same message
 
     def stream(self) -> EmbeddingStream:
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""

@@ -140,6 +140,7 @@ class LogMelFrontend(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
+        self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.hop_length = hop_length
         window = reference_hann_window(win_length)
