@@ -14,7 +14,7 @@ import harness
 import torch
 from bench_speed import interleaved_medians
 
-from hear_mn.models.efficientat.efficientat_embedder import SCENE_SAMPLES_PER_PASS, SCENE_WINDOW
+from hear_mn.models.efficientat.efficientat_embedder import SCENE_WINDOWS_PER_PASS
 from hear_mn.registry import create_model
 
 MODELS = ("mn04_e1_l", "mn10_e1_l")
@@ -29,7 +29,7 @@ def breakdown(name: str, repeats: int, seconds: float = 20, clips_count: int = 1
     clips = 0.1 * torch.randn(clips_count, 10 * model.sample_rate, generator=generator)
     audio = 0.1 * torch.randn(1, int(seconds * model.sample_rate), generator=generator)
     n_windows = model.windows.count(audio.shape[1])
-    scene_per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
+    scene_per_pass = SCENE_WINDOWS_PER_PASS
     window_passes = [
         (start, min(start + model.window_batch_size, n_windows))
         for start in range(0, n_windows, model.window_batch_size)

@@ -14,8 +14,12 @@ from __future__ import annotations
 import importlib
 
 from hear_mn import module_finder
+from hear_mn.threads import passive_waiting
 from hear_mn.version import __version__ as __version__  # re-exported
 
+# Torch's threads sleep, not spin, while they wait (a busy machine slows them little), when
+# torch is not loaded yet and OMP_WAIT_POLICY is not set (hear_mn.threads).
+passive_waiting()
 # ``import hear_mn.<name>`` works for every configuration name the registry accepts.
 module_finder.install()
 
@@ -28,6 +32,7 @@ _EXPORTS = {
     "create_model": "hear_mn.registry",
     "get_config": "hear_mn.registry",
     "named_configs": "hear_mn.registry",
+    "RunOptions": "hear_mn.run_options",
     "EmbeddingStream": "hear_mn.streaming",
     "stream": "hear_mn.streaming",
     "EmbedReport": "hear_mn.batch",

@@ -1,8 +1,11 @@
 """Atomic file writes: a file appears whole or not at all, with the permissions the umask gives.
 
-Every writer of the library goes through :func:`atomic_write` (embedding outputs, the
-evaluator's files); :func:`remove_stale_temporaries` cleans up after writers that were killed.
-Ctrl-C during a write is held until the write is done (:func:`deferred_interrupts`), so an
+Every file the library leaves on disk is written here (tests/test_architecture.py checks
+it): :func:`atomic_write` for content at hand (embedding outputs, the evaluator's files,
+classifier heads, hash records), :func:`atomic_output` for content that streams in or is
+checked before it may take the target's place (downloads, ONNX files).
+:func:`remove_stale_temporaries` cleans up after writers that were killed. Ctrl-C during an
+:func:`atomic_write` is held until the write is done (:func:`deferred_interrupts`), so an
 interrupted run never leaves half a file or a temporary one behind.
 """
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "atomic_output",
     "atomic_write",
     "deferred_interrupts",
     "new_temporary_file",
@@ -113,29 +117,64 @@ def remove_stale_temporaries(targets: Iterable[Path]) -> int:
     return removed
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Best effort: make a rename in ``folder`` durable (not possible on every platform)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_output(
+    path: str | os.PathLike[str], *, sync_folder: bool = False
+) -> Iterator[tuple[Path, BinaryIO]]:
+    """A temporary file beside ``path`` to write, moved over ``path`` when the block ends.
+
+    Yields ``(temporary path, open binary file)``; the temporary path is for checks that
+    read the file back (flush first). When the block ends normally the file is flushed,
+    fsynced and moved over ``path`` with :func:`os.replace` (``sync_folder``: and the folder
+    fsynced, best effort, so that the rename survives a crash); when it raises, or the move
+    fails, the temporary file is removed and ``path`` is not touched. Parent folders are
+    created; the file's permissions follow the umask. Unlike :func:`atomic_write`, Ctrl-C
+    is held only while the file is put in place, so a long download can be interrupted.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, handle = new_temporary_file(path)
+    try:
+        with handle:
+            yield tmp, handle
+            with deferred_interrupts():
+                handle.flush()
+                os.fsync(handle.fileno())
+                handle.close()  # before the move: Windows moves no open file
+                os.replace(tmp, path)
+                if sync_folder:
+                    _fsync_folder(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def atomic_write(path: str | os.PathLike[str], content: bytes | Callable[[BinaryIO], None]) -> Path:
     """Write ``content`` (bytes, or a function writing to a binary file) to ``path``
     atomically and return ``path``.
 
-    It goes to a temporary file in the same directory, flushed to disk and moved over
-    ``path`` with :func:`os.replace`, so a reader (or a killed run) never sees a partial file.
-    Parent directories are created; the file's permissions follow the umask. Ctrl-C is held
-    until the file is in place (:func:`deferred_interrupts`).
+    :func:`atomic_output`: a temporary file in the same directory, flushed to disk and moved
+    over ``path``, so a reader (or a killed run) never sees a partial file. Parent
+    directories are created; the file's permissions follow the umask. Ctrl-C is held until
+    the file is in place (:func:`deferred_interrupts`).
     """
-    path = Path(path)
-    with deferred_interrupts():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp, handle = new_temporary_file(path)
-        try:
-            with handle:
-                if callable(content):
-                    content(handle)
-                else:
-                    handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-    return path
+    with deferred_interrupts(), atomic_output(path) as (_, handle):
+        if callable(content):
+            content(handle)
+        else:
+            handle.write(content)
+    return Path(path)

@@ -157,7 +157,13 @@ def extended_span(clip: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     n = clip.shape[-1]
     if start >= 0 and stop <= n:
         return clip[start:stop]
-    return clip[reflect_index(torch.arange(start, stop, device=clip.device), n)]
+    inside_start, inside_stop = max(start, 0), min(stop, n)
+    if inside_start >= inside_stop:
+        return clip[reflect_index(torch.arange(start, stop, device=clip.device), n)]
+    # Only the mirrored ends are gathered; the samples inside are copied once, as they are.
+    before = reflect_index(torch.arange(min(start, 0), 0, device=clip.device), n)
+    after = reflect_index(torch.arange(n, max(stop, n), device=clip.device), n)
+    return torch.cat([clip[before], clip[inside_start:inside_stop], clip[after]])
 
 
 def positive_int(value: object, what: str) -> int:

@@ -58,8 +58,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# When clips waiting for a batch partner hold more samples than this, run them anyway.
-MAX_PENDING_SAMPLES = 32000 * 600
+# When clips waiting for a batch partner hold more samples than this (73 MiB of float32,
+# whatever the model's rate), run them anyway.
+MAX_PENDING_SAMPLES = 19_200_000
 
 
 class OutputFolderError(OSError):

@@ -40,7 +40,7 @@ class NamedConfig:
 
     ``features`` are names joined by '_' (the paper's) or ',' (the original's ``mode``, in
     its own order);
-    ``pooling`` None is the default (``avg_ch_pool``); ``timestamp_window_ms`` None is the
+    ``pooling`` None is the default (``avg_ch_pool``); ``timestamp_window`` (ms) None is the
     default (160 ms); ``declared_size`` is the embedding size the original module declares
     (None where it is not a module of the original package), which is not always the size
     it outputs.
@@ -51,7 +51,7 @@ class NamedConfig:
     checkpoint: str
     features: str = ""
     pooling: str | None = None
-    timestamp_window_ms: int | None = None
+    timestamp_window: int | None = None
     declared_size: int | None = None
     old_configs: bool = False
 

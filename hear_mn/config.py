@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hear_mn.catalog import NAMED
-from hear_mn.weights_spec import WeightsSpec
+from hear_mn.hub.weights_spec import WeightsSpec
+from hear_mn.run_options import RUN_OPTIONS, RunOptions
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec
@@ -43,16 +44,18 @@ class ModelConfig:
     """A configuration: a checkpoint plus the embedding and its windows.
 
     ``features`` are the feature taps in concatenation order, ``pooling`` the pooling of
-    block features, ``timestamp_window_ms`` / ``timestamp_hop_ms`` the timestamp windows
-    (None: the family's defaults). A family with a fixed embedding leaves them empty.
+    block features, ``timestamp_window`` / ``timestamp_hop`` the timestamp windows in
+    milliseconds (None: the family's defaults), under the names of the options that set
+    them. A family with a fixed embedding leaves them empty. The sample rate is the
+    checkpoint's.
     """
 
     name: str
     checkpoint: Checkpoint
     features: tuple[str, ...] = field(default=())
     pooling: str = ""
-    timestamp_window_ms: float | None = None
-    timestamp_hop_ms: float | None = None
+    timestamp_window: float | None = None
+    timestamp_hop: float | None = None
 
     @property
     def family(self) -> Family:
@@ -83,23 +86,25 @@ class ModelConfig:
 
     def with_options(self, **options: object) -> ModelConfig:
         """The configuration with options changed (see :data:`CONFIG_OPTIONS`); None keeps
-        a setting. The family checks them."""
+        a setting. The only place an unknown option name is refused; the family checks
+        the values."""
         unknown = sorted(set(options) - set(CONFIG_OPTIONS))
         if unknown:
             raise TypeError(
-                f"unknown option(s) {', '.join(unknown)}; known: {', '.join(CONFIG_OPTIONS)}"
+                f"unknown option(s) {', '.join(unknown)}; configuration options: "
+                f"{', '.join(CONFIG_OPTIONS)}; run options: {', '.join(RUN_OPTIONS)}"
             )
         return self.family.with_options(self, **options)
 
-    def build(self, **options: object) -> EmbeddingModel:
-        """The model with random weights; ``options`` (autocast, window_batch_size) go to
-        the family's model class."""
-        return self.family.build(self, **options)
+    def build(self, run: RunOptions | None = None) -> EmbeddingModel:
+        """The model with random weights, run as ``run`` says (default :class:`RunOptions`)."""
+        return self.family.build(self, RunOptions() if run is None else run)
 
 
-# The options of a configuration (ModelConfig.with_options): the rest go to the model class.
-# ``checkpoint`` swaps the weights (the frontend, head and strides come with them), ``head``
-# only checks the checkpoint's, and the windows are in milliseconds.
+# The options of a configuration (ModelConfig.with_options), each the name of the
+# ModelConfig field it sets where it has one; how the model runs is RunOptions. ``checkpoint``
+# swaps the weights (the frontend, head and strides come with them), ``head`` only checks the
+# checkpoint's, and the windows are in milliseconds.
 CONFIG_OPTIONS: tuple[str, ...] = (
     "features",
     "pooling",
@@ -143,9 +148,16 @@ class Family(ABC):
         """One line about ``config``."""
 
     @abstractmethod
-    def build(self, config: ModelConfig, **options: object) -> EmbeddingModel:
-        """The model of ``config`` with random weights; its class names this family in
-        :attr:`~hear_mn.model.EmbeddingModel.family`."""
+    def build(self, config: ModelConfig, run: RunOptions) -> EmbeddingModel:
+        """The model of ``config`` with random weights, run as ``run`` says (its device and
+        backend are applied by :func:`hear_mn.registry.create_model`); its class names this
+        family in :attr:`~hear_mn.model.EmbeddingModel.family`."""
+
+    def option_value(self, option: str, value: object) -> object:
+        """``value`` of configuration option ``option`` in the form a configuration holds
+        (e.g. a feature list in concatenation order), to tell whether two spellings agree;
+        default: as given."""
+        return value
 
     def export_graph(self, model: EmbeddingModel, frontend: bool) -> GraphSpec:
         """The ONNX export of ``model`` (one of this family's), with or without its

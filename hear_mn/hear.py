@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
-from hear_mn.engines.ort import check_backend, set_backend
 from hear_mn.model import EmbeddingModel, as_embedding_model
 from hear_mn.registry import create_model, get_config
 
@@ -111,78 +111,97 @@ def make_embedding_functions(config_name: str) -> tuple[Callable, Callable]:
     return scene, timestamp
 
 
-def _one_of(
-    name: str, value: object, alias: str, alias_value: object, same: Callable = lambda v: v
-) -> object:
-    """One option given under our name or the original's: both only when they agree."""
-    if value is not None and alias_value is not None and same(value) != same(alias_value):
-        raise ValueError(f"{name}={value!r} and {alias}={alias_value!r} disagree; give one of them")
-    return alias_value if value is None else value
+@dataclass(frozen=True)
+class OriginalKeyword:
+    """A keyword of the original EfficientAT_HEAR ``load_model``: the configuration option
+    it sets here (None: accepted, no effect), and the check of its value (a TypeError that
+    says what it takes), beyond the option's own."""
+
+    option: str | None
+    check: Callable[[object], None] = lambda value: None
+
+
+def _boolean(keyword: str) -> Callable[[object], None]:
+    def check(value: object) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"{keyword} must be True or False, got {value!r}")
+
+    return check
+
+
+def _pooling_name(value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(
+            "feature_pooling_fn takes the pooling function's name here (e.g. "
+            f"'avg_time_pool'), got {value!r}"
+        )
+
+
+# The original modules' load_model keywords, by name (model_file_path, the first argument,
+# is the same here). bK always names feature component K here, so all_blocks changes nothing;
+# head_type checks the checkpoint's head, which comes with the checkpoint (model_name).
+ORIGINAL_KEYWORDS: dict[str, OriginalKeyword] = {
+    "mode": OriginalKeyword("features"),
+    "model_name": OriginalKeyword("checkpoint"),
+    "feature_pooling_fn": OriginalKeyword("pooling", _pooling_name),
+    "head_type": OriginalKeyword("head"),
+    "all_blocks": OriginalKeyword(None, _boolean("all_blocks")),
+}
+
+
+def with_original_keywords(config_name: str, options: dict[str, object]) -> dict[str, object]:
+    """``options`` with the original's keywords (:data:`ORIGINAL_KEYWORDS`) put under our
+    names; an option given under both names must agree (in the form the configuration
+    holds it, e.g. features in concatenation order)."""
+    ours = {key: value for key, value in options.items() if key not in ORIGINAL_KEYWORDS}
+    for keyword, mapping in ORIGINAL_KEYWORDS.items():
+        value = options.get(keyword)
+        if value is None:
+            continue
+        mapping.check(value)
+        if mapping.option is None:
+            continue
+        given = ours.get(mapping.option)
+        if given is not None:
+            family = get_config(config_name).family
+            if family.option_value(mapping.option, given) != family.option_value(
+                mapping.option, value
+            ):
+                raise ValueError(
+                    f"{mapping.option}={given!r} and {keyword}={value!r} disagree; give one of them"
+                )
+        ours[mapping.option] = value if given is None else given
+    return ours
 
 
 def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
     """The HEAR ``load_model`` of a per-configuration module (``hear_mn.<config_name>``).
 
-    Besides our options it takes the original EfficientAT_HEAR modules' keywords:
-    ``mode`` (= ``features``), ``model_name`` (a checkpoint name), ``feature_pooling_fn``
-    (= ``pooling``, by name), ``head_type`` (checked against the checkpoint) and
-    ``all_blocks`` (accepted; block features bK always name component K here).
+    It takes the options of :func:`hear_mn.registry.create_model` (configuration and run
+    options) and the original EfficientAT_HEAR modules' keywords (:data:`ORIGINAL_KEYWORDS`).
     """
 
     def load_model(
         model_file_path: str | os.PathLike[str] = "",
         *,
-        device: str | None = None,
-        autocast: bool = False,
         pretrained: bool = True,
         download: bool = True,
         progress: bool | None = None,
-        mode: str | list[str] | tuple[str, ...] | None = None,
-        model_name: str | None = None,
-        feature_pooling_fn: str | None = None,
-        head_type: str | None = None,
-        all_blocks: bool | None = None,
-        backend: str = "torch",
         **options: object,
     ) -> EmbeddingModel:
-        check_backend(backend)
         if model_file_path is not None and not isinstance(model_file_path, (str, os.PathLike)):
             raise TypeError(
                 "model_file_path must be a checkpoint file name (str or os.PathLike; '' for "
                 f"the released weights), got {model_file_path!r}"
             )
-        if all_blocks is not None and not isinstance(all_blocks, bool):
-            raise TypeError(f"all_blocks must be True or False, got {all_blocks!r}")
-        if feature_pooling_fn is not None and not isinstance(feature_pooling_fn, str):
-            raise TypeError(
-                "feature_pooling_fn takes the pooling function's name here (e.g. "
-                f"'avg_time_pool'), got {feature_pooling_fn!r}"
-            )
-        features = _one_of(
-            "features",
-            options.pop("features", None),
-            "mode",
-            mode,
-            lambda spec: get_config(config_name, features=spec).features,
-        )
-        pooling = _one_of(
-            "pooling", options.pop("pooling", None), "feature_pooling_fn", feature_pooling_fn
-        )
-        model = create_model(
+        return create_model(
             config_name,
             weights=model_file_path or None,
             pretrained=pretrained,
-            features=features,
-            pooling=pooling,
-            checkpoint=model_name,
-            head=head_type,
-            device=device,
             download=download,
             progress=progress,
-            autocast=autocast,
-            **options,
+            **with_original_keywords(config_name, options),
         )
-        return set_backend(model, backend)
 
     load_model.__doc__ = f"""HEAR API: load {config_name}.
 
@@ -194,13 +213,14 @@ def make_load_model(config_name: str) -> Callable[..., EmbeddingModel]:
     pooling (or feature_pooling_fn): how block features bK are pooled, e.g. "avg_time_pool".
     timestamp_window, timestamp_hop: timestamp windows in milliseconds (default 160, 50).
     model_name: another released checkpoint, e.g. "mn10_as_hop_5" (its frontend comes with it).
-    head_type, all_blocks: the original's keywords, accepted (see hear_mn.hear.make_load_model).
+    head_type, all_blocks: the original's keywords, accepted (hear_mn.hear.ORIGINAL_KEYWORDS).
     device: "cpu" (default), "cuda" or "cuda:N"; audio on any device is moved to it.
-    backend: "torch" (default) or "onnxruntime" (MobileNets on the CPU; pip install
-        'hear-mn[onnx]'): the network runs in ONNX Runtime, the rest as with torch.
+    backend: "auto" (default), "torch" or "onnxruntime" (MobileNets on the CPU; pip install
+        'hear-mn[onnx]'): the network runs in ONNX Runtime, the rest as with torch. "auto":
+        batch calls in torch, hear_mn.stream's single windows in ONNX Runtime where installed.
     autocast: fp16 autocast on CUDA (the EfficientAT reference's setting); outputs stay float32.
+    threads, window_batch_size: torch threads; windows per forward pass (hear_mn.RunOptions).
     pretrained: False builds random weights without touching the network (tests, benchmarks).
-    Other options (window_batch_size) go to the model class.
     """
     load_model.__qualname__ = "load_model"
     return load_model

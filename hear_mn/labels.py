@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hear_mn.file_errors import FileError, os_error_text
+from hear_mn.hub.errors import FileError, os_error_text
 
 __all__ = [
     "LABELS_FILE",

@@ -89,11 +89,7 @@ class _Rows:
         self._count += len(rows)
 
     def array(self) -> np.ndarray:
-        if len(self._chunks) == 1:  # a copy of the rows, not a view holding the chunk
-            self._chunks, self._filled = [self._chunks[0][: self._count].copy()], self._count
-            return self._chunks[0]
-        if not self._chunks:
-            return np.empty((0, *self._shape), np.float32)
+        """The rows as one array (a copy, not a view holding a chunk), made once."""
         joined = np.empty((self._count, *self._shape), np.float32)
         position = 0
         while self._chunks:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 
 from hear_mn.audio import as_audio_batch, check_sample_rate, resample
+from hear_mn.threads import busy_machine_threads
 
 if TYPE_CHECKING:
     from hear_mn.streaming import EmbeddingStream
@@ -46,10 +47,16 @@ class EmbeddingModel(torch.nn.Module):
     the class: export (:mod:`hear_mn.export`) asks that family for the model's graph.
     ``backends`` are the engines that can run the network (:mod:`hear_mn.engines`): a family
     whose model hands its frontend's output to :attr:`runtime` adds "onnxruntime".
+    ``backend`` is the one asked for (:func:`hear_mn.engines.ort.set_backend`): "auto" (the
+    default) lets each job take the engine measured faster for it (:attr:`stream_runtime`).
     """
 
     family: ClassVar[str] = ""
     backends: ClassVar[tuple[str, ...]] = ("torch",)
+    backend: str = "auto"
+    # The engine "auto" gives a live stream's windows, where it is installed and the model is
+    # on the CPU: the one measured fastest for single windows (benchmarks/bench_streaming.py).
+    stream_backend: ClassVar[str] = "torch"
 
     def __init__(
         self,
@@ -104,7 +111,7 @@ class EmbeddingModel(torch.nn.Module):
         if (window_size, hop, pad) != (None, None, None):
             windows = self.timestamp_windows(window_size, hop, pad)
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.evaluating(), self.precision():
+        with torch.inference_mode(), self.evaluating(), self.precision(), busy_machine_threads():
             if windows is None:
                 embeddings, timestamps = self._timestamp_embeddings(batch)
             else:
@@ -118,7 +125,7 @@ class EmbeddingModel(torch.nn.Module):
         ``sample_rate``: the rate of ``audio`` when it is not the model's (resampled first).
         """
         batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.evaluating(), self.precision():
+        with torch.inference_mode(), self.evaluating(), self.precision(), busy_machine_threads():
             embeddings = self._scene_embeddings(batch)
         require_finite(embeddings, "scene embeddings", peak_of(batch))
         return embeddings.float()
@@ -198,6 +205,18 @@ class EmbeddingModel(torch.nn.Module):
                 f"backend {runtime.name!r} does not run {self.name}; it runs with backend="
                 + " or ".join(repr(backend) for backend in self.backends)
             )
+
+    @property
+    def stream_runtime(self) -> Runtime | None:
+        """The engine of live streams' windows (:func:`hear_mn.stream`) when it is not
+        :attr:`runtime`'s (None: the same as batch jobs); a family that lists "onnxruntime"
+        in :attr:`backends` overrides this property."""
+        return None
+
+    @stream_runtime.setter
+    def stream_runtime(self, runtime: Runtime | None) -> None:
+        if runtime is not None:
+            self.runtime = runtime  # refused with the same message
 
     def stream(self) -> EmbeddingStream:
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""

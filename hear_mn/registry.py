@@ -10,12 +10,15 @@ is imported, which this module does.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hear_mn.models  # noqa: F401 (registers every family)
 from hear_mn.catalog import AUDIOMLP_CONFIGS, BEST_CONFIG, DEFAULT_CONFIG, NAMED, PAPER
 from hear_mn.config import CHECKPOINTS, CONFIG_OPTIONS, FAMILIES, Checkpoint, ModelConfig
+from hear_mn.run_options import RUN_OPTIONS, RunOptions
+from hear_mn.threads import keep_threads
 
 if TYPE_CHECKING:
     from hear_mn.model import EmbeddingModel
@@ -33,8 +36,10 @@ __all__ = [
     "DEFAULT_CONFIG",
     "NAMED_CONFIGS",
     "PAPER_CONFIGS",
+    "RUN_OPTIONS",
     "Checkpoint",
     "ModelConfig",
+    "RunOptions",
     "create_model",
     "get_config",
     "named_configs",
@@ -48,7 +53,7 @@ def _named_config(name: str) -> ModelConfig:
     return config.with_options(
         features=row.features or None,
         pooling=row.pooling,
-        timestamp_window=row.timestamp_window_ms,
+        timestamp_window=row.timestamp_window,
     )
 
 
@@ -65,15 +70,10 @@ def get_config(name: str, **options: object) -> ModelConfig:
     """The configuration ``name`` (a named one, or parsed), with options changed.
 
     ``features`` replaces the feature set the name implies; see :data:`CONFIG_OPTIONS`
-    for all options.
+    for all options (:meth:`ModelConfig.with_options` refuses others).
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model name must be a non-empty string, got {name!r}")
-    unknown = sorted(set(options) - set(CONFIG_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"unknown option(s) {', '.join(unknown)}; known: {', '.join(CONFIG_OPTIONS)}"
-        )
     if name in NAMED:
         return _named_config(name).with_options(**options)
     config, named_features, named_pooling = _parsed_config(name)
@@ -96,37 +96,40 @@ def create_model(
     *,
     pretrained: bool = True,
     weights: str | os.PathLike[str] | None = None,
-    device: str | None = None,
     download: bool = True,
     progress: bool | None = None,
+    run: RunOptions | None = None,
     **options: object,
 ) -> EmbeddingModel:
     """Build a configuration in eval mode.
 
     ``weights`` is a checkpoint file to load; without it the released weights are used
     (from ``$HEAR_MN_WEIGHTS_DIR``, the cache, or downloaded), or random ones with
-    ``pretrained=False`` (for benchmarks and tests). The options of
-    :data:`CONFIG_OPTIONS` (``features``, ``pooling``, ``timestamp_window`` and
-    ``timestamp_hop`` in ms, ``checkpoint``, e.g. "mn10_as_hop_5", and ``head``) change the
-    configuration; the others (``autocast``, ``window_batch_size``) go to the model class.
+    ``pretrained=False`` (for benchmarks and tests). ``options`` are configuration options
+    (:data:`CONFIG_OPTIONS`: ``features``, ``pooling``, ``timestamp_window`` and
+    ``timestamp_hop`` in ms, ``checkpoint``, e.g. "mn10_as_hop_5", and ``head``) and run
+    options (:data:`RUN_OPTIONS`: ``device``, ``autocast``, ``backend``, ``threads``,
+    ``window_batch_size``; see :class:`RunOptions`), which change ``run`` where given.
     """
+    from hear_mn.hub.weights import fetch_weights
     from hear_mn.model import torch_device  # torch: only to build a model
-    from hear_mn.weights import fetch_weights
 
-    for flag, value in (
-        ("pretrained", pretrained),
-        ("download", download),
-        ("autocast", options.get("autocast", False)),
-    ):
+    given = {key: options.pop(key) for key in RUN_OPTIONS if key in options}
+    run = replace(run or RunOptions(), **given)  # checked before any work
+    for flag, value in (("pretrained", pretrained), ("download", download)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise TypeError(
             f"weights must be a checkpoint file name (str or os.PathLike), got {weights!r}"
         )
-    resolved = torch_device(device) if device is not None else None  # before any work
-    config = get_config(name, **{k: options.pop(k) for k in CONFIG_OPTIONS if k in options})
-    model = config.build(**options)
+    config = get_config(name, **options)
+    if run.threads is not None:
+        import torch
+
+        torch.set_num_threads(run.threads)  # process-wide, as torch has it
+        keep_threads()
+    model = config.build(run)
     path = Path(weights) if weights is not None and str(weights) != "" else None
     if path is not None or pretrained:
         # fetch_weights loads the file into the model; a cached file it refuses is removed.
@@ -139,6 +142,8 @@ def create_model(
         )
         model.weights_file = path.name if path is not None else config.weights.file_name
     model.eval()
-    if resolved is not None:
-        model.to(resolved)
-    return model
+    if run.device is not None:
+        model.to(torch_device(run.device))
+    from hear_mn.engines.ort import set_backend  # checks that the model runs with it
+
+    return set_backend(model, run.backend)

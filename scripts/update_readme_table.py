@@ -64,7 +64,7 @@ def _package_rows(configs: list) -> list[str]:
     for config in configs:
         checkpoint = config.checkpoint
         head = " (fc head)" if checkpoint.head != "mlp" else ""
-        window = config.timestamp_window_ms or TIMESTAMP_WINDOW_MS
+        window = config.timestamp_window or TIMESTAMP_WINDOW_MS
         cells.append(
             [f"`{config.name}`", checkpoint.name + head, " ".join(config.features)]
             + [config.pooling if uses_block_features(config.features) else "-"]

@@ -22,8 +22,8 @@ from torch import nn
 
 from hear_mn.atomic import atomic_write
 from hear_mn.evaluation.trainer import BN_EPS, BN_MOMENTUM, MLP
-from hear_mn.file_errors import FileError
-from hear_mn.regular_files import read_regular_file
+from hear_mn.hub.errors import FileError
+from hear_mn.hub.regular_files import read_regular_file
 
 __all__ = [
     "CARD_FILE",

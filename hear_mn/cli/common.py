@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -20,6 +19,8 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
+from hear_mn.run_options import BACKENDS, RunOptions
+from hear_mn.threads import passive_waiting, usable_cores
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -39,6 +40,7 @@ __all__ = [
     "Parser",
     "SubParsers",
     "add_model_options",
+    "chosen_threads",
     "default_threads",
     "err",
     "find_inputs",
@@ -52,6 +54,7 @@ __all__ = [
     "ray_engine_options",
     "report_failures",
     "report_ignored",
+    "run_options",
     "set_threads",
     "weights_location",
     "wrap",
@@ -204,10 +207,10 @@ def add_model_options(
         parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
         parser.add_argument(
             "--backend",
-            choices=("torch", "onnxruntime"),
-            default="torch",
-            help="engine of the network: torch (default) or onnxruntime (MobileNets on the "
-            "CPU; pip install 'hear-mn[onnx]')",
+            choices=BACKENDS,
+            default="auto",
+            help="engine of the network: auto (default: torch for these batch jobs), torch or "
+            "onnxruntime (MobileNets on the CPU; pip install 'hear-mn[onnx]')",
         )
         parser.add_argument(
             "--batch-size",
@@ -300,31 +303,22 @@ def ray_engine_options(
 
 def default_threads() -> int:
     """Torch threads for a run: the CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
-def passive_waiting() -> None:
-    """Let OpenMP threads sleep, not spin, while they wait (unless the user chose otherwise).
-
-    Torch's threads meet at a barrier after every operation. On a shared machine one of
-    them is often descheduled, and the default policy's spinning partner then burns the
-    CPU the descheduled one needs: beside 2 busy processes on 2 cores, 2 threads took 1.6x
-    to 9.5x the time of 1 thread, and with passive waiting 0.67x to 0.90x, for a few
-    per cent on an idle machine (``benchmarks/bench_threads.py``). OpenMP reads this once,
-    when torch loads, so it is set before any command imports torch.
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+def chosen_threads(threads: int | None) -> int:
+    """The torch threads of a run: ``threads``, or :func:`default_threads` for None."""
+    chosen = threads or default_threads()
+    logger.info("using %d torch thread(s)", chosen)
+    return chosen
 
 
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch threads (None: :func:`default_threads`)."""
     import torch
 
-    chosen = threads or default_threads()
+    chosen = chosen_threads(threads)
     torch.set_num_threads(chosen)
-    logger.info("using %d torch thread(s)", chosen)
     return chosen
 
 
@@ -341,33 +335,39 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
         raise CLIError(str(error)) from None
 
 
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """How the model of ``args`` runs (--device, --backend, --threads, chosen as
+    :func:`set_threads` chooses them; ``create_model`` sets them)."""
+    try:
+        return RunOptions(
+            device=getattr(args, "device", None),
+            backend=getattr(args, "backend", "auto"),
+            threads=chosen_threads(args.threads),
+        )
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+
+
 def load_model(args: argparse.Namespace, features: str | None) -> object:
     """The model of ``args`` (--model, --weights, --device, --backend, --threads, --quiet)."""
-    from hear_mn.engines.ort import set_backend
+    from hear_mn.hub.errors import FileError
     from hear_mn.registry import create_model
-    from hear_mn.weights import WeightsError
 
-    set_threads(args.threads)
-
+    run = run_options(args)
     progress = False if args.quiet else None
     try:
-        model = create_model(
-            args.model,
-            weights=args.weights,
-            features=features,
-            device=getattr(args, "device", None),
-            progress=progress,
+        return create_model(
+            args.model, weights=args.weights, features=features, progress=progress, run=run
         )
-        return set_backend(model, getattr(args, "backend", "torch"))
-    except (ValueError, ImportError, WeightsError) as error:
+    except (ValueError, ImportError, FileError) as error:
         raise CLIError(str(error)) from None
 
 
 def weights_location(config: ModelConfig) -> tuple[str, Path | None]:
     """Where the released weights file is: ("offline"|"shipped"|"cached"|"missing", path)."""
-    from hear_mn.weights_spec import find_weights
+    from hear_mn.hub.locations import find
 
-    found = find_weights(config.weights.file_name)
+    found = find(config.weights.file_name)
     return found if found is not None else ("missing", None)
 
 

@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     from hear_mn.evaluation import EvaluationError, evaluate, score_embeddings
     from hear_mn.evaluation.embedders import UnknownModelError, check_model_name
     from hear_mn.evaluation.tasks import TaskError
-    from hear_mn.weights import WeightsError
+    from hear_mn.hub.errors import FileError
 
     models = _check_arguments(args)
     options = _model_options(args)
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         UnknownModelError,
         OutputConflictError,
         OutputFolderError,
-        WeightsError,
+        FileError,
         ValueError,
         ImportError,
     )

@@ -96,7 +96,7 @@ def add_parser(subparsers: SubParsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Write the ONNX file; 1 when the graph disagrees with the torch model."""
     from hear_mn.export import OnnxExportError, OnnxVerificationError, export_onnx, read_metadata
-    from hear_mn.file_errors import FileAccessError
+    from hear_mn.hub.errors import FileAccessError
 
     if args.classifier is not None:
         return _run_classifier(args)
@@ -139,8 +139,7 @@ def _run_classifier(args: argparse.Namespace) -> int:
     from hear_mn.classifier import ClassifierFileError, ClassifierMismatchError, load_classifier
     from hear_mn.export import OnnxExportError, OnnxVerificationError
     from hear_mn.export.classifier_graph import export_classifier_onnx
-    from hear_mn.file_errors import FileAccessError
-    from hear_mn.weights import WeightsError
+    from hear_mn.hub.errors import FileError
 
     if args.model is not None or args.features is not None or not args.frontend:
         raise CLIError(
@@ -157,10 +156,9 @@ def _run_classifier(args: argparse.Namespace) -> int:
     except (
         ClassifierFileError,
         ClassifierMismatchError,
-        WeightsError,
+        FileError,
         ImportError,
         OnnxExportError,
-        FileAccessError,
         ValueError,
         TypeError,
     ) as error:

@@ -68,8 +68,8 @@ LEGEND = (
 
 def _rows(group: str | None) -> list[dict]:
     from hear_mn.complexity import known_complexity
+    from hear_mn.hub.fetch import integrity_of
     from hear_mn.registry import named_configs
-    from hear_mn.weights_spec import weights_integrity
 
     rows = []
     for config in named_configs(group):
@@ -83,14 +83,14 @@ def _rows(group: str | None) -> list[dict]:
                 "family": config.checkpoint.family,
                 "checkpoint": config.checkpoint.name,
                 "features": list(config.features),
-                "pooling": config.pooling if config.checkpoint.family == "mobilenet" else None,
+                "pooling": config.pooling or None,  # "": the family pools nothing
                 "sample_rate": config.sample_rate,
                 "scene_embedding_size": scene,
                 "timestamp_embedding_size": stamp,
                 "parameters": params,
                 "macs_10s": macs,
                 "weights_file": config.weights.file_name,
-                "weights_integrity": weights_integrity(config.weights),
+                "weights_integrity": integrity_of(config.weights),
                 "weights_status": status,
                 "weights_path": str(path) if path else None,
             }

@@ -93,12 +93,12 @@ def _entry(prediction: object, labels: list[str], top_k: int) -> dict:
 def _load(args: argparse.Namespace) -> object:
     from hear_mn.classifier import ClassifierFileError, ClassifierMismatchError, load_classifier
     from hear_mn.engines.ort import set_backend
-    from hear_mn.weights import WeightsError
+    from hear_mn.hub.errors import FileError
 
     set_threads(args.threads)
     try:
         classifier = load_classifier(args.classifier, weights=args.weights, device=args.device)
-    except (ClassifierFileError, ClassifierMismatchError, ValueError, WeightsError) as error:
+    except (ClassifierFileError, ClassifierMismatchError, ValueError, FileError) as error:
         raise CLIError(str(error)) from None
     try:
         set_backend(classifier.model, args.backend)

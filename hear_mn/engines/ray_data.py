@@ -38,6 +38,7 @@ from hear_mn.batch import (
 from hear_mn.engines.ray_tasks import audio_lengths
 from hear_mn.engines.ray_worker import EmbeddingWorker
 from hear_mn.model import EmbeddingModel
+from hear_mn.run_options import RunOptions
 
 logger = logging.getLogger(__name__)
 RAY_EXTRA = "pip install 'hear-mn[ray]' (or pip install 'ray[data]')"
@@ -347,14 +348,14 @@ def embed_dataset(
     in this process unless ``address`` names a cluster ("auto", "HOST:PORT"); ``actors``
     (default: one per ``threads_per_actor`` CPUs) each hold the model once.
     """
-    from hear_mn.engines.ort import set_backend
     from hear_mn.registry import create_model
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     options = RayOptions(address, actors, threads_per_actor, gpus_per_actor)
     if isinstance(model, str):
-        model = set_backend(create_model(model, weights=weights, features=features), backend)
+        run = RunOptions(backend=backend)
+        model = create_model(model, weights=weights, features=features, run=run)
     elif not isinstance(model, EmbeddingModel):
         raise TypeError(f"model must be a configuration name or an EmbeddingModel, got {model!r}")
     return dataset_of_inputs(inputs, model, options, timestamps=timestamps, batch_size=batch_size)

@@ -20,12 +20,12 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from hear_mn.download import new_temp_file
+from hear_mn.atomic import atomic_output
 from hear_mn.export.graph import GraphSpec
 from hear_mn.export.spec import graph_spec
-from hear_mn.file_errors import BadFileError, FileAccessError, FileError, os_error_text
+from hear_mn.hub.errors import BadFileError, FileAccessError, FileError, os_error_text
+from hear_mn.hub.regular_files import read_regular_file
 from hear_mn.model import EmbeddingModel
-from hear_mn.regular_files import read_regular_file
 
 # max|onnx - torch| / max|torch| allowed on export. The backbone alone agrees to float32
 # rounding (below 5e-7 measured). The frontend's STFT as a convolution rounds differently
@@ -220,7 +220,7 @@ def read_metadata(onnx_model: bytes | str | os.PathLike[str]) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX model (serialized, or a file), as a dict.
 
     Raises :class:`OnnxFileError` for an empty, truncated or corrupt model,
-    :class:`~hear_mn.file_errors.FileError` for a path that cannot be read as a file.
+    :class:`~hear_mn.hub.errors.FileError` for a path that cannot be read as a file.
     """
     data, source = _model_bytes(onnx_model)
     proto = _parsed(data, source)
@@ -398,21 +398,11 @@ def export_graph(
     if verify:
         require_onnxruntime()
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temp, handle = new_temp_file(target.parent, target.name)
-    except OSError as error:
-        raise FileAccessError(f"cannot write {target}: {os_error_text(error)}") from error
-    try:
-        with handle:
+        with atomic_output(target) as (_, handle):  # made first: an unwritable folder fails fast
             data = _trace(spec, opset, name)
             if verify:
                 _check(spec, data, limit, name)
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
     except OSError as error:
         raise FileAccessError(f"cannot write {target}: {os_error_text(error)}") from error
-    finally:
-        temp.unlink(missing_ok=True)
     return target

@@ -19,6 +19,7 @@ BENCHMARKS = ROOT / "benchmarks"
 SMOKE = {
     "run_all.py": [],
     "bench_speed.py": [],
+    "bench_original.py": ["--base", "HEAD"],
     "profile_breakdown.py": [],
     "bench_ablation.py": [],
     "bench_streaming.py": [],

@@ -79,7 +79,7 @@ def test_every_module_of_the_note_is_in_the_catalog_as_the_original_defines_it()
         assert checkpoint.head == {"mlp": "mlp", "fc": "fully_convolutional"}[row["head"]]
         assert checkpoint.n_mels == int(row["mels"])
         assert checkpoint.hop_length == int(row["STFT hop"])
-        window = config.timestamp_window_ms or 160
+        window = config.timestamp_window or 160
         assert window == int(row["timestamp window"]), row["module"]
         size, declared = config.embedding_sizes[0], int(row["declared size"])
         assert (declared, size) == DECLARED_SIZE_CORRECTIONS.get(row["module"], (size, size))

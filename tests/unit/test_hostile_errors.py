@@ -285,7 +285,7 @@ def test_damaged_onnx_files_are_called_damaged(onnx_file, small_model, tmp_path)
 
 def test_missing_or_unreadable_onnx_paths_are_named(small_model, tmp_path) -> None:
     from hear_mn.export import read_metadata, verify_onnx
-    from hear_mn.file_errors import FileError
+    from hear_mn.hub.errors import FileError
 
     for path, reason in ((tmp_path / "missing.onnx", "No such file"), (tmp_path, "directory")):
         for call in (read_metadata, lambda p: verify_onnx(small_model, p)):

@@ -11,6 +11,8 @@ complete, and emits frames as their chunk is done. Two chunkings that give the s
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -240,3 +242,13 @@ def test_variant_windows_come_out_half_a_window_after_their_centre() -> None:
     assert embeddings.shape[0] == 0  # window 0 needs sample 10240 for its left padding
     embeddings, timestamps = stream.push(torch.zeros(1))
     assert timestamps.tolist() == [0.0]
+
+
+def test_without_onnxruntime_the_default_stream_is_torch(model, monkeypatch) -> None:
+    """backend "auto" where ONNX Runtime is not installed: the live stream runs in torch and
+    says so; its windows equal the offline ones."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
+    stream = hear_mn.stream(model)
+    assert stream.output_settings()["backend"] == "torch"
+    assert model.stream_runtime is None
+    _assert_stream_equals_offline(model, 9000, CHUNKINGS["hop-sized"])

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SAMPLE_RATE = 16000
 # The family's registered name (hear_mn.config.FAMILIES), which its model class carries too.
 AUDIOMLP_FAMILY = "audiomlp"
-CHUNK_SAMPLES = SAMPLE_RATE  # the encoders see exactly one second at a time
+# The samples the encoders see at once (one second at the checkpoints' sample rate, which
+# the checkpoint rows declare: hear_mn.models.audiomlp.family).
+CHUNK_SAMPLES = 16000
 N_FFT = 480
 HOP = 160
 N_MELS = 40

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hear_mn.config import Checkpoint, Family, ModelConfig, register_family
-from hear_mn.models.audiomlp.architectures import ARCHS, AUDIOMLP_FAMILY, SAMPLE_RATE
-from hear_mn.weights_spec import WeightsSpec
+from hear_mn.hub.weights_spec import WeightsSpec
+from hear_mn.models.audiomlp.architectures import ARCHS, AUDIOMLP_FAMILY, CHUNK_SAMPLES
+from hear_mn.run_options import RunOptions
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec
@@ -20,6 +21,9 @@ AUDIOMLP_CHECKPOINTS = (
     "292c77c92468beff9292e9892742e9b1fcecfcab/checkpoints/"
 )
 AUDIOMLP_LICENSE = "CC BY-SA 4.0 (HEAR-2021-Audio-MLP)"
+# The rate the two checkpoints take audio at, which the models read (ModelConfig.sample_rate):
+# one encoder chunk a second.
+SAMPLE_RATE = CHUNK_SAMPLES
 
 
 def _audiomlp(arch: str, sha256: str, num_bytes: int, num_params: int) -> Checkpoint:
@@ -83,12 +87,12 @@ class AudioMLPFamily(Family):
     def describe(self, config: ModelConfig) -> str:
         return f"Audio-MLP {config.checkpoint.name} (HEAR 2021)"
 
-    def build(self, config: ModelConfig, **options: object) -> AudioMLPModel:
+    def build(self, config: ModelConfig, run: RunOptions) -> AudioMLPModel:
         from hear_mn.models.audiomlp.network import (
             AudioMLPModel,  # the network: torch, on building only
         )
 
-        return AudioMLPModel(ARCHS[config.checkpoint.arch], name=config.name, **options)
+        return AudioMLPModel(config, run)
 
     def export_graph(self, model: AudioMLPModel, frontend: bool) -> GraphSpec:
         from hear_mn.models.audiomlp.onnx_graph import audiomlp_graph_spec  # torch

@@ -26,27 +26,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hear_mn.audio import positive_int
-from hear_mn.checkpoint import load_into
+from hear_mn.config import ModelConfig
+from hear_mn.hub.checkpoint import load_into
 from hear_mn.model import EmbeddingModel
 from hear_mn.models.audiomlp.architectures import (  # the variants as data, torch-free
+    ARCHS,
     AUDIOMLP_FAMILY,
     CHUNK_SAMPLES,
     FRAMES_PER_CHUNK,
     HOP,
     N_FFT,
     N_MELS,
-    SAMPLE_RATE,
     AudioMLPArch,
 )
 from hear_mn.models.audiomlp.scene_resampling import SpilledRows, cascade_lengths, resample_rows
+from hear_mn.run_options import RunOptions
 from hear_mn.streaming import EmbeddingStream
 
 logger = logging.getLogger(__name__)
 
 PAD_START = 80  # zero samples in front of the clip (half a window minus a hop)
 PAD_END = 240  # zero samples behind the clip (half a window)
-HOP_MS = 10
+DEFAULT_WINDOW_BATCH = 32  # one-second chunks per forward pass
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ class AudioMLPFrontend(nn.Module):
     The returned tensor is a transposed view of a (n_chunks, 98, 40) contiguous tensor.
     """
 
-    def __init__(self, kind: str, n_mels: int = N_MELS) -> None:
+    def __init__(self, kind: str, sample_rate: int, n_mels: int = N_MELS) -> None:
         super().__init__()
         if kind not in ("mfcc", "mel"):
             raise ValueError(f"kind must be 'mfcc' or 'mel', got {kind!r}")
@@ -121,7 +122,7 @@ class AudioMLPFrontend(nn.Module):
         n = np.arange(N_FFT)
         window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / N_FFT)  # periodic Hann
         self.register_buffer("window", torch.tensor(window, dtype=torch.float32))
-        mel = slaney_mel_filterbank(SAMPLE_RATE, N_FFT, n_mels, 0.0, SAMPLE_RATE / 2)
+        mel = slaney_mel_filterbank(sample_rate, N_FFT, n_mels, 0.0, sample_rate / 2)
         self.register_buffer("mel_basis", torch.tensor(mel.T, dtype=torch.float32))  # (241, 40)
         if kind == "mfcc":
             dct = dct_ii_orthonormal(n_mels)
@@ -290,34 +291,31 @@ def resample_time(x: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 class AudioMLPModel(EmbeddingModel):
-    """kwmlp or audiomae under the HEAR API (16 kHz).
+    """kwmlp or audiomae under the HEAR API: the configuration ``config`` (its checkpoint's
+    architecture and sample rate, 16 kHz as released) run as ``run`` says.
 
     Built with random weights; call :meth:`load_checkpoint` with the released state dict.
-    ``window_batch_size`` bounds how many 1 s chunks go through the network at once
+    ``run.window_batch_size`` bounds how many 1 s chunks go through the network at once
     (memory stays bounded for long audio; results do not depend on it).
     """
 
     family = AUDIOMLP_FAMILY
 
-    def __init__(
-        self,
-        arch: AudioMLPArch,
-        *,
-        name: str | None = None,
-        autocast: bool = False,
-        window_batch_size: int = 32,
-    ) -> None:
+    def __init__(self, config: ModelConfig, run: RunOptions | None = None) -> None:
+        run = run or RunOptions()
+        arch = ARCHS[config.checkpoint.arch]
         super().__init__(
-            name=name or arch.name,
-            sample_rate=SAMPLE_RATE,
+            name=config.name,
+            sample_rate=config.sample_rate,
             scene_embedding_size=arch.scene_dim,
             timestamp_embedding_size=arch.timestamp_dim,
-            autocast=autocast,
+            autocast=run.autocast,
         )
         self.arch = arch
-        self.frontend = AudioMLPFrontend(arch.frontend, arch.n_mels)
+        self.hop_ms = 1000 * HOP / config.sample_rate  # between two frames (10 ms)
+        self.frontend = AudioMLPFrontend(arch.frontend, config.sample_rate, arch.n_mels)
         self.encoder = AudioMLPEncoder(arch)
-        self.window_batch_size = positive_int(window_batch_size, "window_batch_size")
+        self.window_batch_size = run.window_batch_size or DEFAULT_WINDOW_BATCH
         self.eval()
 
     def load_checkpoint(self, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
@@ -369,7 +367,7 @@ class AudioMLPModel(EmbeddingModel):
     def _timestamp_embeddings(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = n_timestamps(audio.shape[1])
         emb = self.frame_embeddings(audio)[:, :n].contiguous()
-        times = torch.arange(1, n + 1, device=audio.device, dtype=torch.float32) * HOP_MS
+        times = torch.arange(1, n + 1, device=audio.device, dtype=torch.float32) * self.hop_ms
         return emb, times.repeat(audio.shape[0], 1)
 
     def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
@@ -444,7 +442,7 @@ class AudioMLPStream(EmbeddingStream):
         return out
 
     def _timestamps(self, indices: torch.Tensor) -> torch.Tensor:
-        return (indices + 1) * float(HOP_MS)
+        return (indices + 1) * self.model.hop_ms
 
 
 class AudioMLPSceneStream(AudioMLPStream):

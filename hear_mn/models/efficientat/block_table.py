@@ -3,8 +3,8 @@
 The network (:mod:`hear_mn.models.efficientat.mobilenet_network`,
 :mod:`hear_mn.models.efficientat.dymn_network`) is built from this table, and the family
 registrations read the same table for embedding sizes, so that naming, listing and sizing
-configurations need no torch. Also the EfficientAT release's sample rate, and the backbone plan
-(which taps one forward pass must produce).
+configurations need no torch. Also the backbone plan (which taps one forward pass must
+produce).
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-# Every EfficientAT checkpoint (MobileNets and DyMNs) takes audio at this rate.
-SAMPLE_RATE = 32000
 # The registered names of the two families (hear_mn.config.FAMILIES), which their model
 # classes carry too.
 MOBILENET_FAMILY = "mobilenet"
@@ -180,6 +178,10 @@ class BackbonePlan:
         needed = max([*self.pooled, LAST_COMPONENT if self.classifier else -1])
         if needed > self.last or self.last > LAST_COMPONENT:
             raise ValueError(f"plan stops after component {self.last} but needs {needed}")
+
+
+# Every tap of the network, mean-pooled: what a plain call of a backbone returns.
+FULL_PLAN = BackbonePlan(dict.fromkeys(range(NUM_COMPONENTS), global_average), classifier=True)
 
 
 def dymn_feature_info(width: float, n_mels: int) -> FeatureInfo:

@@ -13,24 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hear_mn.config import CHECKPOINTS, Checkpoint, ModelConfig, register_family
-from hear_mn.models.efficientat.block_table import (
-    DYMN_FAMILY,
-    SAMPLE_RATE,
-    FeatureInfo,
-    dymn_feature_info,
-)
-from hear_mn.models.efficientat.feature_taps import (
-    TAPS,
-)
-from hear_mn.models.efficientat.mobilenet_family import (
+from hear_mn.config import ModelConfig, register_family
+from hear_mn.hub.weights_spec import WeightsSpec
+from hear_mn.models.efficientat.block_table import DYMN_FAMILY, FeatureInfo, dymn_feature_info
+from hear_mn.models.efficientat.efficientat_family import (
     EFFICIENTAT_LICENSE,
     EFFICIENTAT_RELEASE,
+    EfficientATCheckpoint,
     EfficientATFamily,
-    split_name_suffixes,
-    tap_settings,
 )
-from hear_mn.weights_spec import WeightsSpec
+from hear_mn.models.efficientat.feature_taps import TAPS
+from hear_mn.run_options import RunOptions
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec
@@ -42,11 +35,8 @@ WIDTHS: dict[str, float] = {"dymn04": 0.4, "dymn10": 1.0, "dymn20": 2.0}
 
 
 @dataclass(frozen=True)
-class DyMNCheckpoint(Checkpoint):
-    """A released DyMN with its frontend settings (128 mel bands, STFT hop 320)."""
-
-    n_mels: int = 128
-    hop_length: int = 320
+class DyMNCheckpoint(EfficientATCheckpoint):
+    """A released DyMN (128 mel bands, STFT hop 320, no tags: one checkpoint a width)."""
 
     @property
     def width(self) -> float:
@@ -62,9 +52,7 @@ def _release(arch: str, file_name: str, map_percent: int, num_params: int) -> Dy
         license=EFFICIENTAT_LICENSE,
         meta={"audioset_map": map_percent / 1000},
     )
-    return DyMNCheckpoint(
-        f"{arch}_as", DYMN_FAMILY, arch, weights, SAMPLE_RATE, num_params=num_params
-    )
+    return DyMNCheckpoint(f"{arch}_as", DYMN_FAMILY, arch, weights, num_params=num_params)
 
 
 # dymn20_as is the release's best file (the original's default for that name); the
@@ -74,14 +62,6 @@ RELEASE: tuple[DyMNCheckpoint, ...] = (
     _release("dymn10", "dymn10_as.pt", 477, 10_548_479),
     _release("dymn20", "dymn20_as_mAP_493.pt", 491, 39_966_143),
 )
-
-
-def _checkpoint(name: str) -> DyMNCheckpoint:
-    checkpoint = CHECKPOINTS.get(name)
-    if not isinstance(checkpoint, DyMNCheckpoint):
-        known = ", ".join(c.name for c in RELEASE)
-        raise ValueError(f"unknown DyMN checkpoint {name!r}; known: {known}")
-    return checkpoint
 
 
 def check_dymn_features(features: tuple[str, ...]) -> tuple[str, ...]:
@@ -101,22 +81,9 @@ class DyMNFamily(EfficientATFamily):
 
     name = DYMN_FAMILY
     widths = WIDTHS
+    release = RELEASE
     weights_title = "EfficientAT DyMN"
-
-    def parse_name(self, name: str) -> tuple[ModelConfig, str | None, str | None] | None:
-        arch, *rest = name.split("_")
-        if arch not in WIDTHS:
-            return None
-        if rest[:1] == ["as"]:
-            rest = rest[1:]
-        rest, pooling, window = split_name_suffixes(rest)
-        config = self.new_config(name, _checkpoint(f"{arch}_as"))
-        if window is not None:
-            config = self.with_options(config, timestamp_window=window)
-        return config, "_".join(rest) or None, pooling
-
-    def checkpoint_named(self, name: str) -> Checkpoint:
-        return _checkpoint(name)
+    checkpoint_title = "DyMN"
 
     def check_head(self, config: ModelConfig, head: str) -> None:
         if head != HEAD:
@@ -128,19 +95,12 @@ class DyMNFamily(EfficientATFamily):
     def feature_info(self, config: ModelConfig) -> FeatureInfo:
         return dymn_feature_info(config.checkpoint.width, config.checkpoint.n_mels)
 
-    def build(self, config: ModelConfig, **options: object) -> DyMNEmbedder:
+    def build(self, config: ModelConfig, run: RunOptions) -> DyMNEmbedder:
         from hear_mn.models.efficientat.dymn_network import (
             DyMNEmbedder,  # the network: torch, on building only
         )
 
-        checkpoint = config.checkpoint
-        return DyMNEmbedder(
-            width=checkpoint.width,
-            n_mels=checkpoint.n_mels,
-            hop_length=checkpoint.hop_length,
-            **tap_settings(config),
-            **options,
-        )
+        return DyMNEmbedder(config, run)
 
     def export_graph(self, model: DyMNEmbedder, frontend: bool) -> GraphSpec:
         from hear_mn.models.efficientat.graph_specs import dymn_graph_spec  # torch

@@ -25,17 +25,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hear_mn.config import ModelConfig
 from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
     DYMN_FAMILY,
-    LAST_COMPONENT,
+    FULL_PLAN,
     LAST_CONV_FACTOR,
     STEM_CHANNELS,
     BackbonePlan,
     BlockSpec,
     block_specs,
     dymn_feature_info,
-    global_average,
     make_divisible,
 )
 from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder
@@ -43,8 +43,12 @@ from hear_mn.models.efficientat.mobilenet_network import (
     BN_EPS,
     BackboneOutputs,
     ConvBNAct,
+    classifier_input,
     mlp_classifier,
+    mlp_head,
+    run_components,
 )
+from hear_mn.run_options import RunOptions
 
 NUM_KERNELS = 4  # kernels mixed by each dynamic convolution (K)
 RELU_PIECES = 2  # linear pieces of Dy-ReLU-B (M)
@@ -60,7 +64,6 @@ MIX_INPUTS_MAX_POSITIONS = 16
 # Dy-ReLU-B: piece coefficients are init + lambda * (2 sigmoid(.) - 1), slopes then offsets.
 RELU_LAMBDAS = (1.0, 1.0, 0.5, 0.5)
 RELU_INIT = (1.0, 0.0, 0.0, 0.0)
-FULL_PLAN = BackbonePlan(dict.fromkeys(range(LAST_COMPONENT + 1), global_average), classifier=True)
 
 
 def context_size(spec: BlockSpec, width: float) -> int:
@@ -299,21 +302,10 @@ class DyMN(nn.Module):
 
     def forward(self, mels: torch.Tensor, plan: BackbonePlan = FULL_PLAN) -> BackboneOutputs:
         """The taps ``plan`` asks for (no SE bottlenecks: DyMN has none)."""
-        pooled: dict[int, torch.Tensor] = {}
-        x = mels.contiguous()
-        for index, layer in enumerate(self.components()):
-            if index > plan.last:
-                break
-            x = layer(x)
-            pool = plan.pooled.get(index)
-            if pool is not None:
-                pooled[index] = pool(x)
+        x, pooled, _ = run_components(self.components(), mels.contiguous(), plan)
         hidden = logits = None
         if plan.classifier:
-            reuse = plan.pooled.get(LAST_COMPONENT) is global_average
-            embedding = pooled[LAST_COMPONENT] if reuse else global_average(x)
-            hidden = self.classifier[3](self.classifier[2](embedding))
-            logits = self.classifier[5](self.classifier[4](hidden))
+            hidden, logits = mlp_head(self.classifier, classifier_input(x, pooled, plan))
         return BackboneOutputs(logits, hidden, pooled, {})
 
     def num_parameters(self) -> int:
@@ -322,8 +314,8 @@ class DyMN(nn.Module):
 
 
 class DyMNEmbedder(EfficientATEmbedder):
-    """A DyMN of width ``width`` on ``n_mels`` log-mel bands (128 as released) with feature
-    taps ``features``; windowing, batching, streaming and the other settings are the MobileNets'
+    """The DyMN of ``config`` (its checkpoint's width, on 128 log-mel bands as released);
+    windowing, batching, streaming and the other settings are the MobileNets'
     (:class:`~hear_mn.models.efficientat.efficientat_embedder.EfficientATEmbedder`), the ONNX export
     and backend included (:mod:`hear_mn.models.efficientat.dymn_graph`: the graph's dynamic
     convolutions)."""
@@ -334,6 +326,7 @@ class DyMNEmbedder(EfficientATEmbedder):
     # for 4 x 10 s) and doubled the rounding difference to the reference.
     default_inference_rewrite = None
 
-    def __init__(self, *, width: float, n_mels: int = 128, **settings: object) -> None:
-        info = dymn_feature_info(width, n_mels)
-        super().__init__(backbone=DyMN(width), info=info, **settings)
+    def __init__(self, config: ModelConfig, run: RunOptions | None = None) -> None:
+        width = config.checkpoint.width
+        info = dymn_feature_info(width, config.checkpoint.n_mels)
+        super().__init__(config, run or RunOptions(), backbone=DyMN(width), info=info)

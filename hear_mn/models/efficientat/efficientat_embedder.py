@@ -18,34 +18,29 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hear_mn.audio import extended_span, positive_int
-from hear_mn.checkpoint import load_into
+from hear_mn.audio import extended_span
+from hear_mn.config import ModelConfig
 from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
+from hear_mn.hub.checkpoint import load_into
 from hear_mn.model import EmbeddingModel, Runtime
-from hear_mn.models.efficientat.block_table import (
-    DEFAULT_STRIDES,
-    MOBILENET_FAMILY,
-    SAMPLE_RATE,
-    FeatureInfo,
-    feature_info,
-)
-from hear_mn.models.efficientat.feature_taps import DEFAULT_POOLING, backbone_plan, embedding_size
+from hear_mn.models.efficientat.block_table import MOBILENET_FAMILY, FeatureInfo, feature_info
+from hear_mn.models.efficientat.feature_taps import backbone_plan, embedding_size
 from hear_mn.models.efficientat.inference_rewrites import inference_backbone
 from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend
 from hear_mn.models.efficientat.mobilenet_network import MobileNet, concatenate_taps
 from hear_mn.models.efficientat.streams import MobileNetStream, SceneStream
+from hear_mn.run_options import RunOptions
 
+# Durations in ms; the model turns them into samples at its checkpoint's sample rate.
 TIMESTAMP_WINDOW_MS = 160
 TIMESTAMP_HOP_MS = 50
-TIMESTAMP_WINDOW = 5120  # 160 ms
-TIMESTAMP_HOP = 1600  # 50 ms
-SCENE_WINDOW = 320000  # 10 s
-SCENE_HOP = 80000  # 2.5 s
+SCENE_WINDOW_MS = 10_000
+SCENE_HOP_MS = 2_500
 DEFAULT_WINDOW_BATCH = 256
-# Scene passes hold at most this many samples (4 clips of 10 s): measured on 2 CPU cores,
-# 16 clips in one pass ran at about half the throughput of 4 passes of 4 (larger
+# Scene passes hold at most this many 10 s windows' worth of samples: measured on 2 CPU
+# cores, 16 clips in one pass ran at about half the throughput of 4 passes of 4 (larger
 # intermediate tensors cost more than they save); it also bounds memory.
-SCENE_SAMPLES_PER_PASS = 4 * SCENE_WINDOW
+SCENE_WINDOWS_PER_PASS = 4
 
 
 @dataclass(frozen=True)
@@ -62,28 +57,30 @@ class Windows:
         return (n_samples + 2 * self.pad - self.size) // self.hop + 1
 
     @classmethod
-    def checked(cls, size: object, hop: object, pad: object) -> Windows:
-        """Windows from user values (samples), each at most LONGEST_WINDOW_MS, or a clear error."""
-        most = LONGEST_WINDOW_MS * SAMPLE_RATE // 1000
+    def checked(cls, size: object, hop: object, pad: object, sample_rate: int) -> Windows:
+        """Windows from user values (samples at ``sample_rate``), each at most
+        LONGEST_WINDOW_MS, or a clear error."""
+        most = LONGEST_WINDOW_MS * sample_rate // 1000
         for what, value, least in (("window_size", size, 1), ("hop", hop, 1), ("pad", pad, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-                span = f"at least {least} and at most {most} samples ({most // SAMPLE_RATE} s)"
+                span = f"at least {least} and at most {most} samples ({most // sample_rate} s)"
                 raise ValueError(f"{what} must be an int of {span}, got {value!r}")
         return cls(size, hop, pad)
 
 
 class EfficientATEmbedder(EmbeddingModel):
-    """An EfficientAT network ``backbone`` on log-mels with feature taps ``features``.
+    """An EfficientAT network ``backbone`` on log-mels: the configuration ``config`` run as
+    ``run`` says.
 
     The backbone maps (batch, 1, n_mels, frames) and a
     :class:`~hear_mn.models.efficientat.mobilenet_network.BackbonePlan` to
     :class:`~hear_mn.models.efficientat.mobilenet_network.BackboneOutputs`; ``info`` gives its taps'
     shapes. This class does the rest for every such family (MobileNets, DyMN): frontend, HEAR
-    windowing, batching, streaming and the inference copy. ``hop_length`` is the frontend's STFT
-    hop; ``pooling`` pools block features (bK). ``timestamp_window_ms`` / ``timestamp_hop_ms`` frame
-    timestamp embeddings. ``window_batch_size`` bounds how many 160 ms windows' worth of samples go
-    through the network at once (memory vs. speed). Parameters are random until
-    :meth:`load_checkpoint`.
+    windowing, batching, streaming and the inference copy. From ``config``: the feature taps,
+    the pooling of block features (bK), the timestamp windows (ms) and, from its checkpoint,
+    the sample rate, mel bands and STFT hop. From ``run``: ``autocast`` and
+    ``window_batch_size``, how many 160 ms windows' worth of samples go through the network at
+    once (memory vs. speed). Parameters are random until :meth:`load_checkpoint`.
     """
 
     # Each batch of log-mels can go to another engine instead (see :attr:`runtime`).
@@ -92,37 +89,36 @@ class EfficientATEmbedder(EmbeddingModel):
     default_inference_rewrite = staticmethod(inference_backbone)
 
     def __init__(
-        self,
-        *,
-        name: str,
-        backbone: nn.Module,
-        info: FeatureInfo,
-        features: tuple[str, ...],
-        hop_length: int = 320,
-        pooling: str = DEFAULT_POOLING,
-        timestamp_window_ms: float = TIMESTAMP_WINDOW_MS,
-        timestamp_hop_ms: float = TIMESTAMP_HOP_MS,
-        autocast: bool = False,
-        window_batch_size: int = DEFAULT_WINDOW_BATCH,
+        self, config: ModelConfig, run: RunOptions, *, backbone: nn.Module, info: FeatureInfo
     ) -> None:
-        size = embedding_size(features, info, pooling)
+        size = embedding_size(config.features, info, config.pooling)
+        rate = config.sample_rate
         super().__init__(
-            name=name,
-            sample_rate=SAMPLE_RATE,
+            name=config.name,
+            sample_rate=rate,
             scene_embedding_size=size,
             timestamp_embedding_size=size,
-            autocast=autocast,
+            autocast=run.autocast,
         )
-        window_batch_size = positive_int(window_batch_size, "window_batch_size")
-        window = duration_to_samples(timestamp_window_ms, SAMPLE_RATE, "timestamp_window")
-        hop = duration_to_samples(timestamp_hop_ms, SAMPLE_RATE, "timestamp_hop")
-        self.windows = Windows(window, hop, window // 2)
-        self.features = features
-        self.pooling = pooling
-        self.plan = backbone_plan(features, pooling)
-        self.window_batch_size = window_batch_size
+        self.windows = _centred_windows(
+            config.timestamp_window or TIMESTAMP_WINDOW_MS,
+            config.timestamp_hop or TIMESTAMP_HOP_MS,
+            rate,
+            "timestamp_window",
+            "timestamp_hop",
+        )
+        # The windows a clip longer than one of them is averaged over (10 s every 2.5 s).
+        self.scene_windows = _centred_windows(
+            SCENE_WINDOW_MS, SCENE_HOP_MS, rate, "scene window", "scene hop"
+        )
+        # window_batch_size counts windows of this many samples (160 ms).
+        self.batch_samples = duration_to_samples(TIMESTAMP_WINDOW_MS, rate, "timestamp_window")
+        self.features = config.features
+        self.pooling = config.pooling
+        self.plan = backbone_plan(config.features, config.pooling)
+        self.window_batch_size = run.window_batch_size or DEFAULT_WINDOW_BATCH
         self.frontend = LogMelFrontend(
-            n_mels=info.n_mels, sample_rate=SAMPLE_RATE, hop_length=hop_length
+            n_mels=info.n_mels, sample_rate=rate, hop_length=config.checkpoint.hop_length
         )
         self.backbone = backbone
         # A state dict loaded into the module changes the weights the rewrite was made from.
@@ -153,13 +149,15 @@ class EfficientATEmbedder(EmbeddingModel):
         """Frontend + backbone + taps for a batch of equal-length signals: (batch, samples) -> (batch, D)."""
         return self.embed_mels(self.frontend(audio))
 
-    def embed_mels(self, mels: torch.Tensor) -> torch.Tensor:
+    def embed_mels(self, mels: torch.Tensor, live: bool = False) -> torch.Tensor:
         """Backbone + taps of log-mel input: (batch, n_mels, frames) -> (batch, D).
 
-        The backbone runs only as far as the features need (:attr:`plan`).
+        The backbone runs only as far as the features need (:attr:`plan`); ``live``: the
+        windows of a live stream, run by :attr:`stream_runtime` when there is one.
         """
-        if self.runtime is not None and not (self.backbone.training or torch.is_grad_enabled()):
-            return self._runtime_function()(mels)
+        runtime = (live and self.stream_runtime) or self.runtime
+        if runtime is not None and not (self.backbone.training or torch.is_grad_enabled()):
+            return self._runtime_function(runtime is not self.runtime)(mels)
         backbone = self.inference_network()
         outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last), self.plan)
         return concatenate_taps(self.features, outputs, mels)
@@ -176,6 +174,7 @@ class EfficientATEmbedder(EmbeddingModel):
             size,
             self.windows.hop if hop is None else hop,
             (size // 2 if window_size is not None else self.windows.pad) if pad is None else pad,
+            self.sample_rate,
         )
 
     def _timestamp_embeddings(
@@ -191,27 +190,24 @@ class EfficientATEmbedder(EmbeddingModel):
             )
         embeddings = self._embed_windows(audio, n_windows, windows, self._per_pass(windows.size))
         timestamps = torch.arange(n_windows, device=audio.device) * (
-            1000.0 * windows.hop / SAMPLE_RATE
+            1000.0 * windows.hop / self.sample_rate
         )
         return embeddings, timestamps.float().expand(n_sounds, n_windows)
 
     def _per_pass(self, window_size: int) -> int:
         """Windows per forward pass: ``window_batch_size`` 160 ms windows' worth of samples."""
-        return max(1, self.window_batch_size * TIMESTAMP_WINDOW // window_size)
+        return max(1, self.window_batch_size * self.batch_samples // window_size)
 
     def _scene_embeddings(self, audio: torch.Tensor) -> torch.Tensor:
+        """One pass per clip up to :attr:`scene_windows`' size (10 s); a longer clip is the
+        mean of those windows (every 2.5 s)."""
         n_sounds, n_samples = audio.shape
-        if n_samples <= SCENE_WINDOW:
-            per_pass = max(1, SCENE_SAMPLES_PER_PASS // n_samples)
-            return torch.cat([self.embed_audio(audio[a:b]) for a, b in _chunks(n_sounds, per_pass)])
         windows = self.scene_windows
-        per_pass = SCENE_SAMPLES_PER_PASS // SCENE_WINDOW
+        if n_samples <= windows.size:
+            per_pass = max(1, SCENE_WINDOWS_PER_PASS * windows.size // n_samples)
+            return torch.cat([self.embed_audio(audio[a:b]) for a, b in _chunks(n_sounds, per_pass)])
+        per_pass = SCENE_WINDOWS_PER_PASS
         return self._embed_windows(audio, windows.count(n_samples), windows, per_pass).mean(1)
-
-    @property
-    def scene_windows(self) -> Windows:
-        """The windows a clip longer than one of them is averaged over (10 s every 2.5 s)."""
-        return Windows(SCENE_WINDOW, SCENE_HOP, SCENE_WINDOW // 2)
 
     def inference_network(self) -> nn.Module:
         """The backbone that runs: the plain one in training mode or with autograd on (the
@@ -233,8 +229,8 @@ class EfficientATEmbedder(EmbeddingModel):
     def refresh_inference(self) -> None:
         """Drop the rewritten backbone (and the runtime's graph); the next inference pass
         makes them again from the current weights."""
-        self.__dict__.pop("_rewritten", None)
-        self.__dict__.pop("_compiled_runtime", None)
+        for made in _MADE_FROM_WEIGHTS:
+            self.__dict__.pop(made, None)
 
     @property
     def runtime(self) -> Runtime | None:
@@ -248,11 +244,23 @@ class EfficientATEmbedder(EmbeddingModel):
         self.__dict__["_runtime"] = runtime
         self.refresh_inference()
 
-    def _runtime_function(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        function = self.__dict__.get("_compiled_runtime")
+    @property
+    def stream_runtime(self) -> Runtime | None:
+        """The engine of live streams' windows when it is not :attr:`runtime` (None: the
+        same), set per stream by :func:`hear_mn.stream` under backend "auto"."""
+        return self.__dict__.get("_stream_runtime")
+
+    @stream_runtime.setter
+    def stream_runtime(self, runtime: Runtime | None) -> None:
+        self.__dict__["_stream_runtime"] = runtime
+        self.__dict__.pop("_compiled_stream_runtime", None)
+
+    def _runtime_function(self, live: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+        key = "_compiled_stream_runtime" if live else "_compiled_runtime"
+        function = self.__dict__.get(key)
         if function is None:
-            function = self.runtime.compile(self)
-            self.__dict__["_compiled_runtime"] = function
+            function = (self.stream_runtime if live else self.runtime).compile(self)
+            self.__dict__[key] = function
         return function
 
     @property
@@ -277,8 +285,7 @@ class EfficientATEmbedder(EmbeddingModel):
     def __getstate__(self) -> dict[str, object]:
         """Pickled without the rewritten backbone and the runtime's compiled graph (they are
         made again where they are needed)."""
-        made = ("_rewritten", "_compiled_runtime")
-        return {key: value for key, value in self.__dict__.items() if key not in made}
+        return {k: v for k, v in self.__dict__.items() if k not in _MADE_FROM_WEIGHTS}
 
     def stream(self) -> MobileNetStream:
         """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""
@@ -289,16 +296,19 @@ class EfficientATEmbedder(EmbeddingModel):
         return SceneStream(self)
 
     def embed_sliding_windows(
-        self, signal: torch.Tensor, count: int, windows: Windows | None = None
+        self, signal: torch.Tensor, count: int, windows: Windows | None = None, live: bool = False
     ) -> torch.Tensor:
         """Windows ``signal[k * hop : k * hop + size]``, k < count -> (count, D), of the
         timestamp ``windows`` (or others: the scene's); ``window_batch_size`` 160 ms
-        windows' worth at a time. Used by the streams on their buffers.
+        windows' worth at a time. Used by the streams on their buffers (``live``: see
+        :meth:`embed_mels`).
         """
         windows = windows or self.windows
         size, hop = windows.size, windows.hop
         parts = [
-            self.embed_mels(self.frontend.sliding_windows(signal[a * hop :], b - a, size, hop))
+            self.embed_mels(
+                self.frontend.sliding_windows(signal[a * hop :], b - a, size, hop), live
+            )
             for a, b in _chunks(count, self._per_pass(size))
         ]
         return torch.cat(parts) if parts else signal.new_empty(0, self.timestamp_embedding_size)
@@ -344,26 +354,32 @@ class EfficientATEmbedder(EmbeddingModel):
 
 
 class MobileNetEmbedder(EfficientATEmbedder):
-    """A MobileNet of width ``width`` with ``n_mels`` log-mel input and feature taps ``features``;
-    ``hop_length``, ``head`` and ``strides`` come with the checkpoint (see
-    :class:`EfficientATEmbedder` for the other settings)."""
+    """The MobileNet of ``config``: width, mel bands, STFT hop, head and strides come with its
+    checkpoint (see :class:`EfficientATEmbedder` for the other settings)."""
 
     family = MOBILENET_FAMILY
+    # Measured: one window 0.6 ms in ONNX Runtime, 3 ms in torch (mn04, 1 thread).
+    stream_backend = "onnxruntime"
 
-    def __init__(
-        self,
-        *,
-        width: float,
-        n_mels: int,
-        head: str = "mlp",
-        strides: tuple[int, ...] = DEFAULT_STRIDES,
-        **settings: object,
-    ) -> None:
+    def __init__(self, config: ModelConfig, run: RunOptions | None = None) -> None:
+        c = config.checkpoint
         # channels_last makes this depthwise-separable network several times faster on CPU;
         # loading a checkpoint copies into these tensors and keeps their layout.
-        backbone = MobileNet(width, head, strides).to(memory_format=torch.channels_last)
-        info = feature_info(width, n_mels, strides, head)
-        super().__init__(backbone=backbone, info=info, **settings)
+        backbone = MobileNet(c.width, c.head, c.strides).to(memory_format=torch.channels_last)
+        info = feature_info(c.width, c.n_mels, c.strides, c.head)
+        super().__init__(config, run or RunOptions(), backbone=backbone, info=info)
+
+
+def _centred_windows(
+    window_ms: float, hop_ms: float, sample_rate: int, window_name: str, hop_name: str
+) -> Windows:
+    """Windows of ``window_ms`` every ``hop_ms`` at ``sample_rate``, padded by half a window."""
+    size = duration_to_samples(window_ms, sample_rate, window_name)
+    return Windows(size, duration_to_samples(hop_ms, sample_rate, hop_name), size // 2)
+
+
+# What is made from the weights on first use, dropped when they change, never pickled.
+_MADE_FROM_WEIGHTS = ("_rewritten", "_compiled_runtime", "_compiled_stream_runtime")
 
 
 def _refresh_after_load(module: EfficientATEmbedder, _: object) -> None:

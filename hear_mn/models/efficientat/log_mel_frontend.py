@@ -16,6 +16,10 @@ PREEMPHASIS = 0.97
 LOG_OFFSET = 1e-5
 NORM_SHIFT = 4.5
 NORM_SCALE = 5.0
+# The mel product runs band group by band group, each on the FFT bins its triangles cover
+# (the matrix is banded: 948 non-zeros of 65,664 at 128 bands): 5x less work than the dense
+# product, same function up to float rounding (sums of the same non-negative terms).
+MEL_GROUP_BANDS = 8
 # Sharing frames costs a few extra STFT calls (about 0.3 ms on one CPU thread): it paid
 # from about 8 overlapping 160 ms windows on (2 took twice as long), i.e. this many samples.
 MIN_SHARED_SAMPLES = 8 * 5120
@@ -136,6 +140,7 @@ class LogMelFrontend(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
+        self.sample_rate = sample_rate
         self.n_fft = n_fft
         self.hop_length = hop_length
         window = reference_hann_window(win_length)
@@ -146,6 +151,7 @@ class LogMelFrontend(torch.nn.Module):
         banks = kaldi_mel_banks(n_mels, n_fft, sample_rate, f_min, f_max)
         mel_matrix = torch.nn.functional.pad(banks, (0, 1))
         self.register_buffer("mel_matrix", mel_matrix, persistent=False)
+        self.band_groups = band_groups(mel_matrix, MEL_GROUP_BANDS)
 
     def num_frames(self, num_samples: int) -> int:
         """Number of output frames for a signal of ``num_samples`` samples."""
@@ -154,7 +160,7 @@ class LogMelFrontend(torch.nn.Module):
     def power_spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
         """Pre-emphasised power STFT: (batch, samples) -> (batch, n_fft // 2 + 1, frames)."""
         half = self.n_fft // 2
-        return self._power(reflect_pad(self._emphasise(audio), half, half))
+        return self._frame_power(reflect_pad(self._emphasise(audio), half, half)).transpose(-1, -2)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self._power_to_log_mel(self.power_spectrogram(audio))
@@ -181,22 +187,28 @@ class LogMelFrontend(torch.nn.Module):
         grid_start = first_inner * step - half
         n_grid = (count - 1) * (hop // step) + inner
         grid_end = grid_start + (n_grid - 1) * step + self.n_fft
-        grid = self._power(emphasised[None, grid_start:grid_end])[0]
+        grid = self._frame_power(emphasised[None, grid_start:grid_end])[0]
         # Edge frames see the window's own mirror padding (which needs half + 1 samples).
         own = emphasised.unfold(0, size - 1, hop)[:count]
         left_length = max((first_inner - 1) * step + half, half + 1)
-        left = self._power(reflect_pad(own[:, :left_length], half, 0))[..., :first_inner]
+        left = self._frame_power(reflect_pad(own[:, :left_length], half, 0))[:, :first_inner]
         right_start = (last_inner + 1) * step - half
         skip = max(0, -(-(right_start - (size - 2 - half)) // step))
-        right = self._power(reflect_pad(own[:, right_start - skip * step :], 0, half))[..., skip:]
-        # One mel product over all distinct frames (a few long GEMMs, not `count` tiny ones).
-        edges = torch.cat([left, right], dim=-1)
-        n_bins, n_edges = grid.shape[0], edges.shape[-1]
-        columns = torch.cat([grid, edges.transpose(0, 1).reshape(n_bins, count * n_edges)], dim=1)
-        grid_mel, edge_mel = self._power_to_log_mel(columns).split([n_grid, count * n_edges], 1)
-        middle = grid_mel.unfold(1, inner, hop // step).transpose(0, 1)
-        edge_mel = edge_mel.reshape(-1, count, n_edges).transpose(0, 1)
-        return torch.cat([edge_mel[..., :first_inner], middle, edge_mel[..., first_inner:]], -1)
+        right = self._frame_power(reflect_pad(own[:, right_start - skip * step :], 0, half))
+        edges = torch.cat([left, right[:, skip:]], dim=1)
+        n_edges = edges.shape[1]
+        # Frames as rows: the edge frames of all windows make one long product, not `count`.
+        edge_mel = self._log_mel_rows(edges.reshape(count * n_edges, -1))
+        edge_mel = edge_mel.reshape(count, n_edges, -1)
+        grid_mel = self._log_mel_rows(grid)
+        mels = signal.new_empty(count, self.n_mels, inner + n_edges)
+        frames = mels.transpose(1, 2)
+        frames[:, :first_inner] = edge_mel[:, :first_inner]
+        frames[:, first_inner : first_inner + inner] = grid_mel.unfold(
+            0, inner, hop // step
+        ).transpose(1, 2)
+        frames[:, first_inner + inner :] = edge_mel[:, first_inner:]
+        return mels
 
     def _emphasise(self, audio: torch.Tensor) -> torch.Tensor:
         """Pre-emphasis x[t] - 0.97 x[t - 1]: one sample shorter (a 1-sample signal is mirrored)."""
@@ -204,7 +216,8 @@ class LogMelFrontend(torch.nn.Module):
             audio = reflect_pad(audio, 0, 2 - audio.shape[-1])
         return audio[..., 1:] - PREEMPHASIS * audio[..., :-1]
 
-    def _power(self, padded: torch.Tensor) -> torch.Tensor:
+    def _frame_power(self, padded: torch.Tensor) -> torch.Tensor:
+        """Power STFT with frames as rows: (..., samples) -> (..., frames, n_fft // 2 + 1)."""
         spectrum = torch.stft(
             padded,
             n_fft=self.n_fft,
@@ -212,10 +225,33 @@ class LogMelFrontend(torch.nn.Module):
             window=self.window,
             center=False,
             return_complex=True,
+        ).transpose(-1, -2)
+        return spectrum.real.square().add_(spectrum.imag.square())
+
+    def _log_mel_rows(self, power: torch.Tensor) -> torch.Tensor:
+        """(..., frames, n_fft // 2 + 1) power -> (..., frames, n_mels) normalised log-mel."""
+        matrix = self.mel_matrix
+        mel = torch.cat(
+            [
+                torch.matmul(power[..., low:high], matrix[first:stop, low:high].T)
+                for first, stop, low, high in self.band_groups
+            ],
+            dim=-1,
         )
-        return spectrum.real.square() + spectrum.imag.square()
+        return mel.add_(LOG_OFFSET).log_().add_(NORM_SHIFT).div_(NORM_SCALE)
 
     def _power_to_log_mel(self, power: torch.Tensor) -> torch.Tensor:
         """(..., n_fft // 2 + 1, frames) power -> (..., n_mels, frames) normalised log-mel."""
-        mel = torch.matmul(self.mel_matrix, power)
-        return (torch.log(mel + LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE
+        return self._log_mel_rows(power.transpose(-1, -2)).transpose(-1, -2).contiguous()
+
+
+def band_groups(matrix: torch.Tensor, bands: int) -> tuple[tuple[int, int, int, int], ...]:
+    """(first band, stop band, low bin, high bin) of every ``bands`` consecutive rows of a
+    banded ``matrix``: the bins outside [low, high) are zero in all of those rows."""
+    groups = []
+    for first in range(0, matrix.shape[0], bands):
+        stop = min(first + bands, matrix.shape[0])
+        used = torch.nonzero(matrix[first:stop].abs().sum(0)).flatten()
+        low, high = (int(used[0]), int(used[-1]) + 1) if len(used) else (0, 0)
+        groups.append((first, stop, low, high))
+    return tuple(groups)

@@ -1,4 +1,6 @@
-"""The EfficientAT MobileNet family: the release's checkpoints, its names, options and builder.
+"""The EfficientAT MobileNet family: the release's checkpoints (one row each), its heads and
+builder; names, options and descriptions are shared with DyMN
+(:mod:`hear_mn.models.efficientat.efficientat_family`).
 
 Names outside the catalog are read by the grammar
 ``<arch>[_as][_<tag>]_<features>[_<pooling>][_ts<ms>]``, e.g. ``mn40_ext_e1_l`` (the
@@ -8,35 +10,29 @@ mn40_as_ext checkpoint, features e1 and l), ``mn10_hop5_b5_b11_mel_avgs`` or
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hear_mn.config import CHECKPOINTS, Checkpoint, Family, ModelConfig, register_family
-from hear_mn.durations import duration_to_samples
+from hear_mn.config import ModelConfig, register_family
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
     MOBILENET_FAMILY,
-    SAMPLE_RATE,
     FeatureInfo,
     feature_info,
 )
-from hear_mn.models.efficientat.feature_taps import (
-    DEFAULT_POOLING,
-    POOLINGS,
-    check_pooling,
-    embedding_size,
-    parse_features,
-    uses_block_features,
+from hear_mn.models.efficientat.efficientat_family import (
+    EFFICIENTAT_LICENSE,
+    EFFICIENTAT_RELEASE,
+    EfficientATCheckpoint,
+    EfficientATFamily,
 )
-from hear_mn.weights_spec import WeightsSpec
+from hear_mn.run_options import RunOptions
 
 if TYPE_CHECKING:
     from hear_mn.export.graph import GraphSpec
     from hear_mn.models.efficientat.efficientat_embedder import MobileNetEmbedder
 
-EFFICIENTAT_RELEASE = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/"
-EFFICIENTAT_LICENSE = "MIT (EfficientAT release)"
 FULLY_CONVOLUTIONAL = "fully_convolutional"
 
 # Width multiplier of each MobileNet architecture.
@@ -53,15 +49,12 @@ WIDTHS: dict[str, float] = {
 
 
 @dataclass(frozen=True)
-class MobileNetCheckpoint(Checkpoint):
-    """A released MobileNet with its frontend (mel bands, STFT hop) and backbone (head,
-    strides) settings; ``tags``: the name parts that pick it (e.g. "hop_5" and "hop5")."""
+class MobileNetCheckpoint(EfficientATCheckpoint):
+    """A released MobileNet: the frontend settings and tags of any EfficientAT checkpoint,
+    and its backbone's head and strides."""
 
-    n_mels: int = 128
-    hop_length: int = 320
     head: str = "mlp"
     strides: tuple[int, ...] = DEFAULT_STRIDES
-    tags: tuple[str, ...] = ()
 
     @property
     def width(self) -> float:
@@ -82,14 +75,7 @@ def _release(
         meta={"audioset_map": map_percent / 1000},
     )
     return MobileNetCheckpoint(
-        name,
-        MOBILENET_FAMILY,
-        arch,
-        weights,
-        SAMPLE_RATE,
-        num_params=num_params,
-        tags=tags,
-        **settings,
+        name, MOBILENET_FAMILY, arch, weights, num_params=num_params, tags=tags, **settings
     )
 
 
@@ -118,194 +104,12 @@ RELEASE: tuple[MobileNetCheckpoint, ...] = (
 )
 
 
-def split_name_suffixes(tokens: list[str]) -> tuple[list[str], str | None, int | None]:
-    """Name tokens after the checkpoint's -> (feature tokens, pooling, timestamp window in
-    ms): a trailing pooling name (``..._avg_time_pool``) and ``ts<ms>`` tokens."""
-    pooling = None
-    for candidate in sorted(POOLINGS, key=len, reverse=True):
-        suffix = candidate.split("_")
-        if tokens[-len(suffix) :] == suffix:
-            pooling, tokens = candidate, tokens[: -len(suffix)]
-            break
-    window = [token for token in tokens if token[:2] == "ts" and token[2:].isdigit()]
-    tokens = [token for token in tokens if token not in window]
-    return tokens, pooling, int(window[-1][2:]) if window else None
-
-
-def with_tap_options(
-    config: ModelConfig,
-    *,
-    features: str | tuple[str, ...] | list[str] | None = None,
-    pooling: str | None = None,
-    timestamp_window: float | None = None,
-    timestamp_hop: float | None = None,
-    check_features: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda features: features,
-) -> ModelConfig:
-    """``config`` with the options every EfficientAT family takes: features (checked by
-    ``check_features``), pooling of block features, timestamp window and hop in ms."""
-    if features is not None:
-        config = replace(config, features=check_features(parse_features(features)))
-    if pooling is not None:
-        config = replace(config, pooling=check_pooling(pooling))
-        if not uses_block_features(config.features):
-            raise ValueError(
-                f"pooling={pooling!r} acts on block features (b0 ... b15), and features "
-                f"{'_'.join(config.features)!r} have none; add some, e.g. features='b5_b11'"
-            )
-    if timestamp_window is not None:
-        duration_to_samples(timestamp_window, SAMPLE_RATE, "timestamp_window")
-        config = replace(config, timestamp_window_ms=timestamp_window)
-    if timestamp_hop is not None:
-        duration_to_samples(timestamp_hop, SAMPLE_RATE, "timestamp_hop")
-        config = replace(config, timestamp_hop_ms=timestamp_hop)
-    return config
-
-
-def describe_taps(config: ModelConfig, weights: str, size: int) -> str:
-    """One line: whose ``weights``, which features (and pooling), windows, embedding size."""
-    text = f"{weights} weights, features {' + '.join(config.features)}"
-    if uses_block_features(config.features):
-        text += f" ({config.pooling})"
-    if config.timestamp_window_ms is not None:
-        text += f", {config.timestamp_window_ms:g} ms timestamp windows"
-    if config.timestamp_hop_ms is not None:
-        text += f" every {config.timestamp_hop_ms:g} ms"
-    return f"{text}, {size}-d embeddings"
-
-
-def tap_settings(config: ModelConfig) -> dict[str, object]:
-    """The embedder's keyword arguments that every EfficientAT family takes from ``config``."""
-    windows = {
-        "timestamp_window_ms": config.timestamp_window_ms,
-        "timestamp_hop_ms": config.timestamp_hop_ms,
-    }
-    return {
-        "name": config.name,
-        "features": config.features,
-        "pooling": config.pooling,
-        **{key: value for key, value in windows.items() if value is not None},
-    }
-
-
-class EfficientATFamily(Family):
-    """What the EfficientAT families (MobileNets, DyMN) share: configurations with taps,
-    pooling and timestamp windows; options; descriptions. A subclass names its widths and
-    says how a checkpoint is found by name, which heads it has and which features."""
-
-    widths: dict[str, float] = {}
-    weights_title = "EfficientAT"
-
-    def new_config(self, name: str, checkpoint: Checkpoint) -> ModelConfig:
-        return ModelConfig(name, checkpoint, pooling=DEFAULT_POOLING)
-
-    def name_examples(self) -> str:
-        return f"start with one of {', '.join(self.widths)}"
-
-    def checkpoint_named(self, name: str) -> Checkpoint:
-        """This family's checkpoint ``name``, or a ValueError listing the known ones."""
-        raise NotImplementedError
-
-    def check_head(self, config: ModelConfig, head: str) -> None:
-        """Refuse a ``head`` that ``config``'s checkpoint does not have (ValueError)."""
-        raise NotImplementedError
-
-    def check_features(self, features: tuple[str, ...]) -> tuple[str, ...]:
-        """``features`` when this family has them (every family has every feature here)."""
-        return features
-
-    def feature_info(self, config: ModelConfig) -> FeatureInfo:
-        """The shapes of the taps of ``config``'s network."""
-        raise NotImplementedError
-
-    def embedding_sizes(self, config: ModelConfig) -> tuple[int, int]:
-        size = embedding_size(config.features, self.feature_info(config), config.pooling)
-        return size, size
-
-    def with_options(
-        self,
-        config: ModelConfig,
-        *,
-        features: str | tuple[str, ...] | list[str] | None = None,
-        pooling: str | None = None,
-        timestamp_window: float | None = None,
-        timestamp_hop: float | None = None,
-        checkpoint: str | None = None,
-        head: str | None = None,
-    ) -> ModelConfig:
-        if checkpoint is not None:
-            config = replace(config, checkpoint=self.checkpoint_named(checkpoint))
-        if head is not None:
-            self.check_head(config, head)
-        config = with_tap_options(
-            config,
-            features=features,
-            pooling=pooling,
-            timestamp_window=timestamp_window,
-            timestamp_hop=timestamp_hop,
-            check_features=self.check_features,
-        )
-        if config.features:
-            self.embedding_sizes(config)  # checks that every feature exists for this head
-        return config
-
-    def describe(self, config: ModelConfig) -> str:
-        weights = f"{self.weights_title} {config.checkpoint.name}"
-        return describe_taps(config, weights, self.embedding_sizes(config)[0])
-
-
-def _take(tokens: list[str], part: tuple[str, ...]) -> bool:
-    """Remove the first occurrence of the token run ``part`` from ``tokens``, if any."""
-    for start in range(len(tokens) - len(part) + 1):
-        if tuple(tokens[start : start + len(part)]) == part:
-            del tokens[start : start + len(part)]
-            return True
-    return False
-
-
-def _checkpoint(name: str) -> MobileNetCheckpoint:
-    checkpoint = CHECKPOINTS.get(name)
-    if not isinstance(checkpoint, MobileNetCheckpoint):
-        known = ", ".join(c.name for c in RELEASE)
-        raise ValueError(f"unknown EfficientAT checkpoint {name!r}; known: {known}")
-    return checkpoint
-
-
 class MobileNetFamily(EfficientATFamily):
     """EfficientAT MobileNetV3s: any feature set, pooling and timestamp windows."""
 
     name = MOBILENET_FAMILY
     widths = WIDTHS
-
-    def parse_name(self, name: str) -> tuple[ModelConfig, str | None, str | None] | None:
-        tokens = name.split("_")
-        arch = tokens[0]
-        if arch not in WIDTHS:
-            return None
-        rest = tokens[1:]
-        if rest[:1] == ["as"]:
-            rest = rest[1:]
-        checkpoint = CHECKPOINTS.get(f"{arch}_as")
-        tagged = sorted(
-            ((tuple(tag.split("_")), c) for c in RELEASE if c.arch == arch for tag in c.tags),
-            key=lambda pair: -len(pair[0]),
-        )
-        for tag, candidate in tagged:
-            if _take(rest, tag):
-                checkpoint = candidate
-                break
-        else:
-            if rest[:1] == ["ext"]:
-                raise ValueError(f"no released checkpoint '{arch}_as_ext' for {name!r}")
-        if checkpoint is None:
-            raise ValueError(f"no released checkpoint for {name!r}")
-        rest, pooling, window = split_name_suffixes(rest)
-        config = self.new_config(name, checkpoint)
-        if window is not None:
-            config = self.with_options(config, timestamp_window=window)
-        return config, "_".join(rest) or None, pooling
-
-    def checkpoint_named(self, name: str) -> Checkpoint:
-        return _checkpoint(name)
+    release = RELEASE
 
     def check_head(self, config: ModelConfig, head: str) -> None:
         current = config.checkpoint
@@ -322,21 +126,12 @@ class MobileNetFamily(EfficientATFamily):
         c = config.checkpoint
         return feature_info(c.width, c.n_mels, c.strides, c.head)
 
-    def build(self, config: ModelConfig, **options: object) -> MobileNetEmbedder:
+    def build(self, config: ModelConfig, run: RunOptions) -> MobileNetEmbedder:
         from hear_mn.models.efficientat.efficientat_embedder import (
             MobileNetEmbedder,  # the network: torch, on building only
         )
 
-        c = config.checkpoint
-        return MobileNetEmbedder(
-            width=c.width,
-            n_mels=c.n_mels,
-            hop_length=c.hop_length,
-            head=c.head,
-            strides=c.strides,
-            **tap_settings(config),
-            **options,
-        )
+        return MobileNetEmbedder(config, run)
 
     def export_graph(self, model: MobileNetEmbedder, frontend: bool) -> GraphSpec:
         from hear_mn.models.efficientat.graph_specs import mobilenet_graph_spec  # torch

@@ -7,6 +7,7 @@ the released checkpoints' state-dict layout, so they load strictly.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
@@ -14,12 +15,12 @@ from torch import nn
 
 from hear_mn.models.efficientat.block_table import (
     DEFAULT_STRIDES,
+    FULL_PLAN,
     HEADS,
     HIDDEN_CHANNELS,
     LAST_COMPONENT,
     LAST_CONV_FACTOR,
     NUM_CLASSES,
-    NUM_COMPONENTS,
     STEM_CHANNELS,
     BackbonePlan,
     BlockSpec,
@@ -142,10 +143,6 @@ class InvertedResidual(nn.Module):
         return out, bottleneck
 
 
-# Every tap of the network, mean-pooled: what a plain call of the backbone returns.
-FULL_PLAN = BackbonePlan(dict.fromkeys(range(NUM_COMPONENTS), global_average), classifier=True)
-
-
 class BackboneOutputs(NamedTuple):
     """The taps of one forward pass; what the plan did not ask for is None or absent."""
 
@@ -153,6 +150,42 @@ class BackboneOutputs(NamedTuple):
     hidden: torch.Tensor | None
     pooled: dict[int, torch.Tensor]
     se_bottlenecks: dict[int, torch.Tensor]
+
+
+def run_components(
+    components: Iterable[nn.Module], x: torch.Tensor, plan: BackbonePlan
+) -> tuple[torch.Tensor, dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Feature components in order, as far as ``plan`` needs: (last output, the pooled taps
+    the plan asks for, the SE bottlenecks of blocks that return one)."""
+    pooled: dict[int, torch.Tensor] = {}
+    se_bottlenecks: dict[int, torch.Tensor] = {}
+    for index, layer in enumerate(components):
+        if index > plan.last:
+            break
+        x = layer(x)
+        if isinstance(x, tuple):  # an inverted residual block: (output, SE bottleneck)
+            x, bottleneck = x
+            if bottleneck is not None:
+                se_bottlenecks[index] = bottleneck
+        pool = plan.pooled.get(index)
+        if pool is not None:
+            pooled[index] = pool(x)
+    return x, pooled, se_bottlenecks
+
+
+def classifier_input(
+    x: torch.Tensor, pooled: dict[int, torch.Tensor], plan: BackbonePlan
+) -> torch.Tensor:
+    """The last conv map's global average, reused when the plan pooled it that way already."""
+    if plan.pooled.get(LAST_COMPONENT) is global_average:
+        return pooled[LAST_COMPONENT]
+    return global_average(x)
+
+
+def mlp_head(classifier: nn.Sequential, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hidden layer after its activation, logits) of the MLP head on the pooled conv map."""
+    hidden = classifier[3](classifier[2](pooled))
+    return hidden, classifier[5](classifier[4](hidden))
 
 
 class MobileNet(nn.Module):
@@ -202,25 +235,10 @@ class MobileNet(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, mels: torch.Tensor, plan: BackbonePlan = FULL_PLAN) -> BackboneOutputs:
-        pooled: dict[int, torch.Tensor] = {}
-        se_bottlenecks: dict[int, torch.Tensor] = {}
-        x = mels
-        for index, layer in enumerate(self.features):
-            if index > plan.last:
-                break
-            if isinstance(layer, InvertedResidual):
-                x, bottleneck = layer(x)
-                if bottleneck is not None:
-                    se_bottlenecks[index] = bottleneck
-            else:
-                x = layer(x)
-            pool = plan.pooled.get(index)
-            if pool is not None:
-                pooled[index] = pool(x)
+        x, pooled, se_bottlenecks = run_components(self.features, mels, plan)
         hidden = logits = None
         if plan.classifier:
-            reuse = plan.pooled.get(LAST_COMPONENT) is global_average
-            hidden, logits = self._classify(pooled[LAST_COMPONENT] if reuse else global_average(x))
+            hidden, logits = self._classify(classifier_input(x, pooled, plan))
         return BackboneOutputs(logits, hidden, pooled, se_bottlenecks)
 
     def _classify(self, pooled: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -230,8 +248,7 @@ class MobileNet(nn.Module):
         map equals pooling its output (up to float rounding), at 1/(F*T) of the cost.
         """
         if self.head == "mlp":
-            hidden = self.classifier[3](self.classifier[2](pooled))
-            return hidden, self.classifier[5](self.classifier[4](hidden))
+            return mlp_head(self.classifier, pooled)
         logits = self.classifier[1](self.classifier[0](pooled[:, :, None, None]))
         return None, logits.flatten(1)
 

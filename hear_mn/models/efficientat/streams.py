@@ -71,7 +71,9 @@ class MobileNetStream(EmbeddingStream):
         if count <= 0:
             return self._empty()
         start = self._done * self.windows.hop - self._buffer_start
-        embeddings = self.model.embed_sliding_windows(self._buffer[start:], count, self.windows)
+        embeddings = self.model.embed_sliding_windows(
+            self._buffer[start:], count, self.windows, self.live
+        )
         self._done += count
         return embeddings
 

@@ -154,5 +154,5 @@ def test_verbose_shows_the_cause_of_an_error(capsys, inputs, tmp_path) -> None:
     )
     assert code == 2
     assert "Traceback" in stderr
-    assert "hear_mn/weights.py" in stderr or "hear_mn/hub.py" in stderr, stderr
+    assert "hear_mn/hub/" in stderr, stderr
     assert "During handling of the above exception" in stderr, stderr

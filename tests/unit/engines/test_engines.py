@@ -124,7 +124,7 @@ def test_training_and_autograd_use_torch() -> None:
 
 
 def test_bad_backends_are_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of torch"):
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of auto, torch"):
         hear_module.load_model(pretrained=False, backend="tensorrt")
     with pytest.raises(
         ValueError, match="backend .onnxruntime. does not run kwmlp; it runs with backend=.torch."
@@ -181,3 +181,26 @@ def test_the_command_line_takes_a_backend(tmp_path, capsys) -> None:
     argv = ["embed", str(tmp_path / "a.wav"), "--model", "kwmlp", "--out", str(tmp_path / "k")]
     assert main([*argv, "--backend", "onnxruntime"]) == 2
     assert "does not run kwmlp; it runs with --backend torch" in capsys.readouterr().err
+
+
+def test_the_default_live_stream_runs_in_onnxruntime_and_batches_in_torch() -> None:
+    """backend "auto" (the default): hear_mn.stream's single windows go to ONNX Runtime, the
+    batch calls stay torch (bit for bit), and each says which engine ran."""
+    torch_model, _ = _pair()
+    model = hear_mn.create_model("mn04_e1_l", pretrained=False)
+    model.load_state_dict(torch_model.state_dict())
+    assert model.backend == "auto" and hear_module.load_model(pretrained=False).backend == "auto"
+    signal = _audio(1, 23000, seed=9)
+    offline, _ = model.get_timestamp_embeddings(signal)
+    assert torch.equal(offline, torch_model.get_timestamp_embeddings(signal)[0])
+    assert "backend" not in model.output_settings()  # batch jobs: torch, as before
+    stream = hear_mn.stream(model)
+    parts = [stream.push(chunk)[0] for chunk in signal[0].split(1600)]
+    parts.append(stream.close()[0])
+    assert relative_error(torch.cat(parts), offline[0]) <= 1e-5
+    assert stream.output_settings() == {**model.output_settings(), "backend": "onnxruntime"}
+    assert hear_mn.stream(set_backend(model, "torch")).output_settings()["backend"] == "torch"
+    explicit = hear_mn.stream(set_backend(model, "onnxruntime"))
+    assert explicit.output_settings()["backend"] == "onnxruntime"
+    assert hear_mn.stream(hear_mn.kwmlp.load_model()).output_settings()["backend"] == "torch"
+    assert set_backend(hear_mn.kwmlp.load_model(), "auto").backend == "auto"

@@ -47,7 +47,7 @@ from hear_mn.export import (  # noqa: E402
     read_metadata,
     verify_onnx,
 )
-from hear_mn.file_errors import FileAccessError  # noqa: E402
+from hear_mn.hub.errors import FileAccessError  # noqa: E402
 from hear_mn.models.efficientat import mobilenet_graph  # noqa: E402
 from hear_mn.registry import create_model  # noqa: E402
 

@@ -21,14 +21,10 @@ import torch
 from support.local_http import FILE_NAME, RELEASE_URL, LocalServer
 
 from hear_mn.cli import main as cli_main
-from hear_mn.weights import (
-    BadWeightsError,
-    WeightsError,
-    WeightsSpec,
-    fetch_weights,
-    load_state_dict_file,
-    resolve_weights,
-)
+from hear_mn.hub.checkpoint import load_state_dict_file
+from hear_mn.hub.errors import BadFileError, FileError
+from hear_mn.hub.weights import fetch_weights, resolve_weights
+from hear_mn.hub.weights_spec import WeightsSpec
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +135,7 @@ def test_a_download_with_another_digest_is_refused_and_nothing_is_cached(
 ) -> None:
     wrong = "sha256:" + "ab" * 32
     url = release.publish(FILE_NAME, _bytes(_state(), tmp_path), digest=wrong)
-    with pytest.raises(BadWeightsError, match="published digest") as info:
+    with pytest.raises(BadFileError, match="published digest") as info:
         fetch_weights(WeightsSpec(FILE_NAME, url), progress=False)
     assert "ab" * 32 in str(info.value)
     assert _files_in(env) == []
@@ -151,7 +147,7 @@ def test_an_impostor_release_file_is_refused_by_its_digest(
     """The impostor has the right shapes and intact CRCs: only the digest can tell."""
     url = release.publish(FILE_NAME, _bytes(_state(), tmp_path))
     release.files[FILE_NAME] = _bytes(_state(offset=1.0), tmp_path, "impostor.pt")
-    with pytest.raises(BadWeightsError, match="published digest"):
+    with pytest.raises(BadFileError, match="published digest"):
         fetch_weights(WeightsSpec(FILE_NAME, url), progress=False)
     assert _files_in(env) == []
 
@@ -180,7 +176,7 @@ def test_without_a_published_digest_the_first_download_is_trusted_with_a_warning
 
 
 def test_the_api_defaults_to_github_over_https(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hear_mn import published
+    from hear_mn.hub import published
 
     assert published.DEFAULT_API == "https://api.github.com"
     assert published.api_base() == "https://api.github.com"
@@ -192,8 +188,8 @@ def test_the_api_defaults_to_github_over_https(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_every_efficientat_and_dymn_file_is_a_github_release_asset() -> None:
-    from hear_mn import published
     from hear_mn.config import CHECKPOINTS
+    from hear_mn.hub import published
 
     for checkpoint in CHECKPOINTS.values():
         if checkpoint.family in ("mobilenet", "dymn"):
@@ -229,7 +225,7 @@ def test_a_body_without_length_is_capped_by_the_known_size(server: LocalServer, 
     server.files[FILE_NAME] = b"x"
     spec = WeightsSpec(FILE_NAME, server.url("endless"), num_bytes=1000)
     started = time.monotonic()
-    with pytest.raises(BadWeightsError, match="more than the expected 1000 bytes"):
+    with pytest.raises(BadFileError, match="more than the expected 1000 bytes"):
         resolve_weights(spec, progress=False)
     assert time.monotonic() - started < 3
     assert _files_in(env) == []
@@ -240,7 +236,7 @@ def test_a_body_without_length_is_capped_overall(
 ) -> None:
     monkeypatch.setenv("HEAR_MN_DOWNLOAD_MAX_BYTES", str(1 << 20))
     server.files[FILE_NAME] = b"x"
-    with pytest.raises(BadWeightsError, match="more than 1048576 bytes.*HEAR_MN_DOWNLOAD_MAX"):
+    with pytest.raises(BadFileError, match="more than 1048576 bytes.*HEAR_MN_DOWNLOAD_MAX"):
         resolve_weights(WeightsSpec(FILE_NAME, server.url("endless")), progress=False)
     assert _files_in(env) == []
 
@@ -249,7 +245,7 @@ def test_an_announced_length_beyond_the_known_size_is_refused_before_reading(
     server: LocalServer, env: Path
 ) -> None:
     server.files[FILE_NAME] = bytes(5000)
-    with pytest.raises(BadWeightsError, match="announces 5000 bytes.*expected 1000"):
+    with pytest.raises(BadFileError, match="announces 5000 bytes.*expected 1000"):
         resolve_weights(WeightsSpec(FILE_NAME, server.url("ok"), num_bytes=1000), progress=False)
     assert _files_in(env) == []
 
@@ -263,7 +259,7 @@ def test_a_trickling_server_is_cut_off(
     server.files[FILE_NAME] = bytes(1000)
     server.trickle_limit = 30
     started = time.monotonic()
-    with pytest.raises(WeightsError, match="too slow") as info:
+    with pytest.raises(FileError, match="too slow") as info:
         resolve_weights(WeightsSpec(FILE_NAME, server.url("trickle")), progress=False)
     assert time.monotonic() - started < 3
     assert "HEAR_MN_DOWNLOAD_MIN_RATE" in str(info.value)
@@ -284,7 +280,7 @@ def test_a_truncated_checkpoint_is_called_truncated_not_unreadable(
 ) -> None:
     path = tmp_path / "cut.pt"
     path.write_bytes(big_checkpoint[: int(len(big_checkpoint) * fraction)])
-    with pytest.raises(BadWeightsError) as info:
+    with pytest.raises(BadFileError) as info:
         load_state_dict_file(path)
     message = str(info.value)
     assert "truncated" in message and str(path) in message
@@ -309,11 +305,11 @@ def test_a_truncated_cached_copy_is_evicted_and_downloaded_again(
 
 def test_a_weights_path_too_long_for_the_system_is_explained(tmp_path: Path) -> None:
     path = tmp_path / ("w" * 300 + ".pt")
-    with pytest.raises(WeightsError, match="too long") as info:
+    with pytest.raises(FileError, match="too long") as info:
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"), path)
     assert "File name too long" not in str(info.value).split("(")[0]
     deep = Path("/".join(["d" * 200] * 30))
-    with pytest.raises(WeightsError, match="too long"):
+    with pytest.raises(FileError, match="too long"):
         load_state_dict_file(deep)
 
 
@@ -323,7 +319,7 @@ def test_a_cache_directory_too_long_for_the_system_is_explained(
     env.mkdir()
     monkeypatch.setenv("HEAR_MN_HOME", str(env / ("c" * 300)))
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
-    with pytest.raises(WeightsError, match="too long"):
+    with pytest.raises(FileError, match="too long"):
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
 
 
@@ -347,7 +343,7 @@ def test_a_malicious_plain_pickle_is_refused_as_unsafe(tmp_path: Path, protocol:
     path = tmp_path / "evil.pt"
     payload = {"weight": torch.zeros(2), "x": SystemCall(f"touch {marker}")}
     path.write_bytes(pickle.dumps(payload, protocol=protocol))
-    with pytest.raises(BadWeightsError) as info:
+    with pytest.raises(BadFileError) as info:
         load_state_dict_file(path)
     message = str(info.value)
     assert "refused for safety" in message and "system" in message
@@ -356,12 +352,12 @@ def test_a_malicious_plain_pickle_is_refused_as_unsafe(tmp_path: Path, protocol:
 
 
 def test_a_directory_given_as_weights_is_called_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="is a directory") as info:
+    with pytest.raises(FileError, match="is a directory") as info:
         load_state_dict_file(tmp_path)
     assert "does not exist" not in str(info.value)
 
 
-def _refused_within(seconds: float, path: Path) -> WeightsError:
+def _refused_within(seconds: float, path: Path) -> FileError:
     """The error for loading ``path``, which must come within ``seconds`` (never a hang)."""
     outcome: list[BaseException | None] = []
 
@@ -377,7 +373,7 @@ def _refused_within(seconds: float, path: Path) -> WeightsError:
     thread.start()
     thread.join(seconds)
     assert outcome, f"loading {path} still had not returned after {seconds} s"
-    assert isinstance(outcome[0], WeightsError), outcome[0]
+    assert isinstance(outcome[0], FileError), outcome[0]
     return outcome[0]
 
 

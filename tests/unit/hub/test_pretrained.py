@@ -31,9 +31,10 @@ from support.runs import build_wheel
 import hear_mn.kwmlp
 import hear_mn.mn04_e1_l as hear_module
 from hear_mn import registry
+from hear_mn.hub.errors import FileError, FileUnavailableError
+from hear_mn.hub.locations import cache_dir
 from hear_mn.models.audiomlp.family import AUDIOMLP_CHECKPOINTS
 from hear_mn.registry import create_model
-from hear_mn.weights import WeightsError, WeightsUnavailableError, cache_dir
 
 PROJECT = ROOT
 SHIPPED = PROJECT / "hear_mn" / "checkpoints"
@@ -83,14 +84,14 @@ def test_truncated_download_is_refused_and_not_kept(
     monkeypatch.setitem(
         registry.CHECKPOINTS, "mn04_as", dataclasses.replace(spec, weights=truncated)
     )
-    with pytest.raises(WeightsError, match="truncated"):
+    with pytest.raises(FileError, match="truncated"):
         hear_module.load_model()
     assert not any(cache_dir().glob("*"))
 
 
 def test_offline_without_file_names_url_and_place(local_release: str, monkeypatch) -> None:
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
-    with pytest.raises(WeightsUnavailableError) as error:
+    with pytest.raises(FileUnavailableError) as error:
         hear_module.load_model()
     message = str(error.value)
     assert local_release in message
@@ -110,27 +111,27 @@ def test_offline_directory_is_used(local_release: str, server, tmp_path: Path, m
 def test_foreign_file_is_refused_with_the_mismatch(tmp_path: Path) -> None:
     foreign = tmp_path / "linear.pt"
     torch.save(torch.nn.Linear(3, 2).state_dict(), foreign)
-    with pytest.raises(WeightsError, match="missing keys|unexpected keys") as error:
+    with pytest.raises(FileError, match="missing keys|unexpected keys") as error:
         hear_module.load_model(str(foreign))
     assert "linear.pt" in str(error.value)
 
 
 def test_wrong_width_is_refused_with_shapes() -> None:
-    with pytest.raises(WeightsError, match=r"features\.0\.0\.weight: checkpoint \(16, 1, 3, 3\)"):
+    with pytest.raises(FileError, match=r"features\.0\.0\.weight: checkpoint \(16, 1, 3, 3\)"):
         hear_module.load_model(str(require_shared() / "mn10_seed1.pt"))
 
 
 def test_text_file_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "notes.pt"
     bogus.write_text("not a checkpoint")
-    with pytest.raises(WeightsError, match="notes.pt"):
+    with pytest.raises(FileError, match="notes.pt"):
         hear_module.load_model(str(bogus))
 
 
 def test_corrupt_download_is_refused_and_not_kept(server, local_release: str) -> None:
     spec = registry.CHECKPOINTS["mn04_as"]
     server.files[spec.weights.file_name] = b"<html>not a checkpoint</html>"
-    with pytest.raises(WeightsError, match="mn04_as_mAP_432.pt"):
+    with pytest.raises(FileError, match="mn04_as_mAP_432.pt"):
         hear_module.load_model()
     assert not (cache_dir() / spec.weights.file_name).exists()
 
@@ -162,11 +163,11 @@ def test_original_package_modules_download_their_release_file(
 def test_checkpoint_of_the_other_head_is_refused_with_its_keys() -> None:
     require_shared(SEED_SYSTEM)
     fc_module = importlib.import_module("hear_mn.mn10_all_b_mel_avgs_fc")
-    with pytest.raises(WeightsError, match=r"missing keys.*\n.*classifier\.0\.weight") as error:
+    with pytest.raises(FileError, match=r"missing keys.*\n.*classifier\.0\.weight") as error:
         fc_module.load_model(str(REFERENCE / "mn10_seed1.pt"))
     assert "unexpected keys" in str(error.value) and "classifier.5.weight" in str(error.value)
     mlp_module = importlib.import_module("hear_mn.mn10_all_b_mel_avgs")
-    with pytest.raises(WeightsError, match="classifier.2.weight"):
+    with pytest.raises(FileError, match="classifier.2.weight"):
         mlp_module.load_model(str(SEED_SYSTEM / "mn10_fc_seed1.pt"))
 
 
@@ -176,7 +177,7 @@ def test_checkpoint_of_the_other_head_is_refused_with_its_keys() -> None:
 def test_corrupt_efficientat_download_is_refused_and_not_kept(server, local_release: str) -> None:
     file_name = registry.CHECKPOINTS["mn04_as"].weights.file_name
     server.files[file_name] = flip_tensor_byte(server.files[file_name])
-    with pytest.raises(WeightsError, match="CRC") as error:
+    with pytest.raises(FileError, match="CRC") as error:
         hear_module.load_model()
     assert local_release in str(error.value)
     assert not any(cache_dir().glob("*"))
@@ -185,11 +186,11 @@ def test_corrupt_efficientat_download_is_refused_and_not_kept(server, local_rele
 def test_wrong_width_download_is_refused_and_removed(server, monkeypatch) -> None:
     _serve(server, monkeypatch, "mn04_as", require_shared() / "mn10_seed1.pt")
     cached = cache_dir() / "mn04_as_mAP_432.pt"
-    with pytest.raises(WeightsError, match=r"shape mismatches") as error:
+    with pytest.raises(FileError, match=r"shape mismatches") as error:
         hear_module.load_model()
     assert f"removed {cached}" in str(error.value)
     assert not cached.exists()
-    with pytest.raises(WeightsError, match=r"shape mismatches"):
+    with pytest.raises(FileError, match=r"shape mismatches"):
         hear_module.load_model()
     assert len(server.requests) == 2  # not kept: downloaded again, refused again
 
@@ -200,7 +201,7 @@ def test_wrong_width_in_weights_dir_is_refused_not_deleted(
     wrong = tmp_path / "mn04_as_mAP_432.pt"
     shutil.copy(require_shared() / "mn10_seed1.pt", wrong)
     monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(tmp_path))
-    with pytest.raises(WeightsError, match=r"shape mismatches") as error:
+    with pytest.raises(FileError, match=r"shape mismatches") as error:
         hear_module.load_model()
     assert str(wrong) in str(error.value) and "removed" not in str(error.value)
     assert wrong.exists()
@@ -253,7 +254,7 @@ def test_unknown_prefix_says_which_prefix_was_found_and_what_was_expected(
 ) -> None:
     path = tmp_path / "other.pt"
     torch.save({f"encoder.{key}": value for key, value in mn01_state.items()}, path)
-    with pytest.raises(WeightsError) as error:
+    with pytest.raises(FileError) as error:
         create_model("mn01_e1_l", weights=path)
     message = str(error.value)
     assert "keys start with 'encoder.backbone.'" in message

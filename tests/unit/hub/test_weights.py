@@ -1,4 +1,4 @@
-"""Tests for hear_mn.weights: lookup order, atomic verified downloads, and safe loading."""
+"""Tests for hear_mn.hub.weights: lookup order, atomic verified downloads, and safe loading."""
 
 from __future__ import annotations
 
@@ -20,22 +20,15 @@ import torch
 from support.damaged_files import flip_tensor_byte
 from support.local_http import FILE_NAME, LocalServer
 
-import hear_mn.download
-import hear_mn.file_locations
-import hear_mn.hub
-from hear_mn.weights import (
-    WeightsError,
-    WeightsSpec,
-    WeightsUnavailableError,
-    cache_dir,
-    download_file,
-    fetch_weights,
-    load_into,
-    load_state_dict_file,
-    offline_dirs,
-    resolve_weights,
-    sha256_of,
-)
+import hear_mn.hub.download
+import hear_mn.hub.fetch
+import hear_mn.hub.locations
+from hear_mn.hub.checkpoint import load_into, load_state_dict_file
+from hear_mn.hub.download import download_file, sha256_of
+from hear_mn.hub.errors import FileError, FileUnavailableError
+from hear_mn.hub.locations import cache_dir, offline_dirs
+from hear_mn.hub.weights import fetch_weights, resolve_weights
+from hear_mn.hub.weights_spec import WeightsSpec
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -147,9 +140,9 @@ def test_wrong_sha256_leaves_nothing(
     data, _ = checkpoint
     server.files[FILE_NAME] = data
     spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256="0" * 64)
-    with pytest.raises(WeightsError, match="sha256") as info:
+    with pytest.raises(FileError, match="sha256") as info:
         resolve_weights(spec, progress=False)
-    assert not isinstance(info.value, WeightsUnavailableError)
+    assert not isinstance(info.value, FileUnavailableError)
     assert server.url("ok") in str(info.value)
     assert "0" * 64 in str(info.value)
     assert hashlib.sha256(data).hexdigest() in str(info.value)
@@ -162,7 +155,7 @@ def test_wrong_num_bytes_leaves_nothing(
     data, _ = checkpoint
     server.files[FILE_NAME] = data
     spec = WeightsSpec(FILE_NAME, server.url("ok"), num_bytes=len(data) + 1)
-    with pytest.raises(WeightsError, match="wrong size"):
+    with pytest.raises(FileError, match="wrong size"):
         resolve_weights(spec, progress=False)
     assert _files_in(env) == []
 
@@ -171,7 +164,7 @@ def test_truncated_download(server: LocalServer, checkpoint: tuple[bytes, str], 
     data, _ = checkpoint
     server.files[FILE_NAME] = data
     url = server.url("truncated")
-    with pytest.raises(WeightsError, match="truncated") as info:
+    with pytest.raises(FileError, match="truncated") as info:
         download_file(url, env / FILE_NAME, progress=False)
     message = str(info.value)
     assert url in message
@@ -184,7 +177,7 @@ def test_truncated_download_via_resolve(
     server: LocalServer, checkpoint: tuple[bytes, str], env: Path
 ) -> None:
     server.files[FILE_NAME] = checkpoint[0]
-    with pytest.raises(WeightsError, match="truncated"):
+    with pytest.raises(FileError, match="truncated"):
         resolve_weights(WeightsSpec(FILE_NAME, server.url("truncated")), progress=False)
     assert _files_in(env) == []
 
@@ -192,7 +185,7 @@ def test_truncated_download_via_resolve(
 def test_http_404_is_unavailable(server: LocalServer, env: Path) -> None:
     url = server.url("ok", "missing.pt")
     spec = WeightsSpec("missing.pt", url)
-    with pytest.raises(WeightsUnavailableError) as info:
+    with pytest.raises(FileUnavailableError) as info:
         resolve_weights(spec, progress=False)
     message = str(info.value)
     assert url in message
@@ -205,7 +198,7 @@ def test_http_404_is_unavailable(server: LocalServer, env: Path) -> None:
 
 def test_connection_refused_is_unavailable(env: Path) -> None:
     url = _closed_port_url()
-    with pytest.raises(WeightsUnavailableError) as info:
+    with pytest.raises(FileUnavailableError) as info:
         resolve_weights(WeightsSpec(FILE_NAME, url), progress=False)
     assert url in str(info.value)
     assert str(env) in str(info.value)
@@ -218,7 +211,7 @@ def test_offline_env_makes_no_request(
     server.files[FILE_NAME] = checkpoint[0]
     spec = WeightsSpec(FILE_NAME, server.url("ok"))
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
-    with pytest.raises(WeightsUnavailableError, match="HEAR_MN_OFFLINE") as info:
+    with pytest.raises(FileUnavailableError, match="HEAR_MN_OFFLINE") as info:
         resolve_weights(spec)
     assert spec.url in str(info.value)
     assert str(env) in str(info.value)
@@ -229,7 +222,7 @@ def test_download_false_makes_no_request(
     server: LocalServer, checkpoint: tuple[bytes, str]
 ) -> None:
     server.files[FILE_NAME] = checkpoint[0]
-    with pytest.raises(WeightsUnavailableError, match="download=False"):
+    with pytest.raises(FileUnavailableError, match="download=False"):
         resolve_weights(WeightsSpec(FILE_NAME, server.url("ok")), download=False)
     assert server.requests == []
 
@@ -268,10 +261,10 @@ def test_bad_file_in_offline_dir_is_refused_not_deleted(
     bad = offline / FILE_NAME
     bad.write_bytes(b"not the release")
     monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         resolve_weights(WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha))
     message = str(info.value)
-    assert not isinstance(info.value, WeightsUnavailableError)
+    assert not isinstance(info.value, FileUnavailableError)
     assert str(bad) in message
     assert sha in message
     assert hashlib.sha256(b"not the release").hexdigest() in message
@@ -287,7 +280,7 @@ def test_corrupt_cache_file_is_rejected_offline(
     (env / FILE_NAME).write_bytes(b"garbage")
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
     spec = WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha)
-    with pytest.raises(WeightsError, match="corrupt"):
+    with pytest.raises(FileError, match="corrupt"):
         resolve_weights(spec)
     assert _files_in(env) == []
 
@@ -300,7 +293,7 @@ def test_corrupt_cache_file_is_replaced_by_download(
     env.mkdir()
     (env / FILE_NAME).write_bytes(data[:-10])
     spec = WeightsSpec(FILE_NAME, server.url("ok"), sha256=sha)
-    with caplog.at_level(logging.WARNING, logger="hear_mn.hub"):
+    with caplog.at_level(logging.WARNING, logger="hear_mn.hub.fetch"):
         path = resolve_weights(spec, progress=False)
     assert path.read_bytes() == data
     assert len(server.requests) == 1
@@ -322,7 +315,7 @@ def test_file_url_download(checkpoint: tuple[bytes, str], tmp_path: Path, env: P
 
 def test_missing_file_url_is_unavailable(tmp_path: Path) -> None:
     url = (tmp_path / "nope.pt").as_uri()
-    with pytest.raises(WeightsUnavailableError, match="nope.pt"):
+    with pytest.raises(FileUnavailableError, match="nope.pt"):
         download_file(url, tmp_path / "out" / "nope.pt")
     assert _files_in(tmp_path / "out") == []
 
@@ -352,7 +345,7 @@ def test_progress_bar_only_when_asked(
 
 
 def test_load_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="does not exist") as info:
+    with pytest.raises(FileError, match="does not exist") as info:
         load_state_dict_file(tmp_path / "absent.pt")
     assert "absent.pt" in str(info.value)
 
@@ -360,7 +353,7 @@ def test_load_missing_file(tmp_path: Path) -> None:
 def test_load_text_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("this is not a checkpoint\n")
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         load_state_dict_file(path)
     assert str(path) in str(info.value)
     assert "delete it and download it again" in str(info.value)
@@ -370,7 +363,7 @@ def test_load_text_file_is_refused(tmp_path: Path) -> None:
 def test_load_truncated_checkpoint(checkpoint: tuple[bytes, str], tmp_path: Path) -> None:
     path = tmp_path / "half.pt"
     path.write_bytes(checkpoint[0][: len(checkpoint[0]) // 2])
-    with pytest.raises(WeightsError, match="is damaged: it is truncated"):
+    with pytest.raises(FileError, match="is damaged: it is truncated"):
         load_state_dict_file(path)
 
 
@@ -384,7 +377,7 @@ class Payload:
 def test_custom_class_pickle_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     _save({"weight": torch.zeros(2), "extra": Payload()}, path)
-    with pytest.raises(WeightsError, match="Python objects") as info:
+    with pytest.raises(FileError, match="Python objects") as info:
         load_state_dict_file(path)
     assert str(path) in str(info.value)
     assert "Payload" in str(info.value)
@@ -394,10 +387,10 @@ def test_custom_class_pickle_is_refused(tmp_path: Path) -> None:
 def test_non_tensor_values_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "odd.pt"
     _save({"weight": torch.zeros(2), "epoch": 3}, path)
-    with pytest.raises(WeightsError, match="'epoch': int"):
+    with pytest.raises(FileError, match="'epoch': int"):
         load_state_dict_file(path)
     _save([torch.zeros(2)], path)
-    with pytest.raises(WeightsError, match="list"):
+    with pytest.raises(FileError, match="list"):
         load_state_dict_file(path)
 
 
@@ -408,7 +401,7 @@ def test_state_dict_key_unwrapping(tmp_path: Path) -> None:
     spec = WeightsSpec("wrapped.pt", "http://unused", state_dict_key="weights")
     _assert_same_state(load_state_dict_file(path, spec), state)
 
-    with pytest.raises(WeightsError, match="no entry 'model'"):
+    with pytest.raises(FileError, match="no entry 'model'"):
         load_state_dict_file(
             path, WeightsSpec("wrapped.pt", "http://unused", state_dict_key="model")
         )
@@ -439,7 +432,7 @@ def test_load_into_lists_mismatches() -> None:
         # "1.bias" missing
         "head.weight": torch.zeros(1),  # unexpected
     }
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         load_into(model, state, source="other.pt")
     message = str(info.value)
     assert message.startswith("other.pt")
@@ -454,7 +447,7 @@ def test_load_into_lists_mismatches() -> None:
 def test_load_into_truncates_long_lists() -> None:
     model = torch.nn.Linear(3, 2)
     state = {f"extra.{i}": torch.zeros(1) for i in range(20)} | _tiny_state()
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         load_into(model, state, source="big.pt")
     message = str(info.value)
     assert "20 unexpected keys" in message
@@ -474,13 +467,13 @@ def test_fetch_weights_from_path_warns_on_hash(
     user.parent.mkdir()
     user.write_bytes(data)
     spec = WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256="f" * 64)
-    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+    with caplog.at_level(logging.WARNING, logger="hear_mn.hub.weights"):
         state = fetch_weights(spec, str(user))
     _assert_same_state(state, _tiny_state())
     assert any("sha256" in r.getMessage() for r in caplog.records)
 
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="hear_mn.weights"):
+    with caplog.at_level(logging.WARNING, logger="hear_mn.hub.weights"):
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha), user)
     assert caplog.records == []
 
@@ -512,7 +505,7 @@ def test_download_with_a_flipped_tensor_byte_is_refused(
 ) -> None:
     server.files[FILE_NAME] = flip_tensor_byte(checkpoint[0])
     spec = WeightsSpec(FILE_NAME, server.url("ok"))  # no SHA-256 on record, like EfficientAT
-    with pytest.raises(WeightsError, match="CRC") as info:
+    with pytest.raises(FileError, match="CRC") as info:
         fetch_weights(spec, progress=False)
     assert server.url("ok") in str(info.value)
     assert _files_in(env) == []
@@ -525,7 +518,7 @@ def test_corrupt_cached_file_without_hash_is_removed_naming_it(
     cached = env / FILE_NAME
     cached.write_bytes(flip_tensor_byte(checkpoint[0]))
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
-    with pytest.raises(WeightsError, match="CRC") as info:
+    with pytest.raises(FileError, match="CRC") as info:
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
     _assert_removed_naming(info.value, cached, env)
 
@@ -538,7 +531,7 @@ def test_corrupt_file_in_weights_dir_is_refused_not_deleted(
     damaged = flip_tensor_byte(checkpoint[0])
     (offline / FILE_NAME).write_bytes(damaged)
     monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
-    with pytest.raises(WeightsError, match="CRC") as info:
+    with pytest.raises(FileError, match="CRC") as info:
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
     assert str(offline / FILE_NAME) in str(info.value)
     assert "removed" not in str(info.value)
@@ -550,7 +543,7 @@ def test_corrupt_user_path_is_refused_not_deleted(
 ) -> None:
     user = tmp_path / "mine.pt"
     user.write_bytes(flip_tensor_byte(checkpoint[0]))
-    with pytest.raises(WeightsError, match="CRC"):
+    with pytest.raises(FileError, match="CRC"):
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"), user)
     assert user.exists()
 
@@ -566,7 +559,7 @@ def test_first_verified_copy_is_recorded_and_checked_later(
     assert sidecar.read_text().split()[0] == sha
     # A different, intact checkpoint under the same name: its CRCs are fine, its hash is not.
     torch.save({k: v + 1 for k, v in _tiny_state().items()}, env / FILE_NAME)
-    with caplog.at_level(logging.WARNING, logger="hear_mn.hub"):
+    with caplog.at_level(logging.WARNING, logger="hear_mn.hub.fetch"):
         _assert_same_state(fetch_weights(spec, progress=False), _tiny_state())
     assert len(server.requests) == 2  # the changed copy was removed and downloaded again
     assert any(str(env / FILE_NAME) in r.getMessage() for r in caplog.records)
@@ -596,7 +589,7 @@ def test_unreadable_cached_file_is_kept_and_reported(
 
     monkeypatch.setattr(os, "open", cannot_read)
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         fetch_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never"))
     assert cached.read_bytes() == checkpoint[0]  # not deleted
     message = str(info.value)
@@ -616,8 +609,8 @@ def test_io_error_while_checking_a_cached_file_is_reported(
     def failing_disk(path: Path, kind: str) -> bytes:
         raise OSError(errno.EIO, "Input/output error", str(path))
 
-    monkeypatch.setattr(hear_mn.hub, "read_regular_file", failing_disk)
-    with pytest.raises(WeightsError, match="Input/output error") as info:
+    monkeypatch.setattr(hear_mn.hub.fetch, "read_regular_file", failing_disk)
+    with pytest.raises(FileError, match="Input/output error") as info:
         resolve_weights(WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never", sha256=sha))
     assert str(env / FILE_NAME) in str(info.value)
     assert (env / FILE_NAME).read_bytes() == data
@@ -627,7 +620,7 @@ def test_io_error_while_checking_a_cached_file_is_reported(
 
 
 def _refuse_all(state_dict: dict[str, torch.Tensor], *, source: str) -> None:
-    raise WeightsError(f"{source}: checkpoint does not fit the model")
+    raise FileError(f"{source}: checkpoint does not fit the model")
 
 
 def test_fetch_weights_verify_failure_removes_the_cached_file(
@@ -635,7 +628,7 @@ def test_fetch_weights_verify_failure_removes_the_cached_file(
 ) -> None:
     server.files[FILE_NAME] = checkpoint[0]
     spec = WeightsSpec(FILE_NAME, server.url("ok"))
-    with pytest.raises(WeightsError, match="does not fit") as info:
+    with pytest.raises(FileError, match="does not fit") as info:
         fetch_weights(spec, progress=False, verify=_refuse_all)
     _assert_removed_naming(info.value, env / FILE_NAME, env)
 
@@ -649,7 +642,7 @@ def test_fetch_weights_verify_failure_never_deletes_user_files(
     spec = WeightsSpec(FILE_NAME, "http://127.0.0.1:9/never")
     for path in (offline / FILE_NAME, None):
         monkeypatch.setenv("HEAR_MN_WEIGHTS_DIR", str(offline))
-        with pytest.raises(WeightsError, match="does not fit") as info:
+        with pytest.raises(FileError, match="does not fit") as info:
             fetch_weights(spec, path, verify=_refuse_all)
         assert "removed" not in str(info.value)
         assert (offline / FILE_NAME).read_bytes() == checkpoint[0]
@@ -693,7 +686,7 @@ def test_code_in_a_checkpoint_is_refused_and_never_runs(
     path = tmp_path / "evil.pt"
     payload = {"weight": torch.zeros(2), "x": SystemCall(f"touch {marker}")}
     torch.save(payload, path, pickle_protocol=protocol, _use_new_zipfile_serialization=zip_format)
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         load_state_dict_file(path)
     message = str(info.value)
     assert "contains Python objects other than tensors" in message
@@ -711,7 +704,7 @@ def test_code_in_a_cached_download_is_refused_and_removed(
     marker = tmp_path / "code_ran"
     data = _save({"x": SystemCall(f"touch {marker}")}, tmp_path / "src" / "evil.pt")
     server.files[FILE_NAME] = data
-    with pytest.raises(WeightsError, match="Python objects other than tensors"):
+    with pytest.raises(FileError, match="Python objects other than tensors"):
         fetch_weights(WeightsSpec(FILE_NAME, server.url("ok")), progress=False)
     assert not marker.exists()
     assert _files_in(env) == []
@@ -745,7 +738,7 @@ def test_read_only_cache_dir_names_the_directory_and_what_to_do(
 
     monkeypatch.setattr(os, "open", read_only_open)
     monkeypatch.setattr(os, "mkdir", read_only_mkdir)
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         fetch_weights(WeightsSpec(FILE_NAME, server.url("ok")), progress=False)
     message = str(info.value)
     assert f"cannot write to the weights cache directory {env}" in message
@@ -799,13 +792,13 @@ def test_progress_bar_is_tqdm_on_stderr(
 ) -> None:
     server.files[FILE_NAME] = checkpoint[0]
     bars: list[dict[str, object]] = []
-    real_tqdm = hear_mn.download.tqdm
+    real_tqdm = hear_mn.hub.download.tqdm
 
     def recording_tqdm(*args: object, **kwargs: object) -> object:
         bars.append(kwargs)
         return real_tqdm(*args, **kwargs)
 
-    monkeypatch.setattr(hear_mn.download, "tqdm", recording_tqdm)
+    monkeypatch.setattr(hear_mn.hub.download, "tqdm", recording_tqdm)
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     download_file(server.url("ok"), tmp_path / "a.pt")  # a terminal: shown
@@ -846,7 +839,7 @@ def test_common_wrappers_with_data_parallel_prefix_load(tmp_path: Path, key: str
 
 def test_load_into_names_the_prefix_found_and_expected() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(3, 2))
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(FileError) as info:
         load_into(model, _prefixed(_tiny_state(), "encoder."), source="other.pt")
     message = str(info.value)
     assert "keys start with 'encoder.'" in message
@@ -867,7 +860,7 @@ def test_lookup_order_weights_dir_then_package_then_cache(
     env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = _kwmlp_spec()
-    shipped = hear_mn.hub.PACKAGED_DIR / spec.file_name
+    shipped = hear_mn.hub.locations.PACKAGED_DIR / spec.file_name
     env.mkdir()
     (env / spec.file_name).write_bytes(b"a stale cached copy")
     monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
@@ -887,8 +880,8 @@ def test_damaged_shipped_file_is_refused_not_deleted(
     damaged = tmp_path / "checkpoints" / spec.file_name
     damaged.parent.mkdir()
     damaged.write_bytes(b"damaged")
-    monkeypatch.setattr(hear_mn.file_locations, "PACKAGED_DIR", damaged.parent)
-    with pytest.raises(WeightsError, match="reinstall") as info:
+    monkeypatch.setattr(hear_mn.hub.locations, "PACKAGED_DIR", damaged.parent)
+    with pytest.raises(FileError, match="reinstall") as info:
         fetch_weights(spec, download=False)
     assert str(damaged) in str(info.value)
     assert damaged.read_bytes() == b"damaged"
@@ -898,5 +891,10 @@ def test_damaged_shipped_file_is_refused_not_deleted(
 
 
 def test_hub_does_not_import_torch() -> None:
-    code = "import sys, hear_mn.hub; assert 'torch' not in sys.modules, 'torch imported'"
+    """Only ``hub.checkpoint`` and ``hub.weights`` load torch: the families' tables, the
+    lookup, downloads and ``hear-mn list`` do not."""
+    code = (
+        "import sys, hear_mn.hub.fetch, hear_mn.hub.weights_spec; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,7 +20,6 @@ import torch
 
 import hear_mn
 from hear_mn import catalog, cli
-from hear_mn.checkpoint import load_into
 from hear_mn.config import (
     CHECKPOINTS,
     FAMILIES,
@@ -29,9 +28,11 @@ from hear_mn.config import (
     ModelConfig,
     register_family,
 )
-from hear_mn.file_errors import BadFileError
+from hear_mn.hub.checkpoint import load_into
+from hear_mn.hub.errors import BadFileError
+from hear_mn.hub.weights_spec import WeightsSpec
 from hear_mn.model import EmbeddingModel
-from hear_mn.weights_spec import WeightsSpec
+from hear_mn.run_options import RunOptions
 
 NAME = "toy_stats"
 GROUP = "toy"
@@ -46,13 +47,13 @@ class WindowStatistics(EmbeddingModel):
 
     family = NAME
 
-    def __init__(self, *, name: str, sample_rate: int, autocast: bool = False) -> None:
+    def __init__(self, config: ModelConfig, run: RunOptions) -> None:
         super().__init__(
-            name=name,
-            sample_rate=sample_rate,
+            name=config.name,
+            sample_rate=config.sample_rate,  # the checkpoint's: the only sample rate
             scene_embedding_size=STATISTICS,
             timestamp_embedding_size=STATISTICS,
-            autocast=autocast,
+            autocast=run.autocast,
         )
         self.gain = torch.nn.Parameter(torch.ones(STATISTICS))
 
@@ -112,8 +113,8 @@ class WindowStatisticsFamily(Family):
     def describe(self, config: ModelConfig) -> str:
         return f"{config.name}: mean, std and peak of 100 ms windows ({STATISTICS} values)"
 
-    def build(self, config: ModelConfig, **options: object) -> WindowStatistics:
-        return WindowStatistics(name=config.name, sample_rate=config.sample_rate, **options)
+    def build(self, config: ModelConfig, run: RunOptions) -> WindowStatistics:
+        return WindowStatistics(config, run)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from support.reference import relative_error, require_shared
 
 from hear_mn.models.audiomlp.architectures import AUDIOMAE, KWMLP, AudioMLPArch
 from hear_mn.models.audiomlp.network import AudioMLPModel, n_timestamps, resample_time
+from hear_mn.registry import get_config
 
 ARCHS = {"kwmlp": KWMLP, "audiomae": AUDIOMAE}
 INPUT_KEYS = ("len1", "len2.5", "len7.3")
@@ -31,8 +33,8 @@ def _checkpoint(name: str) -> dict[str, torch.Tensor]:
 @pytest.fixture(scope="module")
 def pretrained() -> dict[str, AudioMLPModel]:
     models = {}
-    for name, arch in ARCHS.items():
-        model = AudioMLPModel(arch)
+    for name in ARCHS:
+        model = AudioMLPModel(get_config(name))
         model.load_checkpoint(_checkpoint(name), source=f"{name}.pth")
         models[name] = model
     return models
@@ -41,7 +43,7 @@ def pretrained() -> dict[str, AudioMLPModel]:
 @pytest.fixture(scope="module")
 def random_models() -> dict[str, AudioMLPModel]:
     torch.manual_seed(0)
-    return {name: AudioMLPModel(arch) for name, arch in ARCHS.items()}
+    return {name: AudioMLPModel(get_config(name)) for name in ARCHS}
 
 
 @pytest.mark.parametrize("key", INPUT_KEYS)
@@ -165,7 +167,7 @@ def test_resample_time_halves_then_interpolates() -> None:
 )
 def test_refuses_the_other_models_checkpoint(model_name: str, ckpt_name: str) -> None:
     state_dict = _checkpoint(ckpt_name)
-    model = AudioMLPModel(ARCHS[model_name])
+    model = AudioMLPModel(get_config(model_name))
     with pytest.raises(Exception, match=r"(?s)missing keys.*unexpected keys") as info:
         model.load_checkpoint(state_dict, source=f"{ckpt_name}.pth")
     message = str(info.value)
@@ -174,7 +176,7 @@ def test_refuses_the_other_models_checkpoint(model_name: str, ckpt_name: str) ->
 
 
 def test_strict_loading_without_fixtures() -> None:
-    kwmlp = AudioMLPModel(KWMLP)
+    kwmlp = AudioMLPModel(get_config("kwmlp"))
     state = dict(kwmlp.encoder.state_dict())
     # kwmlp's documented classifier keys are dropped ...
     state_with_head = dict(state)
@@ -187,8 +189,11 @@ def test_strict_loading_without_fixtures() -> None:
     with pytest.raises(Exception, match="extra.weight"):
         kwmlp.load_checkpoint({**state, "extra.weight": torch.zeros(1)}, source="extra")
     with pytest.raises(Exception, match="to_logits.0.weight"):
-        AudioMLPModel(AUDIOMAE).load_checkpoint(
-            {**AudioMLPModel(AUDIOMAE).encoder.state_dict(), "to_logits.0.weight": torch.ones(64)},
+        AudioMLPModel(get_config("audiomae")).load_checkpoint(
+            {
+                **AudioMLPModel(get_config("audiomae")).encoder.state_dict(),
+                "to_logits.0.weight": torch.ones(64),
+            },
             source="audiomae-with-head",
         )
     bad_shape = {**state, "to_patch_embed.1.weight": torch.zeros(64, 41)}
@@ -211,6 +216,6 @@ def test_arch_is_declarative() -> None:
     )
     with pytest.raises(ValueError):
         AudioMLPArch("x", 2, "mel", "bottleneck", 8, 100, 16)
-    model = AudioMLPModel(AUDIOMAE, name="custom")
+    model = AudioMLPModel(replace(get_config("audiomae"), name="custom"))
     assert model.name == "custom" and model.sample_rate == 16000
     assert model.scene_embedding_size == 1584 and model.timestamp_embedding_size == 8

@@ -30,7 +30,7 @@ from support.reference import (
 
 import hear_mn
 from hear_mn import cli
-from hear_mn.file_errors import BadFileError
+from hear_mn.hub.errors import BadFileError
 from hear_mn.models.efficientat.dymn_network import DyMN, DyMNEmbedder
 from hear_mn.registry import create_model, get_config
 

@@ -235,7 +235,7 @@ def test_names_of_any_width_with_variants_pooling_and_windows(
 ) -> None:
     config = get_config(name)
     assert config.checkpoint.name == checkpoint
-    assert (config.features, config.pooling, config.timestamp_window_ms) == (
+    assert (config.features, config.pooling, config.timestamp_window) == (
         features,
         pooling,
         window,

@@ -74,13 +74,13 @@ def test_sliding_windows_share_frames() -> None:
     """Overlapping 160 ms windows every 50 ms: about half the STFT frames of one by one."""
     frontend = LogMelFrontend()
     counted: list[int] = []
-    original = frontend._power
+    original = frontend._frame_power
 
     def spy(padded: torch.Tensor) -> torch.Tensor:
-        power = original(padded)
-        counted.append(power.shape[0] * power.shape[-1])
+        power = original(padded)  # (..., frames, bins)
+        counted.append(power.shape[:-1].numel())
         return power
 
-    frontend._power = spy
+    frontend._frame_power = spy
     frontend.sliding_windows(torch.randn(99 * 1600 + 5120), 100, 5120, 1600)
     assert sum(counted) <= 0.55 * 100 * frontend.num_frames(5120)

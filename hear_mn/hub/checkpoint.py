@@ -4,11 +4,11 @@ Checkpoints are always read with ``weights_only=True`` (loading weights must nev
 from the file); a file refused for holding other Python objects is called unsafe and names
 them, found by reading its pickle's opcodes (of any protocol), never by unpickling. A file is
 read once, whole, and loaded from those bytes (:func:`load_state_dict_bytes`), so what
-:mod:`hear_mn.hub` verified is what is loaded. A torch zip archive's CRC-32s are verified
+:mod:`hear_mn.hub.fetch` verified is what is loaded. A torch zip archive's CRC-32s are verified
 before it is read, and a cut-off one is called truncated (:func:`archive_problem`). A state dict wrapped in a dict ("model_state_dict",
 "state_dict", "model") is unwrapped, and the wrapper prefixes "module.", "model." and
 "backbone." are removed before :func:`load_into` loads it strictly, explaining any key or
-shape mismatch. No network or cache code here: see :mod:`hear_mn.hub`.
+shape mismatch. No network or cache code here: see :mod:`hear_mn.hub.fetch`.
 """
 
 from __future__ import annotations
@@ -21,18 +21,22 @@ import pickletools
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import torch
 
-from hear_mn.file_errors import BadFileError, FileError
-from hear_mn.hub import unreadable_error
-from hear_mn.regular_files import read_regular_file
+from hear_mn.hub.errors import BadFileError, FileError
+from hear_mn.hub.locations import unreadable_error
+from hear_mn.hub.regular_files import read_regular_file
+from hear_mn.hub.weights_spec import WeightsSpec
 
-if TYPE_CHECKING:
-    from hear_mn.weights_spec import WeightsSpec
-
-__all__ = ["archive_problem", "load_into", "load_state_dict_bytes", "load_state_dict_file"]
+__all__ = [
+    "archive_problem",
+    "load_into",
+    "load_state_dict_bytes",
+    "load_state_dict_file",
+    "read_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -251,8 +255,17 @@ def load_state_dict_file(
     :class:`FileError` when it is missing or not a regular file.
     """
     path = Path(path)
+    return load_state_dict_bytes(read_checkpoint(path), path, spec, verified=verified)
+
+
+def read_checkpoint(path: Path) -> bytes:
+    """The bytes of the checkpoint file the user named, read once, whole.
+
+    Raises :class:`FileError` when it is missing or not a regular file,
+    :class:`FileAccessError` when it cannot be read (it is left as it is).
+    """
     try:
-        data = read_regular_file(path, "weights")
+        return read_regular_file(path, "weights")
     except FileNotFoundError as error:
         raise FileError(
             f"weights file {path} does not exist; check the path, or pass no path to use "
@@ -260,7 +273,6 @@ def load_state_dict_file(
         ) from error
     except OSError as error:
         raise unreadable_error(path, error, "weights") from error
-    return load_state_dict_bytes(data, path, spec, verified=verified)
 
 
 def load_state_dict_bytes(

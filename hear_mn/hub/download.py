@@ -1,25 +1,23 @@
 """Moving a file's bytes: an atomic, checked, bounded HTTP download with a progress bar, and
 hashing.
 
-The lowest layer of :mod:`hear_mn.hub` (which re-exports :func:`download_file`): it knows
-nothing of the cache or the lookup order. A download goes to a temporary file in the
-destination's directory that is renamed into place only after every check, so an
-interrupted or corrupt download never leaves anything behind.
+It knows nothing of the cache or the lookup order (:mod:`hear_mn.hub.fetch` does). A
+download goes to a temporary file in the destination's directory
+(:func:`hear_mn.atomic.atomic_output`) that is moved into place only after every check, so
+an interrupted or corrupt download never leaves anything behind.
 
-A download is bounded (:mod:`hear_mn.download_limits`): never more than the size expected,
+A download is bounded (:mod:`hear_mn.hub.limits`): never more than the size expected,
 announced or not, and never slower than a minimum rate, so a server that lies about the
 size, never ends, trickles or stalls is cut off with a clear message.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import http.client
 import io
 import logging
 import os
-import secrets
 import sys
 import time
 import urllib.error
@@ -30,18 +28,19 @@ from typing import IO, Protocol
 
 from tqdm import tqdm
 
-from hear_mn.download_limits import (
+from hear_mn.atomic import atomic_output
+from hear_mn.hub.errors import (
+    BadFileError,
+    FileAccessError,
+    FileUnavailableError,
+    os_error_text,
+)
+from hear_mn.hub.limits import (
     ENV_MAX_BYTES,
     ENV_MIN_RATE,
     ENV_RATE_WINDOW,
     DownloadLimits,
     too_slow,
-)
-from hear_mn.file_errors import (
-    BadFileError,
-    FileAccessError,
-    FileUnavailableError,
-    os_error_text,
 )
 
 __all__ = [
@@ -54,7 +53,6 @@ __all__ = [
     "FileCheck",
     "download_bytes",
     "download_file",
-    "new_temp_file",
     "same_sha256",
     "sha256_of",
 ]
@@ -101,23 +99,6 @@ def same_sha256(expected: str, actual: str) -> bool:
     return expected.strip().lower() == actual.lower()
 
 
-def new_temp_file(directory: Path, name: str) -> tuple[Path, IO[bytes]]:
-    """A new, empty ``.<name>.<random>.part`` in ``directory``, opened for writing.
-
-    Created with mode 0o666 less the umask, like any file the user creates (tempfile's
-    0o600 would leave cached files unreadable to other users).
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        path = directory / f".{name}.{secrets.token_hex(6)}.part"
-        try:
-            fd = os.open(path, flags, 0o666)
-        except FileExistsError:
-            continue
-        return path, os.fdopen(fd, "wb")
-    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(directory))
-
-
 def _want_progress(progress: bool | None) -> bool:
     if progress is not None:
         return progress
@@ -138,20 +119,6 @@ def _content_length(response: object) -> int | None:
     except ValueError:
         return None
     return length if length is not None and length >= 0 else None
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Best effort: make the rename durable (not possible on every platform)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _unwritable(directory: Path, error: OSError) -> FileAccessError:
@@ -281,10 +248,10 @@ def download_bytes(
     """Download ``url`` to ``destination`` atomically and return the bytes saved there.
 
     The body is streamed to a temporary file in the destination directory (and kept in
-    memory), fsynced, and checked against the server's Content-Length, ``num_bytes``,
+    memory) and checked against the server's Content-Length, ``num_bytes``,
     ``sha256`` (``expected_source``: where these two come from, for a refusal) and ``check``
-    (``downloaded=True``; each when given) before it is moved into place with
-    :func:`os.replace`. On failure the temporary file is removed and
+    (``downloaded=True``; each when given) before it is fsynced and moved into place
+    (:func:`hear_mn.atomic.atomic_output`). On failure the temporary file is removed and
     ``destination`` is not touched. ``limits`` (default: :meth:`DownloadLimits.from_env`)
     bound its size and speed. A progress bar (tqdm, on stderr) is shown when ``progress`` is
     True, or when it is None, stderr is a terminal and ``$HEAR_MN_QUIET`` is unset.
@@ -298,14 +265,9 @@ def download_bytes(
     limits = limits or DownloadLimits.from_env()
     request = urllib.request.Request(url, headers={"User-Agent": "hear_mn"})
     logger.info("downloading %s to %s", url, destination)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        temp, sink = new_temp_file(directory, destination.name)
-    except OSError as error:
-        raise _unwritable(directory, error) from error
     kept = io.BytesIO()
     try:
-        with sink:
+        with atomic_output(destination, sync_folder=True) as (temp, sink):
             try:
                 response = urllib.request.urlopen(request, timeout=limits.window)
             except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
@@ -325,25 +287,20 @@ def download_bytes(
                 )
                 with bar:
                     expected = _receive(response, body, bar)
-            sink.flush()
-            os.fsync(sink.fileno())
-        data = kept.getvalue()
-        problem = _received_problem(
-            body.received, expected, num_bytes, sha256, body.digest.hexdigest(), expected_source
-        )
-        if problem is None and check is not None:
-            problem = check(data, temp, downloaded=True)
-        if problem is not None:
-            raise BadFileError(
-                f"download of {url} failed its checks: {problem}; run again to retry "
-                "(nothing was saved)"
+            sink.flush()  # a check may read the received file back
+            data = kept.getvalue()
+            problem = _received_problem(
+                body.received, expected, num_bytes, sha256, body.digest.hexdigest(), expected_source
             )
-        os.replace(temp, destination)
+            if problem is None and check is not None:
+                problem = check(data, temp, downloaded=True)
+            if problem is not None:
+                raise BadFileError(
+                    f"download of {url} failed its checks: {problem}; run again to retry "
+                    "(nothing was saved)"
+                )
     except OSError as error:
         raise _unwritable(directory, error) from error
-    finally:
-        temp.unlink(missing_ok=True)
-    _fsync_dir(directory)
     logger.info("saved %s (%d bytes)", destination, body.received)
     return data
 

@@ -1,18 +1,18 @@
 """Pretrained weights: the released checkpoint files, found, checked and loaded.
 
-A checkpoint is a published file like any other (:mod:`hear_mn.hub`): it is looked for in
+A checkpoint is a published file like any other (:mod:`hear_mn.hub.fetch`): it is looked for in
 the directories of ``$HEAR_MN_WEIGHTS_DIR``, then among the checkpoints shipped inside the
 package (the two Audio-MLP files, CC BY-SA 4.0, see ``ATTRIBUTION.md`` there), then in the
 cache directory, and else downloaded into the cache (from ``$HEAR_MN_WEIGHTS_MIRROR`` when
 set) unless ``download=False`` or ``$HEAR_MN_OFFLINE`` is set. It is read once, whole, and
-the bytes checked are the bytes loaded, safely, by :mod:`hear_mn.checkpoint`
+the bytes checked are the bytes loaded, safely, by :mod:`hear_mn.hub.checkpoint`
 (``weights_only=True``: loading weights must never run code from the file).
 
-Integrity (:mod:`hear_mn.integrity`): a file with a SHA-256 on record (``WeightsSpec.sha256``,
-the Audio-MLP files) is pinned: checked against it. The EfficientAT release lists no hashes:
-a download of one of its files is checked against the digest its GitHub release publishes
-when there is one (:mod:`hear_mn.published`), else trusted on first use with a warning.
-Either way they are torch zip archives with a CRC-32 per entry, verified (with their
+Integrity (:mod:`hear_mn.hub.integrity`): a file with a SHA-256 on record
+(``WeightsSpec.sha256``, the Audio-MLP files) is pinned: checked against it. The EfficientAT
+release lists no hashes: a download of one of its files is checked against the digest its
+GitHub release publishes when there is one (:mod:`hear_mn.hub.published`), else trusted on
+first use with a warning. Either way they are torch zip archives with a CRC-32 per entry, verified (with their
 completeness) before a download enters the cache and when a file is loaded, and the SHA-256
 of the first verified copy is recorded next to it (``<file>.sha256``, with its trust level)
 and checked on later loads.
@@ -22,9 +22,11 @@ model) is removed with a message naming it. Files the user gave (a path or
 ``$HEAR_MN_WEIGHTS_DIR``) and shipped files are refused but never deleted, and a file that
 cannot be read (permissions, I/O errors) is reported as such and left alone.
 
-The error classes are :mod:`hear_mn.hub`'s under their historical names (``WeightsError`` is
-``hub.FileError``, ...); the file plumbing and checkpoint reading this module used to hold
-are re-exported here from :mod:`hear_mn.hub` and :mod:`hear_mn.checkpoint`.
+Loading one file walks down the package once: :func:`fetch_weights` asks
+:mod:`hear_mn.hub.fetch` for the checked bytes (which uses ``locations``, ``regular_files``,
+``integrity``, ``published`` and ``download``), then :mod:`hear_mn.hub.checkpoint` loads them;
+nothing below calls back up. Errors are :mod:`hear_mn.hub.errors`' (:class:`FileError` and
+its subclasses).
 """
 
 from __future__ import annotations
@@ -37,64 +39,21 @@ from typing import Protocol
 
 import torch
 
-from hear_mn.checkpoint import (
-    archive_problem,
-    load_into,
-    load_state_dict_bytes,
-    load_state_dict_file,
-)
-from hear_mn.hub import (
-    ENV_OFFLINE,
-    PACKAGED_DIR,
-    BadFileError,
-    FileAccessError,
-    FileError,
-    FileUnavailableError,
-    cache_dir,
-    download_file,
-    env_flag,
-    evict,
-    fetch_content,
-    offline_dirs,
-    same_sha256,
-    sha256_of,
-    unreadable_error,
-)
-from hear_mn.integrity import PINNED, PUBLISHED
-from hear_mn.regular_files import read_regular_file
-from hear_mn.weights_spec import WeightsSpec, find_weights, weights_integrity
+from hear_mn.hub.checkpoint import archive_problem, load_state_dict_bytes, read_checkpoint
+from hear_mn.hub.download import same_sha256
+from hear_mn.hub.errors import BadFileError, FileAccessError, FileError
+from hear_mn.hub.fetch import evict, fetch_content
+from hear_mn.hub.integrity import PINNED, PUBLISHED
+from hear_mn.hub.locations import ENV_OFFLINE, env_flag
+from hear_mn.hub.weights_spec import WeightsSpec
 
-__all__ = [
-    "PACKAGED_DIR",
-    "BadWeightsError",
-    "StateDictCheck",
-    "WeightsAccessError",
-    "WeightsError",
-    "WeightsSpec",
-    "WeightsUnavailableError",
-    "cache_dir",
-    "download_file",
-    "fetch_weights",
-    "find_weights",
-    "load_into",
-    "load_state_dict_file",
-    "offline_dirs",
-    "resolve_weights",
-    "sha256_of",
-    "weights_integrity",
-]
+__all__ = ["StateDictCheck", "fetch_weights", "resolve_weights"]
 
 logger = logging.getLogger(__name__)
 
-# The historical names of hub's errors, which every weights error is.
-WeightsError = FileError
-WeightsUnavailableError = FileUnavailableError
-BadWeightsError = BadFileError
-WeightsAccessError = FileAccessError
-
 
 class StateDictCheck(Protocol):
-    """Loads a state dict into a model, raising :class:`WeightsError` when it does not fit."""
+    """Loads a state dict into a model, raising :class:`FileError` when it does not fit."""
 
     def __call__(self, state_dict: dict[str, torch.Tensor], *, source: str) -> None: ...
 
@@ -111,11 +70,11 @@ def resolve_weights(
 ) -> Path:
     """Return the local path of the checkpoint described by ``spec``, checked.
 
-    Looks in :func:`offline_dirs`, the shipped checkpoints, then :func:`cache_dir`, and
+    Looks in the ``$HEAR_MN_WEIGHTS_DIR`` folders, the shipped checkpoints, then the cache, and
     downloads into the cache when the file is absent and downloading is allowed
     (``download=True`` and ``$HEAR_MN_OFFLINE`` not set). A found file is checked (see the
     module's docstring): a bad file in an offline directory or the package raises
-    :class:`BadWeightsError` and is left alone; a bad file in the cache is deleted and
+    :class:`BadFileError` and is left alone; a bad file in the cache is deleted and
     downloaded again. To load it, use :func:`fetch_weights`, which loads the very bytes
     that were checked.
     """
@@ -126,28 +85,16 @@ def _load_verified(
     data: bytes, path: Path, spec: WeightsSpec, verify: StateDictCheck | None, *, verified: bool
 ) -> dict[str, torch.Tensor]:
     """Load ``data`` (read from ``path``) and hand it to ``verify``; any refusal becomes a
-    :class:`BadWeightsError`."""
+    :class:`BadFileError`."""
     state = load_state_dict_bytes(data, path, spec, verified=verified)
     if verify is not None:
         try:
             verify(state, source=str(path))
-        except (BadWeightsError, WeightsAccessError):
+        except (BadFileError, FileAccessError):
             raise
-        except WeightsError as error:
-            raise BadWeightsError(str(error)) from error
+        except FileError as error:
+            raise BadFileError(str(error)) from error
     return state
-
-
-def _read_user_file(path: Path) -> bytes:
-    try:
-        return read_regular_file(path, "weights")
-    except FileNotFoundError as error:
-        raise WeightsError(
-            f"weights file {path} does not exist; check the path, or pass no path to use "
-            "the released weights"
-        ) from error
-    except OSError as error:
-        raise unreadable_error(path, error, "weights") from error
 
 
 def fetch_weights(
@@ -162,7 +109,7 @@ def fetch_weights(
 
     The file is read once: the bytes checked are the bytes loaded. ``verify(state_dict,
     source=path)`` (e.g. a model's ``load_checkpoint``) is called with the loaded state dict
-    and raises :class:`WeightsError` when it does not fit. A cached copy that fails to load
+    and raises :class:`FileError` when it does not fit. A cached copy that fails to load
     or is refused by ``verify`` is removed from the cache (the error names it) and, when it
     was not just downloaded, downloaded again once; files the user gave and shipped files
     are never deleted. A user-supplied ``path`` is not required to match ``spec.sha256``; a
@@ -170,7 +117,7 @@ def fetch_weights(
     """
     if path is not None and os.fspath(path) != "":
         local = Path(path).expanduser()
-        data = _read_user_file(local)
+        data = read_checkpoint(local)
         state = _load_verified(data, local, spec, verify, verified=False)
         if spec.sha256 and local.name == spec.file_name:
             actual = hashlib.sha256(data).hexdigest()
@@ -185,7 +132,7 @@ def fetch_weights(
     fetched = fetch_content(spec, download=download, progress=progress, check=_check_archive)
     try:
         return _load_verified(fetched.data, fetched.path, spec, verify, verified=True)
-    except BadWeightsError as error:
+    except BadFileError as error:
         # Only a cached copy is removed (never the user's or the package's), and never the
         # release itself: its SHA-256 matched (pinned or published), so a new download
         # would be the same file.
@@ -196,7 +143,7 @@ def fetch_weights(
         if not fetched.downloaded and download and not env_flag(ENV_OFFLINE):
             logger.warning("%s; downloading it again", error)
             return fetch_weights(spec, download=download, progress=progress, verify=verify)
-        raise BadWeightsError(
+        raise BadFileError(
             f"{error}\nhear_mn {removal}; the next call downloads it again (if this error "
             f"comes back, the file at {spec.url} is not a checkpoint for this model)."
         ) from error

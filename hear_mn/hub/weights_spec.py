@@ -1,16 +1,18 @@
-"""A released checkpoint described as data (:class:`WeightsSpec`), and where it stands locally.
+"""A released checkpoint described as data (:class:`WeightsSpec`): the row a family's table
+holds for each weights file.
 
 Torch-free, so that configurations can be declared, listed and checked for their weights
-files without loading torch; :mod:`hear_mn.weights` finds, checks and loads the files.
+files without loading torch; :mod:`hear_mn.hub.weights` finds, checks and loads the files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import ClassVar
 
-from hear_mn.hub import RemoteFile, find, integrity_of
+from hear_mn.hub.locations import RemoteFile
+
+__all__ = ["WeightsSpec"]
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,3 @@ class WeightsSpec(RemoteFile):
     supply_hint: ClassVar[str] = (
         ", or pass its path (load_model(path), create_model(..., weights=path))"
     )
-
-
-def find_weights(file_name: str) -> tuple[str, Path] | None:
-    """Where ``file_name`` is found locally, in lookup order, without checking or downloading.
-
-    Returns ``("offline" | "shipped" | "cached", path)``, or None when it is nowhere.
-    """
-    return find(file_name)
-
-
-def weights_integrity(spec: WeightsSpec) -> str:
-    """How far the released file of ``spec`` is trusted, without reading it: "pinned",
-    "published digest", "trust on first use" (a cached copy's record) or "unpinned"."""
-    return integrity_of(spec)

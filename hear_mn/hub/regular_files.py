@@ -15,7 +15,7 @@ import os
 import stat
 from pathlib import Path
 
-from hear_mn.file_errors import FileError
+from hear_mn.hub.errors import FileError
 
 __all__ = ["is_regular_file", "read_regular_file", "what_it_is"]
 

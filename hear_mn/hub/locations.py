@@ -1,7 +1,17 @@
 """Where published files are looked for and fetched from, as data and paths: the
 environment variables, the lookup order (:func:`find`), the mirror (:func:`download_url`),
-and :class:`RemoteFile`. Part of :mod:`hear_mn.hub`, which re-exports all of it; no I/O
-beyond examining paths.
+and :class:`RemoteFile`. No I/O beyond examining paths; :mod:`hear_mn.hub.fetch` reads,
+checks and downloads.
+
+Lookup order, after a path the caller was given explicitly:
+
+1. every directory listed in ``$HEAR_MN_WEIGHTS_DIR`` (``os.pathsep``-separated), for files
+   the user downloaded by hand (machines without internet);
+2. the files shipped inside the package (:data:`PACKAGED_DIR`), so that they work offline;
+3. the cache directory (:func:`cache_dir`): ``$HEAR_MN_HOME``, else
+   ``$XDG_CACHE_HOME/hear_mn``, else ``~/.cache/hear_mn``;
+4. a download into the cache, unless ``download=False`` or ``$HEAR_MN_OFFLINE`` is set; for
+   weights from ``$HEAR_MN_WEIGHTS_MIRROR/<file name>`` when that is set.
 """
 
 from __future__ import annotations
@@ -12,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from hear_mn.file_errors import FileAccessError, FileError, os_error_text
-from hear_mn.regular_files import is_regular_file
+from hear_mn.hub.errors import FileAccessError, FileError, os_error_text
+from hear_mn.hub.regular_files import is_regular_file
 
 __all__ = [
     "CACHED",
@@ -39,7 +49,7 @@ ENV_OFFLINE = "HEAR_MN_OFFLINE"
 ENV_MIRROR = "HEAR_MN_WEIGHTS_MIRROR"
 
 # Files shipped with the package (looked up after $HEAR_MN_WEIGHTS_DIR).
-PACKAGED_DIR = Path(__file__).parent / "checkpoints"
+PACKAGED_DIR = Path(__file__).parents[1] / "checkpoints"
 
 # Where a found file comes from; only files in the cache are ever deleted.
 OFFLINE, SHIPPED, CACHED = "offline", "shipped", "cached"

@@ -1,8 +1,5 @@
-"""The errors for files the library needs (weights, labels): unavailable, bad or unreadable.
-
-One hierarchy for :mod:`hear_mn.download`, :mod:`hear_mn.hub` and :mod:`hear_mn.checkpoint`;
-:mod:`hear_mn.weights` gives them their historical names (``WeightsError`` is
-:class:`FileError`, ...). Import them from :mod:`hear_mn.hub` or :mod:`hear_mn.weights`.
+"""The errors for files the library needs (weights, labels, ONNX files): unavailable, bad or
+unreadable. One hierarchy, one name each, for all of :mod:`hear_mn.hub` and its callers.
 """
 
 from __future__ import annotations

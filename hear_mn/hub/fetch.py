@@ -1,27 +1,19 @@
-"""Getting a published file onto the local disk: where it is looked for, which copy is
-used, how it is checked, and when a bad copy is removed. Generic file plumbing: no torch.
+"""The checked copy of a published file: where it is found, which copy is used, how it is
+checked, and when a bad copy is removed. Generic file plumbing: no torch.
 
-Lookup order (:func:`find`, :func:`fetch_content`), after a path the caller was given
-explicitly:
+The copy is looked for in :mod:`hear_mn.hub.locations`' order (the user's folders, the
+package, the cache) and downloaded into the cache (:mod:`hear_mn.hub.download`) when none
+is found. A found file is read once, whole (:mod:`hear_mn.hub.regular_files`), and the
+bytes checked are the bytes handed back: a file swapped on disk after its check is never
+used.
 
-1. every directory listed in ``$HEAR_MN_WEIGHTS_DIR`` (``os.pathsep``-separated), for files
-   the user downloaded by hand (machines without internet);
-2. the files shipped inside the package (:data:`PACKAGED_DIR`), so that they work offline;
-3. the cache directory (:func:`cache_dir`): ``$HEAR_MN_HOME``, else
-   ``$XDG_CACHE_HOME/hear_mn``, else ``~/.cache/hear_mn``;
-4. a download into the cache, unless ``download=False`` or ``$HEAR_MN_OFFLINE`` is set; for
-   weights from ``$HEAR_MN_WEIGHTS_MIRROR/<file name>`` when that is set.
-
-A found file is read once, whole (:mod:`hear_mn.regular_files`), and the bytes checked are
-the bytes handed back: a file swapped on disk after its check is never used.
-
-Integrity (:mod:`hear_mn.integrity`): a file with a SHA-256 on record
+Integrity (:mod:`hear_mn.hub.integrity`): a file with a SHA-256 on record
 (:attr:`RemoteFile.sha256`) is checked against it (pinned). Otherwise a download from a
 GitHub release is checked against the digest the release publishes
-(:mod:`hear_mn.published`), and without one it is trusted on first use, with a warning; the
-caller's check (say, the CRCs of a torch zip archive) runs before a download enters the
-cache and on local copies, and the SHA-256 of the first verified cached copy is recorded
-next to it (``<file>.sha256``, with its trust level) and checked on later uses.
+(:mod:`hear_mn.hub.published`), and without one it is trusted on first use, with a warning;
+the caller's check (say, the CRCs of a torch zip archive) runs before a download enters
+the cache and on local copies, and the SHA-256 of the first verified cached copy is
+recorded next to it (``<file>.sha256``, with its trust level) and checked on later uses.
 
 Only the cache is ever cleaned (:func:`evict`): a cached file proven bad is removed with a
 message naming it. Files the user gave (a path or ``$HEAR_MN_WEIGHTS_DIR``) and shipped files
@@ -37,41 +29,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import hear_mn.published as published
-from hear_mn.download import (
-    ENV_QUIET,
-    ContentCheck,
-    FileCheck,
-    download_bytes,
-    download_file,
-    same_sha256,
-    sha256_of,
-)
-from hear_mn.file_errors import (
+from hear_mn.hub import published
+from hear_mn.hub.download import ContentCheck, download_bytes, same_sha256
+from hear_mn.hub.errors import (
     BadFileError,
     FileAccessError,
     FileError,
     FileUnavailableError,
     os_error_text,
 )
-from hear_mn.file_locations import (
-    CACHED,
-    ENV_HOME,
-    ENV_MIRROR,
-    ENV_OFFLINE,
-    ENV_WEIGHTS_DIR,
-    OFFLINE,
-    PACKAGED_DIR,
-    SHIPPED,
-    RemoteFile,
-    cache_dir,
-    download_url,
-    env_flag,
-    find,
-    offline_dirs,
-    unreadable_error,
-)
-from hear_mn.integrity import (
+from hear_mn.hub.integrity import (
     FIRST_USE,
     PINNED,
     PUBLISHED,
@@ -81,40 +48,24 @@ from hear_mn.integrity import (
     record_path,
     write_record,
 )
-from hear_mn.regular_files import read_regular_file
+from hear_mn.hub.locations import (
+    CACHED,
+    ENV_HOME,
+    ENV_MIRROR,
+    ENV_OFFLINE,
+    ENV_WEIGHTS_DIR,
+    SHIPPED,
+    RemoteFile,
+    cache_dir,
+    download_url,
+    env_flag,
+    find,
+    offline_dirs,
+    unreadable_error,
+)
+from hear_mn.hub.regular_files import read_regular_file
 
-__all__ = [
-    "CACHED",
-    "ENV_HOME",
-    "ENV_MIRROR",
-    "ENV_OFFLINE",
-    "ENV_QUIET",
-    "ENV_WEIGHTS_DIR",
-    "OFFLINE",
-    "PACKAGED_DIR",
-    "SHIPPED",
-    "BadFileError",
-    "ContentCheck",
-    "FileAccessError",
-    "FileCheck",
-    "FileError",
-    "FileUnavailableError",
-    "Fetched",
-    "RemoteFile",
-    "cache_dir",
-    "download_file",
-    "download_url",
-    "env_flag",
-    "evict",
-    "fetch",
-    "fetch_content",
-    "find",
-    "integrity_of",
-    "offline_dirs",
-    "same_sha256",
-    "sha256_of",
-    "unreadable_error",
-]
+__all__ = ["Fetched", "evict", "fetch_content", "integrity_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +73,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Fetched:
     """A checked copy: where it was found (``origin``, ``path``), its bytes as checked, how
-    far it is trusted (:mod:`hear_mn.integrity`), and whether this call downloaded it."""
+    far it is trusted (:mod:`hear_mn.hub.integrity`), and whether this call downloaded it."""
 
     origin: str
     path: Path
@@ -358,22 +309,3 @@ def fetch_content(
             spec, stale_reason + f"downloading is disabled because {ENV_OFFLINE} is set"
         )
     return _download(spec, progress, check, stale_reason)
-
-
-def fetch(
-    spec: RemoteFile,
-    *,
-    download: bool = True,
-    progress: bool | None = None,
-    check: FileCheck | None = None,
-) -> tuple[str, Path]:
-    """:func:`fetch_content` for a caller that reads the file itself: (origin, path).
-
-    ``check`` is given the file's path (the received file, for a download).
-    """
-
-    def file_check(data: bytes, path: Path, *, downloaded: bool) -> str | None:
-        return check(path, downloaded=downloaded) if check is not None else None
-
-    fetched = fetch_content(spec, download=download, progress=progress, check=file_check)
-    return fetched.origin, fetched.path

@@ -4,7 +4,7 @@ Four levels, shown in the log and by ``hear-mn list``:
 
 * :data:`PINNED`: the package itself holds the file's SHA-256 (and size), checked on every use;
 * :data:`PUBLISHED`: the download matched the digest its GitHub release publishes
-  (:mod:`hear_mn.published`);
+  (:mod:`hear_mn.hub.published`);
 * :data:`FIRST_USE`: nothing to check the first download against, so it was trusted (its
   CRCs or format checked) and its SHA-256 recorded, which later uses must match;
 * :data:`UNPINNED`: no hash known yet (not downloaded, or a copy the user gave).
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hear_mn.atomic import atomic_write
-from hear_mn.file_errors import os_error_text
+from hear_mn.hub.errors import os_error_text
 
 __all__ = [
     "FIRST_USE",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hear_mn.file_errors import FileUnavailableError
+from hear_mn.hub.errors import FileUnavailableError
 
 __all__ = ["ENV_MAX_BYTES", "ENV_MIN_RATE", "ENV_RATE_WINDOW", "DownloadLimits", "too_slow"]
 
