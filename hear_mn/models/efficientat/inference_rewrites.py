@@ -4,8 +4,7 @@
 rounding and leaves the original (checkpoint layout, trainable) untouched:
 
 * :func:`fold_batchnorm` folds every BatchNorm into the convolution before it;
-* :func:`work_in_place` lets activations and squeeze-excitation gates overwrite their input;
-* :func:`pointwise_as_matmul` runs 1x1 convolutions of small batches as one matrix product.
+* :func:`work_in_place` lets activations and squeeze-excitation gates overwrite their input.
 
 What each buys is measured by ``benchmarks/bench_ablation.py``. Fusing each convolution
 with its activation into one oneDNN call was measured too and left out: on top of these
@@ -17,7 +16,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hear_mn.models.efficientat.mobilenet_network import ChannelSqueezeExcite, ConvBNAct, MobileNet
@@ -25,7 +23,7 @@ from hear_mn.models.efficientat.mobilenet_network import ChannelSqueezeExcite, C
 
 def inference_backbone(model: MobileNet) -> MobileNet:
     """The fastest equivalent copy of ``model`` for inference: folded, working in place."""
-    return pointwise_as_matmul(work_in_place(fold_batchnorm(model)))
+    return work_in_place(fold_batchnorm(model))
 
 
 def fold_batchnorm(model: MobileNet) -> MobileNet:
@@ -57,41 +55,4 @@ def work_in_place(model: MobileNet) -> MobileNet:
     for module in model.modules():
         if isinstance(module, (nn.ReLU, nn.Hardswish, ChannelSqueezeExcite)):
             module.inplace = True
-    return model
-
-
-# Below this batch size PyTorch runs a 1x1 convolution on one thread through its slow
-# im2col path (with layout copies) instead of oneDNN; a matrix product on the channels_last
-# map gives the same numbers (the same GEMM) without the copies.
-SMALL_BATCH = 16
-
-
-class PointwiseConv(nn.Module):
-    """A 1x1 convolution (no groups, stride 1) that multiplies small batches directly.
-
-    On a channels_last map, ``x.permute(0, 2, 3, 1)`` is (batch, F, T, channels) without a
-    copy, so the convolution is ``F.linear`` of it; batches of at least :data:`SMALL_BATCH`
-    keep the convolution (oneDNN, faster there). One 10 s scene of mn04 on one thread ran
-    about 20 % faster.
-    """
-
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] >= SMALL_BATCH or not x.is_contiguous(memory_format=torch.channels_last):
-            return self.conv(x)
-        weight = self.conv.weight.flatten(1)
-        return F.linear(x.permute(0, 2, 3, 1), weight, self.conv.bias).permute(0, 3, 1, 2)
-
-
-def pointwise_as_matmul(model: MobileNet) -> MobileNet:
-    """Wrap every plain 1x1 convolution of an inference copy in :class:`PointwiseConv`."""
-    for module in model.modules():
-        if isinstance(module, ConvBNAct):
-            conv = module[0]
-            plain = conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.groups == 1
-            if plain and conv.padding == (0, 0) and conv.in_channels > 1:
-                module[0] = PointwiseConv(conv)
     return model

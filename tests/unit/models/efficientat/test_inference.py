@@ -8,8 +8,6 @@ from support.reference import randomize_batchnorm, relative_error
 from torch import nn
 
 from hear_mn.models.efficientat.inference_rewrites import (
-    SMALL_BATCH,
-    PointwiseConv,
     fold_batchnorm,
     inference_backbone,
     work_in_place,
@@ -87,16 +85,3 @@ def test_rewrites_leave_the_original_untouched() -> None:
     gates = [m for m in fast.modules() if isinstance(m, ChannelSqueezeExcite)]
     assert gates and all(gate.inplace for gate in gates)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
-
-
-def test_pointwise_conv_of_a_small_batch_equals_the_convolution() -> None:
-    """The matrix-product route of 1x1 convolutions (batches below SMALL_BATCH): same numbers,
-    same channels_last layout."""
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(24, 40, 1).eval()
-    for batch in (1, SMALL_BATCH - 1, SMALL_BATCH):
-        x = torch.randn(batch, 24, 16, 50).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            ours, expected = PointwiseConv(conv)(x), conv(x)
-        assert ours.is_contiguous(memory_format=torch.channels_last)
-        assert (ours - expected).abs().max() <= 1e-6 * expected.abs().max()
