@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 import torch
 
 from hear_mn.audio import as_audio_batch, check_sample_rate, resample
 from hear_mn.threads import busy_machine_threads
-
-if TYPE_CHECKING:
-    from hear_mn.streaming import EmbeddingStream
 
 
 class Runtime(Protocol):
@@ -32,6 +29,22 @@ class Runtime(Protocol):
     def compile(self, model: EmbeddingModel) -> Callable[[torch.Tensor], torch.Tensor]:
         """From the model's current weights: a function of the input of the model's export
         without frontend (e.g. log-mels) -> its output, on the device of its input."""
+
+
+class Stream(Protocol):
+    """What :meth:`EmbeddingModel.stream` returns: the state of one signal's streaming
+    embeddings (:class:`hear_mn.streaming.EmbeddingStream`, which imports this module)."""
+
+    live: bool
+
+    def push(self, chunk: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add samples: the embeddings and timestamps of the windows they complete."""
+
+    def close(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """End of signal: the embeddings and timestamps of the remaining windows."""
+
+    def output_settings(self) -> dict[str, object]:
+        """The settings the outputs were made with, the engine of the windows included."""
 
 
 class EmbeddingModel(torch.nn.Module):
@@ -218,7 +231,7 @@ class EmbeddingModel(torch.nn.Module):
         if runtime is not None:
             self.runtime = runtime  # refused with the same message
 
-    def stream(self) -> EmbeddingStream:
+    def stream(self) -> Stream:
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""
         raise NotImplementedError(f"{self.name} does not support streaming")
 

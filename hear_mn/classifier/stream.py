@@ -16,24 +16,35 @@ the stream as it was (unless its resampler took the chunk: the error then says s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from hear_mn.audio import StreamResampler, as_audio_chunk, check_sample_rate
+from hear_mn.model import EmbeddingModel
 
-if TYPE_CHECKING:
-    from hear_mn.classifier.classifier import Classifier
+__all__ = ["ClassifierStream", "WindowClassifier"]
 
-__all__ = ["ClassifierStream"]
+
+class WindowClassifier(Protocol):
+    """What a stream needs of its classifier
+    (:class:`hear_mn.classifier.classifier.Classifier`, which imports this module): the
+    model, its rate, the class names and the probabilities of clips."""
+
+    model: EmbeddingModel
+    labels: list[str]
+    sample_rate: int
+
+    def predict(self, audio: object, *, sample_rate: int | None = None) -> torch.Tensor:
+        """(clips, samples) at ``sample_rate`` -> (clips, classes) probabilities."""
 
 
 class ClassifierStream:
     """The windowing state of one signal through a classifier."""
 
     def __init__(
-        self, classifier: Classifier, window: float, *, sample_rate: int | None = None
+        self, classifier: WindowClassifier, window: float, *, sample_rate: int | None = None
     ) -> None:
         if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
             raise ValueError(f"window must be a positive number of seconds, got {window!r}")

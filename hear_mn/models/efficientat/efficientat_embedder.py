@@ -13,22 +13,26 @@ Scene embeddings: one pass per clip up to 10 s; longer clips average 10 s window
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from hear_mn.audio import extended_span
 from hear_mn.config import ModelConfig
-from hear_mn.durations import LONGEST_WINDOW_MS, duration_to_samples
+from hear_mn.durations import duration_to_samples
 from hear_mn.hub.checkpoint import load_into
-from hear_mn.model import EmbeddingModel, Runtime
+from hear_mn.model import Runtime
 from hear_mn.models.efficientat.block_table import MOBILENET_FAMILY, FeatureInfo, feature_info
 from hear_mn.models.efficientat.feature_taps import backbone_plan, embedding_size
 from hear_mn.models.efficientat.inference_rewrites import inference_backbone
 from hear_mn.models.efficientat.log_mel_frontend import LogMelFrontend
 from hear_mn.models.efficientat.mobilenet_network import MobileNet, concatenate_taps
-from hear_mn.models.efficientat.streams import MobileNetStream, SceneStream
+from hear_mn.models.efficientat.streams import (
+    MobileNetStream,
+    SceneStream,
+    WindowedEmbedder,
+    Windows,
+)
 from hear_mn.run_options import RunOptions
 
 # Durations in ms; the model turns them into samples at its checkpoint's sample rate.
@@ -43,32 +47,7 @@ DEFAULT_WINDOW_BATCH = 256
 SCENE_WINDOWS_PER_PASS = 4
 
 
-@dataclass(frozen=True)
-class Windows:
-    """Windows of ``size`` samples every ``hop``, the first starting ``pad`` samples before
-    the clip (which is reflect-padded by ``pad`` on both sides), as the original frames them."""
-
-    size: int
-    hop: int
-    pad: int
-
-    def count(self, n_samples: int) -> int:
-        """Number of windows over a clip of ``n_samples`` samples."""
-        return (n_samples + 2 * self.pad - self.size) // self.hop + 1
-
-    @classmethod
-    def checked(cls, size: object, hop: object, pad: object, sample_rate: int) -> Windows:
-        """Windows from user values (samples at ``sample_rate``), each at most
-        LONGEST_WINDOW_MS, or a clear error."""
-        most = LONGEST_WINDOW_MS * sample_rate // 1000
-        for what, value, least in (("window_size", size, 1), ("hop", hop, 1), ("pad", pad, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-                span = f"at least {least} and at most {most} samples ({most // sample_rate} s)"
-                raise ValueError(f"{what} must be an int of {span}, got {value!r}")
-        return cls(size, hop, pad)
-
-
-class EfficientATEmbedder(EmbeddingModel):
+class EfficientATEmbedder(WindowedEmbedder):
     """An EfficientAT network ``backbone`` on log-mels: the configuration ``config`` run as
     ``run`` says.
 

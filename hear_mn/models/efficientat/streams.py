@@ -9,16 +9,56 @@ file (:mod:`hear_mn.long_audio`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
+from hear_mn.durations import LONGEST_WINDOW_MS
+from hear_mn.model import EmbeddingModel
 from hear_mn.streaming import EmbeddingStream
 
-if TYPE_CHECKING:
-    from hear_mn.models.efficientat.efficientat_embedder import EfficientATEmbedder, Windows
+__all__ = ["MobileNetStream", "SceneStream", "WindowedEmbedder", "Windows"]
 
-__all__ = ["MobileNetStream", "SceneStream"]
+
+@dataclass(frozen=True)
+class Windows:
+    """Windows of ``size`` samples every ``hop``, the first starting ``pad`` samples before
+    the clip (which is reflect-padded by ``pad`` on both sides), as the original frames them."""
+
+    size: int
+    hop: int
+    pad: int
+
+    def count(self, n_samples: int) -> int:
+        """Number of windows over a clip of ``n_samples`` samples."""
+        return (n_samples + 2 * self.pad - self.size) // self.hop + 1
+
+    @classmethod
+    def checked(cls, size: object, hop: object, pad: object, sample_rate: int) -> Windows:
+        """Windows from user values (samples at ``sample_rate``), each at most
+        LONGEST_WINDOW_MS, or a clear error."""
+        most = LONGEST_WINDOW_MS * sample_rate // 1000
+        for what, value, least in (("window_size", size, 1), ("hop", hop, 1), ("pad", pad, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+                span = f"at least {least} and at most {most} samples ({most // sample_rate} s)"
+                raise ValueError(f"{what} must be an int of {span}, got {value!r}")
+        return cls(size, hop, pad)
+
+
+class WindowedEmbedder(EmbeddingModel):
+    """What the streams need of their model beyond :class:`~hear_mn.model.EmbeddingModel`:
+    its timestamp and scene windows and the embeddings of sliding windows over a signal.
+    :class:`~hear_mn.models.efficientat.efficientat_embedder.EfficientATEmbedder` implements
+    it (declared here, below the streams, since the embedder module imports this one)."""
+
+    windows: Windows
+    scene_windows: Windows
+
+    def embed_sliding_windows(
+        self, signal: torch.Tensor, count: int, windows: Windows | None = None, live: bool = False
+    ) -> torch.Tensor:
+        """Windows ``signal[k * hop : k * hop + size]``, k < count -> (count, D)."""
+        raise NotImplementedError
 
 
 class MobileNetStream(EmbeddingStream):
@@ -32,7 +72,7 @@ class MobileNetStream(EmbeddingStream):
     ``windows``: other windows than the model's timestamp windows (the scene's).
     """
 
-    def __init__(self, model: EfficientATEmbedder, windows: Windows | None = None) -> None:
+    def __init__(self, model: WindowedEmbedder, windows: Windows | None = None) -> None:
         super().__init__(model)
         self.windows = windows or model.windows
         self._head = torch.empty(0, device=model.device)
@@ -88,7 +128,7 @@ class SceneStream(MobileNetStream):
     signal), summed in float64 as each completes. :meth:`close` gives the (1, D) embedding.
     """
 
-    def __init__(self, model: EfficientATEmbedder) -> None:
+    def __init__(self, model: WindowedEmbedder) -> None:
         super().__init__(model, model.scene_windows)
         self._sum = torch.zeros(model.scene_embedding_size, dtype=torch.float64)
         self._count = 0
