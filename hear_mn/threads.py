@@ -1,14 +1,16 @@
-"""OpenMP's wait policy for torch's threads, chosen before torch loads (torch-free).
+"""Torch's threads on a shared machine: OpenMP's wait policy, chosen before torch loads, and
+1 thread for hear_mn's calls while other work fills every core (torch-free).
 
 Torch's intra-op threads meet at a barrier after every operation. On a shared machine one of
 them is often descheduled, and under OpenMP's default policy its partners spin, burning the
 CPU the descheduled one needs: beside a busy process on every core, torch's default thread
-count ran several times slower than 1 thread, and with passive waiting no slower
-(``benchmarks/bench_threads.py``; docs/speed.md), for a few per cent on an idle machine.
-OpenMP reads the policy once, when torch loads it, so ``import hear_mn`` sets it unless the
-user has chosen one; the command line does the same. Where torch was imported before
-hear_mn, it applies to the processes started afterwards only; in this process hear_mn's
-calls then run on 1 thread while the machine is busy (:func:`busy_machine_threads`).
+count ran several times slower than 1 thread (``benchmarks/bench_threads.py``; docs/speed.md).
+OpenMP reads the policy once, when torch loads it, so ``import hear_mn`` sets passive waiting
+unless the user has chosen a policy; the command line does the same. Passive threads beside a
+busy process on every core still measured anywhere from 0.5x to 1.2x the time of 1 thread, so
+unless the user chose a thread count (``threads=``, ``--threads``, ``OMP_NUM_THREADS``),
+hear_mn's calls run on 1 thread while other runnable threads fill every core
+(:func:`busy_machine_threads`): never slower than 1 thread there, whatever the import order.
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ __all__ = [
 logger = logging.getLogger("hear_mn")
 
 
-class _SpinningTorch:
-    """Torch's thread count when hear_mn was imported after torch under OpenMP's default
-    (spinning) wait policy; None where there is nothing to guard (passive waiting, a policy
-    the user chose, or threads the user asked hear_mn for)."""
+class _Guard:
+    """Torch's thread count as hear_mn found it (at import where torch was loaded first, else
+    at the first guarded call); ``kept``: the user chose the count, hear_mn leaves it."""
 
     threads: int | None = None
+    kept = False
     reported = False
 
 
@@ -50,15 +52,16 @@ def passive_waiting() -> None:
     """Let OpenMP threads sleep, not spin, while they wait, unless ``OMP_WAIT_POLICY`` is
     set already. It takes effect where torch loads afterwards: in this process if torch is
     not loaded yet, and in the processes it starts (Ray workers, subprocesses). Where torch
-    was loaded first with spinning threads, :func:`busy_machine_threads` guards the calls."""
-    if "OMP_WAIT_POLICY" not in os.environ and "torch" in sys.modules:
-        _SpinningTorch.threads = sys.modules["torch"].get_num_threads()
+    was loaded first, its threads spin; :func:`busy_machine_threads` guards the calls."""
+    if "torch" in sys.modules and _Guard.threads is None:
+        _Guard.threads = sys.modules["torch"].get_num_threads()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def keep_threads() -> None:
-    """The user asked for a thread count (``threads=``): hear_mn leaves it as it is."""
-    _SpinningTorch.threads = None
+    """The user asked for a thread count (``threads=``, ``--threads``): hear_mn leaves it as
+    it is, busy machine or not."""
+    _Guard.kept = True
 
 
 def others_running() -> int | None:
@@ -78,25 +81,29 @@ def others_running() -> int | None:
 
 @contextlib.contextmanager
 def busy_machine_threads() -> Iterator[None]:
-    """One torch thread for the duration when torch's threads spin (torch was imported
-    before hear_mn, no wait policy chosen), their count is still torch's own, and other
-    threads keep every core busy: there, spinning threads were measured several times
-    slower than 1 thread (``benchmarks/bench_threads.py``). The count is restored after."""
-    threads = _SpinningTorch.threads
+    """One torch thread for the duration while other runnable threads fill every core, unless
+    the user chose a thread count or changed torch's since hear_mn first saw it; the count is
+    restored after. There, torch's threads were measured up to several times slower than 1
+    thread (``benchmarks/bench_threads.py``)."""
     torch = sys.modules.get("torch")
-    if threads is None or threads < 2 or torch is None or torch.get_num_threads() != threads:
+    if torch is None or _Guard.kept or "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    if _Guard.threads is None:
+        _Guard.threads = torch.get_num_threads()
+    threads = _Guard.threads
+    if threads < 2 or torch.get_num_threads() != threads:
         yield
         return
     running = others_running()
     if running is None or running < usable_cores():
         yield
         return
-    if not _SpinningTorch.reported:
-        _SpinningTorch.reported = True
+    if not _Guard.reported:
+        _Guard.reported = True
         logger.info(
-            "torch was imported before hear_mn, so its %d threads spin while they wait; with "
-            "every core busy, hear_mn's calls run on 1 thread (set OMP_WAIT_POLICY=PASSIVE, "
-            "import hear_mn first, or pass threads= to choose)",
+            "every CPU core is busy with other work: hear_mn's calls run on 1 torch thread "
+            "instead of %d while it is (pass threads= or --threads to choose)",
             threads,
         )
     torch.set_num_threads(1)

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
 from hear_mn.run_options import BACKENDS, RunOptions
-from hear_mn.threads import passive_waiting, usable_cores
+from hear_mn.threads import keep_threads, passive_waiting, usable_cores
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -314,11 +314,14 @@ def chosen_threads(threads: int | None) -> int:
 
 
 def set_threads(threads: int | None) -> int:
-    """Use ``threads`` torch threads (None: :func:`default_threads`)."""
+    """Use ``threads`` torch threads, the user's choice (None: :func:`default_threads`,
+    which hear_mn may lower to 1 while every core is busy: :mod:`hear_mn.threads`)."""
     import torch
 
     chosen = chosen_threads(threads)
     torch.set_num_threads(chosen)
+    if threads is not None:
+        keep_threads()
     return chosen
 
 
@@ -336,13 +339,16 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
-    """How the model of ``args`` runs (--device, --backend, --threads, chosen as
-    :func:`set_threads` chooses them; ``create_model`` sets them)."""
+    """How the model of ``args`` runs (--device, --backend, --threads). A --threads given is
+    the run's (``create_model`` sets it); without it, the default count is set here and
+    hear_mn may use 1 thread while other work fills every core (:mod:`hear_mn.threads`)."""
+    if args.threads is None:
+        set_threads(None)
     try:
         return RunOptions(
             device=getattr(args, "device", None),
             backend=getattr(args, "backend", "auto"),
-            threads=chosen_threads(args.threads),
+            threads=None if args.threads is None else chosen_threads(args.threads),
         )
     except ValueError as error:
         raise CLIError(str(error)) from None

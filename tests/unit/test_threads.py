@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from hear_mn.threads import usable_cores
+
 
 def _policy_after(code: str, given: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
@@ -57,13 +59,46 @@ def _threads_seen(setup: str, options: str = "{}") -> list[int]:
     return [int(word) for word in done.stdout.split()]
 
 
-def test_spinning_threads_on_a_busy_machine_run_hear_mn_calls_on_one_thread() -> None:
-    """torch loaded first without a policy: its threads spin, which on a busy machine is
-    several times slower than 1 thread (bench_threads.py); hear_mn's calls then use 1 thread
-    (the user's setting restored after each), and the default on a quiet machine."""
+def test_on_a_busy_machine_hear_mn_calls_run_on_one_thread_unless_threads_are_chosen() -> None:
+    """Beside a busy process on every core, torch's threads measured up to several times
+    slower than 1 thread (spinning: torch loaded first) and 0.5x-1.2x (passive), so with
+    every core busy hear_mn's calls use 1 thread (restored after each), on a quiet machine
+    the default; a count the user chose is kept, busy or not."""
     torch_first = "import torch; torch.set_num_threads(2)\nimport hear_mn"
+    hear_mn_first = "import hear_mn\nimport torch; torch.set_num_threads(2)"
     assert _threads_seen(torch_first) == [1, 2, 2]  # busy: 1; quiet: 2; afterwards: 2
-    # threads asked for explicitly are kept, busy or not
+    assert _threads_seen(hear_mn_first) == [1, 2, 2]
     assert _threads_seen(torch_first, "{'threads': 2}") == [2, 2, 2]
-    # hear_mn first: passive waiting, no slower than 1 thread when busy; nothing changed
-    assert _threads_seen("import hear_mn\nimport torch; torch.set_num_threads(2)") == [2, 2, 2]
+    assert _threads_seen(hear_mn_first, "{'threads': 2}") == [2, 2, 2]
+    chosen_in_env = "import os; os.environ['OMP_NUM_THREADS'] = '2'\n" + hear_mn_first
+    assert _threads_seen(chosen_in_env) == [2, 2, 2]
+
+
+CLI_PROBE = """
+import sys
+import numpy as np, soundfile as sf, torch
+from hear_mn import cli, threads
+threads.others_running = lambda: 99  # every core busy with other work
+counts = []
+set_num_threads = torch.set_num_threads
+torch.set_num_threads = lambda n: (counts.append(n), set_num_threads(n))[1]
+folder = sys.argv[1]
+sf.write(folder + "/a.wav", np.zeros(16000, dtype="float32"), 16000)
+args = ["embed", folder + "/a.wav", "--model", "kwmlp", "--out", folder + "/out", "--quiet"]
+print(cli.main(args + sys.argv[2:]), *counts)
+"""
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="needs 2 CPU cores for a default above 1")
+@pytest.mark.parametrize(("given", "one_thread"), [([], True), (["--threads", "2"], False)])
+def test_the_command_line_runs_on_one_thread_on_a_busy_machine_unless_told(
+    tmp_path, given: list[str], one_thread: bool
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, str(tmp_path), *given], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    code, *counts = (int(word) for word in done.stdout.split())
+    assert code == 0, done.stderr[-2000:]
+    assert (1 in counts) == one_thread, counts
+    assert counts[-1] == (usable_cores() if not given else 2)  # restored after the call
