@@ -223,8 +223,9 @@ def add_model_options(
         "--threads",
         type=positive_int,
         metavar="N",
-        help="torch threads (default: every CPU core this process may use; OpenMP threads "
-        "wait passively unless OMP_WAIT_POLICY is set, so a busy machine slows them little)",
+        help="torch threads (default: every CPU core this process may use, 1 while other "
+        "work keeps every core busy; OpenMP threads wait passively unless OMP_WAIT_POLICY "
+        "is set)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 
