@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 __all__ = [
@@ -32,13 +34,22 @@ __all__ = [
 logger = logging.getLogger("hear_mn")
 
 
+# How long one look at the machine's load stands: reading it costs about 70 us (a /proc
+# file per thread of this process), a tenth of a live stream's 160 ms window in ONNX Runtime,
+# so calls in quick succession (a stream's pushes, a batch job's passes) share one look.
+BUSY_RECHECK_SECONDS = 1.0
+
+
 class _Guard:
     """Torch's thread count as hear_mn found it (at import where torch was loaded first, else
-    at the first guarded call); ``kept``: the user chose the count, hear_mn leaves it."""
+    at the first guarded call); ``kept``: the user chose the count, hear_mn leaves it;
+    ``busy`` and ``checked_at``: the last look at the machine's load (time.monotonic())."""
 
     threads: int | None = None
     kept = False
     reported = False
+    busy = False
+    checked_at = -math.inf
 
 
 def usable_cores() -> int:
@@ -95,8 +106,7 @@ def busy_machine_threads() -> Iterator[None]:
     if threads < 2 or torch.get_num_threads() != threads:
         yield
         return
-    running = others_running()
-    if running is None or running < usable_cores():
+    if not _machine_busy():
         yield
         return
     if not _Guard.reported:
@@ -111,3 +121,14 @@ def busy_machine_threads() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _machine_busy() -> bool:
+    """Whether other runnable threads fill every usable core, looked at again once the last
+    look is :data:`BUSY_RECHECK_SECONDS` old."""
+    now = time.monotonic()
+    if now - _Guard.checked_at >= BUSY_RECHECK_SECONDS:
+        running = others_running()
+        _Guard.busy = running is not None and running >= usable_cores()
+        _Guard.checked_at = now
+    return _Guard.busy

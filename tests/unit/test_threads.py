@@ -39,6 +39,7 @@ GUARD_PROBE = """
 import torch
 from hear_mn import threads
 model = hear_mn.create_model("mn01_e1_l", pretrained=False, **OPTIONS)
+threads.BUSY_RECHECK_SECONDS = 0  # look at the machine at every call
 seen = []
 def spy(batch, network=model._scene_embeddings):
     seen.append(torch.get_num_threads())
@@ -102,3 +103,30 @@ def test_the_command_line_runs_on_one_thread_on_a_busy_machine_unless_told(
     assert code == 0, done.stderr[-2000:]
     assert (1 in counts) == one_thread, counts
     assert counts[-1] == (usable_cores() if not given else 2)  # restored after the call
+
+
+LOOKS_PROBE = """
+import torch
+import hear_mn
+from hear_mn import threads
+torch.set_num_threads(2)
+looks = []
+threads.others_running = lambda: looks.append(1) or 99
+model = hear_mn.create_model("mn01_e1_l", pretrained=False)
+for _ in range(5):
+    model.scene_embeddings(torch.zeros(1, 16000))
+threads.BUSY_RECHECK_SECONDS = 0
+model.scene_embeddings(torch.zeros(1, 16000))
+print(len(looks))
+"""
+
+
+def test_calls_in_quick_succession_share_one_look_at_the_machine() -> None:
+    """Reading the load costs about 70 us, a tenth of a live window: 5 calls within
+    BUSY_RECHECK_SECONDS look once; a look older than that is taken again."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    done = subprocess.run(
+        [sys.executable, "-c", LOOKS_PROBE], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2"]
