@@ -44,6 +44,7 @@ from hear_mn.models.efficientat.mobilenet_network import (
     BackboneOutputs,
     ConvBNAct,
     classifier_input,
+    init_weights,
     mlp_classifier,
     mlp_head,
     run_components,
@@ -284,17 +285,7 @@ class DyMN(nn.Module):
         self.layers = nn.ModuleList(DynamicBlock(spec, width) for spec in specs)
         self.out_c = ConvBNAct(last, last_conv, activation=nn.Hardswish)
         self.classifier = mlp_classifier(last_conv, width)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
     def components(self) -> list[nn.Module]:
         """Feature components 0 ... 16 in order."""

@@ -188,6 +188,22 @@ def mlp_head(classifier: nn.Sequential, pooled: torch.Tensor) -> tuple[torch.Ten
     return hidden, classifier[5](classifier[4](hidden))
 
 
+def init_weights(network: nn.Module) -> None:
+    """EfficientAT's initialisation of a fresh network (MobileNet, DyMN): Kaiming-normal
+    convolutions, unit BatchNorm, small normal linear layers, zero biases."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
 class MobileNet(nn.Module):
     """MobileNetV3-Large on (batch, 1, mels, frames) log-mel input, width ``width``.
 
@@ -221,18 +237,7 @@ class MobileNet(nn.Module):
             self.classifier = nn.Sequential(
                 nn.Conv2d(last_conv, NUM_CLASSES, 1, bias=False), nn.BatchNorm2d(NUM_CLASSES)
             )
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
     def forward(self, mels: torch.Tensor, plan: BackbonePlan = FULL_PLAN) -> BackboneOutputs:
         x, pooled, se_bottlenecks = run_components(self.features, mels, plan)
