@@ -7,10 +7,12 @@ wait, so the default (every core) can become far slower than 1 thread. This meas
 for each number of competing CPU-bound processes (pure Python loops; "a hog on every core"
 is as many as CPUs), every configuration runs in a fresh child process (the wait policy is
 read when torch loads), the configurations in alternation, and the median call time is
-reported with its ratio to 1 thread under the same load, in the same run.
+reported with its ratio to 1 thread under the same load, in the same run, with the torch
+threads a call ran on. The last configuration is the library as it was before it left the
+wait policy to OpenMP: ``OMP_WAIT_POLICY=PASSIVE``.
 
     python benchmarks/bench_threads.py                       # loads 0 and every core
-    python benchmarks/bench_threads.py --loads 0,1,2 --rounds 2 --json bench_out/threads.json
+    python benchmarks/bench_threads.py --loads 0,1,2 --clips 1 --json bench_out/threads.json
     python benchmarks/bench_threads.py --smoke --json /tmp/threads.json   # does it run?
 
 (``--threads`` is not used: the configurations below set the threads of each child.)
@@ -26,24 +28,25 @@ import sys
 
 import harness
 
-# (label, how the child starts): "torch N" imports torch first and sets N threads (0: torch's
-# default), the user's own setup before importing hear_mn; "api" imports hear_mn first and
-# sets nothing (the library's default); "cli" sets up threads as `hear-mn` does.
+# (label, how the child starts, its OMP_WAIT_POLICY): "torch N" imports torch first and sets
+# N threads (0: torch's default), the user's own setup before importing hear_mn; "api"
+# imports hear_mn first and sets nothing (the library's default); "cli" sets up threads as
+# `hear-mn` does.
 CONFIGS = (
-    ("1 thread (torch.set_num_threads(1))", "torch 1"),
-    ("API default, torch imported before hear_mn (spinning)", "torch 0"),
-    ("API default, hear_mn imported before torch (passive)", "api"),
-    ("CLI default (hear-mn's thread setup)", "cli"),
+    ("1 thread (torch.set_num_threads(1))", "torch 1", None),
+    ("API default, torch imported before hear_mn", "torch 0", None),
+    ("API default, hear_mn imported before torch", "api", None),
+    ("CLI default (hear-mn's thread setup)", "cli", None),
+    ("API default, OMP_WAIT_POLICY=PASSIVE (before)", "api", "PASSIVE"),
 )
 
 CHILD = """
 import os, statistics, sys, time
-setup, model_name, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+setup, model_name, calls, clips = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if setup == "api":
     import hear_mn
 elif setup == "cli":
     from hear_mn.cli import common
-    common.passive_waiting()
 policy = os.environ.get("OMP_WAIT_POLICY", "unset")  # what OpenMP reads when torch loads
 import torch
 if setup == "cli":
@@ -53,14 +56,19 @@ elif setup.startswith("torch") and int(setup.split()[1]):
 import hear_mn
 torch.manual_seed(0)
 model = hear_mn.create_model(model_name, pretrained=False)
-audio = 0.1 * torch.randn(4, 10 * model.sample_rate)
+seen = []
+def spy(batch, embed=model._scene_embeddings):
+    seen.append(torch.get_num_threads())  # the threads a call runs on
+    return embed(batch)
+model._scene_embeddings = spy
+audio = 0.1 * torch.randn(clips, 10 * model.sample_rate)
 model.scene_embeddings(audio)
 times = []
 for _ in range(calls):
     start = time.perf_counter()
     model.scene_embeddings(audio)
     times.append(time.perf_counter() - start)
-print(torch.get_num_threads(), policy, statistics.median(times))
+print(min(seen[1:]), max(seen[1:]), policy, statistics.median(times))
 """
 
 
@@ -69,18 +77,28 @@ def _spin() -> None:
         pass
 
 
-def _measure(setup: str, model: str, calls: int) -> tuple[int, str, float]:
+def _measure(
+    setup: str, policy: str | None, model: str, calls: int, clips: int
+) -> tuple[tuple[int, int], str, float]:
+    """(fewest, most) threads the timed calls ran on, the wait policy, the median call."""
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, setup, model, str(calls)],
+        [sys.executable, "-c", CHILD, setup, model, str(calls), str(clips)],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    used, policy, seconds = result.stdout.split()
-    return int(used), policy, float(seconds)
+    fewest, most, policy, seconds = result.stdout.split()
+    return (int(fewest), int(most)), policy, float(seconds)
+
+
+def _span(counts: list[int]) -> str:
+    low, high = counts
+    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def main() -> None:
@@ -91,6 +109,7 @@ def main() -> None:
     parser.add_argument("--model", default="mn04_e1_l")
     parser.add_argument("--rounds", type=int, help="child runs per configuration (--repeats)")
     parser.add_argument("--calls", type=int, default=5, help="timed calls per child")
+    parser.add_argument("--clips", type=int, default=4, help="10 s clips per call")
     args = harness.parse_args(parser)
     rounds = args.repeats if args.rounds is None else args.rounds
     if args.smoke:
@@ -101,39 +120,47 @@ def main() -> None:
         for process in busy:
             process.start()
         try:
-            samples: dict[str, list[float]] = {label: [] for label, _ in CONFIGS}
-            used: dict[str, tuple[int, str]] = {}
+            samples: dict[str, list[float]] = {label: [] for label, *_ in CONFIGS}
+            used: dict[str, list[int]] = {label: [] for label, *_ in CONFIGS}
+            policies: dict[str, str] = {}
             for round_ in range(rounds):
                 order = CONFIGS if round_ % 2 == 0 else CONFIGS[::-1]
-                for label, setup in order:
-                    threads, policy, seconds = _measure(setup, args.model, args.calls)
-                    used[label] = (threads, policy)
+                for label, setup, given in order:
+                    threads, policy, seconds = _measure(
+                        setup, given, args.model, args.calls, args.clips
+                    )
+                    used[label] += threads
+                    policies[label] = policy
                     samples[label].append(seconds)
         finally:
             for process in busy:
                 process.terminate()
         base = statistics.median(samples[CONFIGS[0][0]])
-        for label, _ in CONFIGS:
+        for label, *_ in CONFIGS:
             seconds = statistics.median(samples[label])
             rows.append(
                 {
                     "busy_processes": load,
                     "config": label,
-                    "threads": used[label][0],
-                    "omp_wait_policy": used[label][1],
+                    "threads": [min(used[label]), max(used[label])],
+                    "omp_wait_policy": policies[label],
                     "seconds": seconds,
                     "vs_1_thread": seconds / base,
                 }
             )
-    lines = [f"scene embeddings of 4 clips of 10 s, {args.model}; {os.cpu_count()} CPUs"]
+    lines = [
+        f"scene embeddings of {args.clips} clip(s) of 10 s, {args.model}; {os.cpu_count()} CPUs; "
+        "threads: those a call ran on"
+    ]
     lines += [
-        f"busy {r['busy_processes']:2d}  {r['config']:<55} threads {r['threads']} OpenMP "
+        f"busy {r['busy_processes']:2d}  {r['config']:<48} threads {_span(r['threads'])} OpenMP "
         f"{r['omp_wait_policy']:<7} {r['seconds']:7.3f} s  {r['vs_1_thread']:5.2f}x the time "
         "of 1 thread"
         for r in rows
     ]
-    payload = {"cpus": os.cpu_count(), "rounds": rounds, "results": rows}
-    harness.report(args, payload, "\n".join(lines), threads=sorted({r["threads"] for r in rows}))
+    payload = {"cpus": os.cpu_count(), "rounds": rounds, "clips": args.clips, "results": rows}
+    used = sorted({count for r in rows for count in r["threads"]})
+    harness.report(args, payload, "\n".join(lines), threads=used)
 
 
 if __name__ == "__main__":

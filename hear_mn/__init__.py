@@ -14,12 +14,8 @@ from __future__ import annotations
 import importlib
 
 from hear_mn import module_finder
-from hear_mn.threads import passive_waiting
 from hear_mn.version import __version__ as __version__  # re-exported
 
-# Torch's threads sleep, not spin, while they wait (a busy machine slows them little), when
-# torch is not loaded yet and OMP_WAIT_POLICY is not set (hear_mn.threads).
-passive_waiting()
 # ``import hear_mn.<name>`` works for every configuration name the registry accepts.
 module_finder.install()
 

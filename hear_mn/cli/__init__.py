@@ -33,7 +33,6 @@ from hear_mn.cli.common import (
     Parser,
     default_threads,
     err,
-    passive_waiting,
     weights_location,
     wrap,
 )
@@ -102,7 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help and --version
         return exit_.code if isinstance(exit_.code, int) else EXIT_OK
 
-    passive_waiting()
     package_logger = logging.getLogger("hear_mn")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from hear_mn.catalog import DEFAULT_CONFIG
 from hear_mn.progress import AudioProgress
 from hear_mn.run_options import BACKENDS, RunOptions
-from hear_mn.threads import keep_threads, passive_waiting, usable_cores
+from hear_mn.threads import keep_threads, usable_cores
 
 if TYPE_CHECKING:
     from hear_mn.audio_io import AudioInputs
@@ -48,7 +48,6 @@ __all__ = [
     "load_model",
     "model_config",
     "out",
-    "passive_waiting",
     "positive_float",
     "positive_int",
     "ray_engine_options",
@@ -223,9 +222,8 @@ def add_model_options(
         "--threads",
         type=positive_int,
         metavar="N",
-        help="torch threads (default: every CPU core this process may use, 1 while other "
-        "work keeps every core busy; OpenMP threads wait passively unless OMP_WAIT_POLICY "
-        "is set)",
+        help="torch threads (default: every CPU core this process may use, fewer while "
+        "other work keeps some of them busy: the cores it leaves free, at least 1)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 

@@ -754,18 +754,6 @@ def test_default_threads_are_the_cores_this_process_may_use(monkeypatch) -> None
     assert cli.default_threads() == 3
 
 
-@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_openmp_waits_passively_unless_the_user_chose(
-    capsys, monkeypatch, given: str | None, expected: str
-) -> None:
-    if given is None:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    else:
-        monkeypatch.setenv("OMP_WAIT_POLICY", given)
-    run_cli(capsys, "list", "--group", "audiomlp")
-    assert os.environ["OMP_WAIT_POLICY"] == expected
-
-
 def test_threads_option_sets_torch_threads(
     weights_env, audio_dir, tmp_path, capsys, monkeypatch
 ) -> None:
