@@ -151,6 +151,7 @@ def table(rows: list[dict], labels: list[str]) -> str:
 
 
 def main() -> None:
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")  # before an older hear_mn may set it
     parser = harness.parser(__doc__, repeats=5, threads="2,1", several_threads=True)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--seconds", type=float, default=20.0, help="audio for timestamps")
@@ -171,7 +172,6 @@ def main() -> None:
             for row in bench(name, packages, threads, args.seconds, args.repeats)
         ]
     labels = list(packages)
-    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
     payload = {"base": args.base, "omp_wait_policy": policy, "results": rows}
     harness.report(args, payload, table(rows, labels))
 
