@@ -314,7 +314,7 @@ def chosen_threads(threads: int | None) -> int:
 
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch threads, the user's choice (None: :func:`default_threads`,
-    which hear_mn may lower to 1 while every core is busy: :mod:`hear_mn.threads`)."""
+    which hear_mn lowers to the cores other work leaves free: :mod:`hear_mn.threads`)."""
     import torch
 
     chosen = chosen_threads(threads)
@@ -340,7 +340,7 @@ def model_config(name: str, features: str | None = None) -> ModelConfig:
 def run_options(args: argparse.Namespace) -> RunOptions:
     """How the model of ``args`` runs (--device, --backend, --threads). A --threads given is
     the run's (``create_model`` sets it); without it, the default count is set here and
-    hear_mn may use 1 thread while other work fills every core (:mod:`hear_mn.threads`)."""
+    hear_mn's calls use only the cores other work leaves free (:mod:`hear_mn.threads`)."""
     if args.threads is None:
         set_threads(None)
     try:
