@@ -3,8 +3,9 @@ leaves free (torch-free).
 
 Torch's intra-op threads meet at a barrier after every operation and, under OpenMP's default
 wait policy, spin there for a while. On a quiet machine that is the fastest setting (mn04's
-scene embedding of one 10 s clip took 15.0 ms at 2 threads against 25.5 ms with
-``OMP_WAIT_POLICY=PASSIVE``), so hear_mn leaves the policy to OpenMP and the user. But when
+scene embedding of one 10 s clip took 0.014 s at 2 threads against 0.021 s with
+``OMP_WAIT_POLICY=PASSIVE``, which hear_mn used to set), so hear_mn leaves the policy to
+OpenMP and the user. But when
 another process holds one of the cores, one of torch's threads is often descheduled while
 its partners spin: beside one busy process on 2 cores, 2 threads measured 2.85x the time of
 1 thread (``benchmarks/bench_threads.py``; docs/speed.md). So, unless the user chose a
@@ -137,8 +138,8 @@ def free_cores() -> int:
     """Usable cores that other work leaves free, looked at again once the last look is
     :data:`BUSY_RECHECK_SECONDS` old. Other work is the threads runnable right now
     (:func:`others_running`) that the time they have used lately confirms
-    (:func:`others_busy`): a thread the kernel runs for a moment (measured: 1 in 3 first
-    calls of a fresh process saw one) does not take a core from a whole second of calls."""
+    (:func:`others_busy`): a thread the kernel runs for a moment (the first call of a fresh
+    process often saw one) does not take a core from a whole second of calls."""
     now = time.monotonic()
     if now - _Guard.checked_at >= BUSY_RECHECK_SECONDS:
         others = others_running() or 0
