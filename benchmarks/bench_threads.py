@@ -8,7 +8,10 @@ for each number of competing CPU-bound processes (pure Python loops; "a hog on e
 is as many as CPUs), every configuration runs in a fresh child process (the wait policy is
 read when torch loads), the configurations in alternation, and the median call time is
 reported with its ratio to 1 thread under the same load, in the same run, with the torch
-threads a call ran on. The last configuration is the library as it was before it left the
+threads a call ran on. Separate processes differ by more than their work (where each lands
+beside the busy ones), so one more child alternates calls of the API default with calls at
+1 thread set by hand (``torch.set_num_threads(1)``, which hear_mn then leaves alone) in one
+process: the same load on both, call by call. The last configuration is the library as it was before it left the
 wait policy to OpenMP: ``OMP_WAIT_POLICY=PASSIVE``.
 
     python benchmarks/bench_threads.py                       # loads 0 and every core
@@ -72,6 +75,49 @@ print(min(seen[1:]), max(seen[1:]), policy, statistics.median(times))
 """
 
 
+ONE_PROCESS = """
+import statistics, sys, time
+import torch
+import hear_mn
+model_name, calls, clips = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+default = torch.get_num_threads()
+torch.manual_seed(0)
+model = hear_mn.create_model(model_name, pretrained=False)
+seen = []
+def spy(batch, embed=model._scene_embeddings):
+    seen.append(torch.get_num_threads())
+    return embed(batch)
+model._scene_embeddings = spy
+audio = 0.1 * torch.randn(clips, 10 * model.sample_rate)
+model.scene_embeddings(audio)
+times = {1: [], default: []}
+for call in range(2 * calls):
+    threads = (1, default)[(call + call // 2) % 2]  # 1, default, default, 1, ...
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    model.scene_embeddings(audio)
+    times[threads].append(time.perf_counter() - start)
+by_default = [seen[1 + call] for call in range(2 * calls) if (call + call // 2) % 2]
+print(min(by_default), max(by_default), statistics.median(times[1]),
+      statistics.median(times[default]))
+"""
+
+
+def _one_process(model: str, calls: int, clips: int) -> tuple[list[int], float, float]:
+    """Threads of the default's calls (fewest, most), then the median seconds at 1 thread
+    set by hand and at the default, alternating in one child process."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_PROCESS, model, str(calls), str(clips)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    fewest, most, one, default = result.stdout.split()
+    return [int(fewest), int(most)], float(one), float(default)
+
+
 def _spin() -> None:
     while True:
         pass
@@ -132,6 +178,7 @@ def main() -> None:
                     used[label] += threads
                     policies[label] = policy
                     samples[label].append(seconds)
+            alternating = _one_process(args.model, rounds * args.calls, args.clips)
         finally:
             for process in busy:
                 process.terminate()
@@ -146,6 +193,21 @@ def main() -> None:
                     "omp_wait_policy": policies[label],
                     "seconds": seconds,
                     "vs_1_thread": seconds / base,
+                }
+            )
+        default_threads, one, default = alternating
+        for label, threads, seconds in (
+            ("one process, alternating: 1 thread by hand", [1, 1], one),
+            ("one process, alternating: API default", default_threads, default),
+        ):
+            rows.append(
+                {
+                    "busy_processes": load,
+                    "config": label,
+                    "threads": threads,
+                    "omp_wait_policy": "unset",
+                    "seconds": seconds,
+                    "vs_1_thread": seconds / one,
                 }
             )
     lines = [

@@ -123,13 +123,14 @@ class EmbeddingModel(torch.nn.Module):
         windows = None
         if (window_size, hop, pad) != (None, None, None):
             windows = self.timestamp_windows(window_size, hop, pad)
-        batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.evaluating(), self.precision(), busy_machine_threads():
-            if windows is None:
-                embeddings, timestamps = self._timestamp_embeddings(batch)
-            else:
-                embeddings, timestamps = self._timestamp_embeddings(batch, windows)
-        require_finite(embeddings, "timestamp embeddings", peak_of(batch))
+        with busy_machine_threads():  # the checks of a long input are parallel work too
+            batch = self._audio_batch(audio, sample_rate)
+            with torch.inference_mode(), self.evaluating(), self.precision():
+                if windows is None:
+                    embeddings, timestamps = self._timestamp_embeddings(batch)
+                else:
+                    embeddings, timestamps = self._timestamp_embeddings(batch, windows)
+            require_finite(embeddings, "timestamp embeddings", peak_of(batch))
         return embeddings.float(), timestamps.float()
 
     def scene_embeddings(self, audio: object, *, sample_rate: int | None = None) -> torch.Tensor:
@@ -137,10 +138,11 @@ class EmbeddingModel(torch.nn.Module):
 
         ``sample_rate``: the rate of ``audio`` when it is not the model's (resampled first).
         """
-        batch = self._audio_batch(audio, sample_rate)
-        with torch.inference_mode(), self.evaluating(), self.precision(), busy_machine_threads():
-            embeddings = self._scene_embeddings(batch)
-        require_finite(embeddings, "scene embeddings", peak_of(batch))
+        with busy_machine_threads():
+            batch = self._audio_batch(audio, sample_rate)
+            with torch.inference_mode(), self.evaluating(), self.precision():
+                embeddings = self._scene_embeddings(batch)
+            require_finite(embeddings, "scene embeddings", peak_of(batch))
         return embeddings.float()
 
     @contextlib.contextmanager

@@ -81,15 +81,18 @@ class EmbeddingStream:
         """Take ``samples`` (and end the signal when ``last``) all or nothing."""
         saved = dict(self.__dict__)
         try:
-            self.num_samples += samples.shape[0]
-            if samples.numel():
-                self._peak = max(self._peak, float(samples.abs().max()))
-            with torch.inference_mode(), self.model.precision(), busy_machine_threads():
-                embeddings = self._push(samples) if samples.numel() or not last else None
-                if last:
-                    closing = self._close()
-                    embeddings = closing if embeddings is None else torch.cat([embeddings, closing])
-            require_finite(embeddings, "stream embeddings", lambda: self._peak)
+            with busy_machine_threads():
+                self.num_samples += samples.shape[0]
+                if samples.numel():
+                    self._peak = max(self._peak, float(samples.abs().max()))
+                with torch.inference_mode(), self.model.precision():
+                    embeddings = self._push(samples) if samples.numel() or not last else None
+                    if last:
+                        closing = self._close()
+                        embeddings = (
+                            closing if embeddings is None else torch.cat([embeddings, closing])
+                        )
+                require_finite(embeddings, "stream embeddings", lambda: self._peak)
             return self._emit(embeddings)
         except BaseException:
             self.__dict__.clear()

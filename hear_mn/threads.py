@@ -11,7 +11,8 @@ its partners spin: beside one busy process on 2 cores, 2 threads measured 2.85x 
 1 thread (``benchmarks/bench_threads.py``; docs/speed.md). So, unless the user chose a
 thread count (``threads=``, ``--threads``, ``OMP_NUM_THREADS``), each of hear_mn's calls
 runs on the cores that other runnable threads leave free, at least 1 and at most the
-default (:func:`busy_machine_threads`), whatever the import order.
+default (:func:`busy_machine_threads`), whatever the import order. Embeddings are the same at
+any thread count; training is not, so downstream training keeps the count it was given.
 """
 
 from __future__ import annotations

@@ -51,12 +51,18 @@ def spy(batch, network=model._scene_embeddings):
     seen.append(torch.get_num_threads())
     return network(batch)
 model._scene_embeddings = spy
+checks = []  # the threads the input's checks ran on (a long input's are parallel work)
+def check_spy(audio, rate, check=model._audio_batch):
+    checks.append(torch.get_num_threads())
+    return check(audio, rate)
+model._audio_batch = check_spy
 threads.usable_cores = lambda: 4
 for running in (99, 3, 1, 0):  # other runnable threads on the machine: busy ... quiet
     threads.others_running = lambda: running
     threads.others_busy = lambda: float(running)  # ... and busy all along
     model.scene_embeddings(torch.zeros(1, 16000))
 print(*seen, torch.get_num_threads())
+print(*checks)
 """
 
 
@@ -65,7 +71,9 @@ def _threads_seen(setup: str, options: str = "{}") -> list[int]:
     code = setup + f"\nOPTIONS = {options}\n" + GUARD_PROBE
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    return [int(word) for word in done.stdout.split()]
+    seen, checks = done.stdout.splitlines()[-2:]
+    assert checks.split() == seen.split()[:-1], "the input checks ran on other threads"
+    return [int(word) for word in seen.split()]
 
 
 def test_hear_mn_calls_use_only_the_cores_other_work_leaves_free_unless_threads_are_chosen() -> (
