@@ -43,7 +43,22 @@ CONFIGS = (
     ("API default, OMP_WAIT_POLICY=PASSIVE (before)", "api", "PASSIVE"),
 )
 
-CHILD = """
+# Both child programs end with this: the model, a spy on the threads each call runs on
+# (``seen``) and the clips (``audio``), after a first untimed call.
+MODEL_AND_SPY = """
+torch.manual_seed(0)
+model = hear_mn.create_model(model_name, pretrained=False)
+seen = []
+def spy(batch, embed=model._scene_embeddings):
+    seen.append(torch.get_num_threads())  # the threads a call runs on
+    return embed(batch)
+model._scene_embeddings = spy
+audio = 0.1 * torch.randn(clips, 10 * model.sample_rate)
+model.scene_embeddings(audio)
+"""
+
+CHILD = (
+    """
 import os, statistics, sys, time
 setup, model_name, calls, clips = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 if setup == "api":
@@ -57,15 +72,9 @@ if setup == "cli":
 elif setup.startswith("torch") and int(setup.split()[1]):
     torch.set_num_threads(int(setup.split()[1]))
 import hear_mn
-torch.manual_seed(0)
-model = hear_mn.create_model(model_name, pretrained=False)
-seen = []
-def spy(batch, embed=model._scene_embeddings):
-    seen.append(torch.get_num_threads())  # the threads a call runs on
-    return embed(batch)
-model._scene_embeddings = spy
-audio = 0.1 * torch.randn(clips, 10 * model.sample_rate)
-model.scene_embeddings(audio)
+"""
+    + MODEL_AND_SPY
+    + """
 times = []
 for _ in range(calls):
     start = time.perf_counter()
@@ -73,78 +82,67 @@ for _ in range(calls):
     times.append(time.perf_counter() - start)
 print(min(seen[1:]), max(seen[1:]), policy, statistics.median(times))
 """
+)
 
-
-ONE_PROCESS = """
+ONE_PROCESS = (
+    """
 import statistics, sys, time
 import torch
 import hear_mn
-model_name, calls, clips = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+model_name, calls, clips = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 default = torch.get_num_threads()
-torch.manual_seed(0)
-model = hear_mn.create_model(model_name, pretrained=False)
-seen = []
-def spy(batch, embed=model._scene_embeddings):
-    seen.append(torch.get_num_threads())
-    return embed(batch)
-model._scene_embeddings = spy
-audio = 0.1 * torch.randn(clips, 10 * model.sample_rate)
-model.scene_embeddings(audio)
+"""
+    + MODEL_AND_SPY
+    + """
+order = [(1, default)[(call + call // 2) % 2] for call in range(2 * calls)]  # 1, d, d, 1, ...
 times = {1: [], default: []}
-for call in range(2 * calls):
-    threads = (1, default)[(call + call // 2) % 2]  # 1, default, default, 1, ...
+for threads in order:
     torch.set_num_threads(threads)
     start = time.perf_counter()
     model.scene_embeddings(audio)
     times[threads].append(time.perf_counter() - start)
-by_default = [seen[1 + call] for call in range(2 * calls) if (call + call // 2) % 2]
+by_default = [n for n, threads in zip(seen[1:], order) if threads == default]
 print(min(by_default), max(by_default), statistics.median(times[1]),
       statistics.median(times[default]))
 """
+)
+
+
+def _child(program: str, args: list[str], policy: str | None) -> list[str]:
+    """The words a child program prints, run under OpenMP wait ``policy`` (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if policy is not None:
+        env["OMP_WAIT_POLICY"] = policy
+    command = [sys.executable, "-c", program, *args]
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
 
 
 def _one_process(model: str, calls: int, clips: int) -> tuple[list[int], float, float]:
     """Threads of the default's calls (fewest, most), then the median seconds at 1 thread
     set by hand and at the default, alternating in one child process."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")}
-    result = subprocess.run(
-        [sys.executable, "-c", ONE_PROCESS, model, str(calls), str(clips)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    fewest, most, one, default = result.stdout.split()
+    fewest, most, one, default = _child(ONE_PROCESS, ["api", model, str(calls), str(clips)], None)
     return [int(fewest), int(most)], float(one), float(default)
-
-
-def _spin() -> None:
-    while True:
-        pass
 
 
 def _measure(
     setup: str, policy: str | None, model: str, calls: int, clips: int
 ) -> tuple[tuple[int, int], str, float]:
     """(fewest, most) threads the timed calls ran on, the wait policy, the median call."""
-    env = dict(os.environ)
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy is not None:
-        env["OMP_WAIT_POLICY"] = policy
-    result = subprocess.run(
-        [sys.executable, "-c", CHILD, setup, model, str(calls), str(clips)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    fewest, most, policy, seconds = result.stdout.split()
+    words = _child(CHILD, [setup, model, str(calls), str(clips)], policy)
+    fewest, most, policy, seconds = words
     return (int(fewest), int(most)), policy, float(seconds)
 
 
 def _span(counts: list[int]) -> str:
     low, high = counts
     return f"{low}" if low == high else f"{low}-{high}"
+
+
+def _spin() -> None:
+    while True:
+        pass
 
 
 def main() -> None:

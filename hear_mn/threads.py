@@ -5,14 +5,14 @@ Torch's intra-op threads meet at a barrier after every operation and, under Open
 wait policy, spin there for a while. On a quiet machine that is the fastest setting (mn04's
 scene embedding of one 10 s clip took 0.014 s at 2 threads against 0.021 s with
 ``OMP_WAIT_POLICY=PASSIVE``, which hear_mn used to set), so hear_mn leaves the policy to
-OpenMP and the user. But when
-another process holds one of the cores, one of torch's threads is often descheduled while
-its partners spin: beside one busy process on 2 cores, 2 threads measured 2.85x the time of
-1 thread (``benchmarks/bench_threads.py``; docs/speed.md). So, unless the user chose a
-thread count (``threads=``, ``--threads``, ``OMP_NUM_THREADS``), each of hear_mn's calls
-runs on the cores that other runnable threads leave free, at least 1 and at most the
-default (:func:`busy_machine_threads`), whatever the import order. Embeddings are the same at
-any thread count; training is not, so downstream training keeps the count it was given.
+OpenMP and the user. But when another process holds one of the cores, one of torch's threads
+is often descheduled while its partners spin: beside one busy process on 2 cores, 2 threads
+measured 2.85x the time of 1 thread (``benchmarks/bench_threads.py``; docs/speed.md). So,
+unless the user chose a thread count (``threads=``, ``--threads``, ``OMP_NUM_THREADS``),
+each of hear_mn's calls runs on the cores that other runnable threads leave free, at least 1
+and at most the default (:func:`busy_machine_threads`), whatever the import order.
+Embeddings are the same at any thread count; training is not, so downstream training keeps
+the count it was given.
 """
 
 from __future__ import annotations
@@ -178,10 +178,10 @@ def _cpu_times() -> tuple[float, float, float] | None:
     None where /proc/stat cannot be read."""
     try:
         with open("/proc/stat", encoding="ascii") as stat:
-            ticks = [int(word) for word in stat.readline().split()[1:8]]
+            fields = stat.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq = (int(word) for word in fields[1:8])
     except (OSError, ValueError):
         return None
-    user, nice, system, _idle, _iowait, irq, softirq = ticks
     busy = (user + nice + system + irq + softirq) / _TICKS_PER_SECOND
     return time.monotonic(), busy, time.process_time()
 
