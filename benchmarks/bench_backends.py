@@ -75,7 +75,7 @@ def fed_mels(model: object, run: Callable[[object], object]) -> list[torch.Tenso
     """The log-mel batches that ``run(model)`` feeds ``model``'s backbone, in order."""
     fed = []
     original = model.embed_mels
-    model.embed_mels = lambda mels: fed.append(mels) or original(mels)
+    model.embed_mels = lambda mels, job: fed.append(mels) or original(mels, job)
     try:
         run(model)
     finally:

@@ -11,13 +11,28 @@ optional fp16 autocast on CUDA) is done here once. The HEAR module functions are
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import torch
 
 from hear_mn.audio import as_audio_batch, check_sample_rate, resample
 from hear_mn.threads import busy_machine_threads
+
+logger = logging.getLogger("hear_mn")
+
+# The kinds of work a model's network does, each of which backend "auto" may give its own
+# engine: batch timestamp windows, scene passes (clips, 10 s windows of long ones, scene
+# streams) and the windows of a live stream (:func:`hear_mn.stream`).
+JOBS: tuple[str, ...] = ("timestamps", "scene", "live")
+# A batch job of at least this many files to compute moves backend "auto"'s jobs to their
+# faster engine at its start; a smaller one runs wholly where they run now. Making the
+# engine costs about one export (0.5 s for mn10, 3.6 s for mn40_ext); 64 scene calls of one
+# 10 s clip take about 0.9 s in torch for mn04 and 9 s for mn40_ext at 2 threads
+# (benchmarks/results/original.json, auto_mn40.json).
+AUTO_MOVE_MIN_FILES = 64
 
 
 class Runtime(Protocol):
@@ -47,6 +62,18 @@ class Stream(Protocol):
         """The settings the outputs were made with, the engine of the windows included."""
 
 
+@dataclass
+class AutoEngine:
+    """The engine backend "auto" moves one kind of job to: ``runtime``, once that job has
+    spent ``after_seconds`` in torch (``spent`` so far). Making an engine costs about one
+    export of the network (0.5 s for mn10, 3.6 s for mn40_ext), so a short job stays in
+    torch and a long one pays that at most once more than it would with the right guess."""
+
+    runtime: Runtime
+    after_seconds: float
+    spent: float = 0.0
+
+
 class EmbeddingModel(torch.nn.Module):
     """A HEAR model: ``sample_rate``, ``scene_embedding_size``, ``timestamp_embedding_size``.
 
@@ -61,15 +88,16 @@ class EmbeddingModel(torch.nn.Module):
     ``backends`` are the engines that can run the network (:mod:`hear_mn.engines`): a family
     whose model hands its frontend's output to :attr:`runtime` adds "onnxruntime".
     ``backend`` is the one asked for (:func:`hear_mn.engines.ort.set_backend`): "auto" (the
-    default) lets each job take the engine measured faster for it (:attr:`stream_runtime`).
+    default) lets each kind of job (:data:`JOBS`) take the engine measured faster for it
+    (:attr:`auto_backends`, :meth:`runtime_for`).
     """
 
     family: ClassVar[str] = ""
     backends: ClassVar[tuple[str, ...]] = ("torch",)
     backend: str = "auto"
-    # The engine "auto" gives a live stream's windows, where it is installed and the model is
-    # on the CPU: the one measured fastest for single windows (benchmarks/bench_streaming.py).
-    stream_backend: ClassVar[str] = "torch"
+    # The engine "auto" gives each kind of job (JOBS), where it is installed and the model is
+    # on the CPU: the one measured faster for that job; jobs not named run in torch.
+    auto_backends: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -221,17 +249,64 @@ class EmbeddingModel(torch.nn.Module):
                 + " or ".join(repr(backend) for backend in self.backends)
             )
 
-    @property
-    def stream_runtime(self) -> Runtime | None:
-        """The engine of live streams' windows (:func:`hear_mn.stream`) when it is not
-        :attr:`runtime`'s (None: the same as batch jobs); a family that lists "onnxruntime"
-        in :attr:`backends` overrides this property."""
-        return None
+    def runtime_for(self, job: str) -> Runtime | None:
+        """The engine of ``job``'s network passes now (None: torch's modules): the one
+        backend "auto" moved the job to (:meth:`set_auto_engines`), else :attr:`runtime`.
+        A job whose engine is due (its time in torch reached the cost of making it) moves
+        here, while the model is float32 on the CPU (the engines' graphs are)."""
+        moved = self.__dict__.get("_job_runtimes", {})
+        if job in moved:
+            return moved[job]
+        pending = self.__dict__.get("_auto_engines", {}).get(job)
+        if pending is not None and pending.spent >= pending.after_seconds:
+            parameter = next(self.parameters(), None)
+            if parameter is not None and parameter.is_cpu and parameter.dtype == torch.float32:
+                self.__dict__.setdefault("_job_runtimes", {})[job] = pending.runtime
+                del self.__dict__["_auto_engines"][job]
+                logger.info(
+                    "%s: %s jobs now run in %s (%.2f s spent in torch)",
+                    self.name,
+                    job,
+                    pending.runtime.name,
+                    pending.spent,
+                )
+                return pending.runtime
+        return self.runtime
 
-    @stream_runtime.setter
-    def stream_runtime(self, runtime: Runtime | None) -> None:
-        if runtime is not None:
-            self.runtime = runtime  # refused with the same message
+    def set_auto_engines(self, engines: Mapping[str, AutoEngine]) -> None:
+        """The engines backend "auto" moves jobs to (:class:`AutoEngine`); every job runs in
+        :attr:`runtime` until then. An empty mapping: no job moves."""
+        self.__dict__["_auto_engines"] = dict(engines)
+        self.__dict__["_job_runtimes"] = {}
+
+    def settle_engines(self, move: bool = True) -> None:
+        """Fix where backend "auto"'s jobs run from now on, for a batch job whose numbers
+        must not depend on when a file came (local and Ray runs agree bit for bit):
+        ``move`` every job "auto" would move at once (a long job), or none of them (a
+        short one: they stay where they run now)."""
+        pending = self.__dict__.get("_auto_engines", {})
+        if not move:
+            pending.clear()
+        for engine in pending.values():
+            engine.spent = max(engine.spent, engine.after_seconds)
+
+    def start_batch_job(self, n_files: int) -> None:
+        """Before a batch job of ``n_files`` files to compute (a folder, a Ray dataset, an
+        evaluation task): :meth:`settle_engines`, moving them when the job holds at least
+        :data:`AUTO_MOVE_MIN_FILES` files."""
+        self.settle_engines(move=n_files >= AUTO_MOVE_MIN_FILES)
+
+    def spent_in_torch(self, job: str, seconds: float) -> None:
+        """Count ``seconds`` of ``job`` run in torch towards moving it (:class:`AutoEngine`)."""
+        pending = self.__dict__.get("_auto_engines", {}).get(job)
+        if pending is not None:
+            pending.spent += seconds
+
+    def engines(self) -> dict[str, str]:
+        """The engine each kind of job (:data:`JOBS`) runs in now ("torch", "onnxruntime");
+        under backend "auto" a job may move once it has run long enough in torch."""
+        runtimes = {job: self.runtime_for(job) for job in JOBS}
+        return {job: runtime.name if runtime else "torch" for job, runtime in runtimes.items()}
 
     def stream(self) -> Stream:
         """Streaming timestamp embeddings of one signal; see :mod:`hear_mn.streaming`."""

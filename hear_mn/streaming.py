@@ -18,7 +18,6 @@ from __future__ import annotations
 import torch
 
 from hear_mn.audio import StreamResampler, as_audio_chunk, check_sample_rate
-from hear_mn.engines.ort import choose_stream_runtime
 from hear_mn.model import EmbeddingModel, as_embedding_model, require_finite
 from hear_mn.threads import busy_machine_threads
 
@@ -26,10 +25,12 @@ from hear_mn.threads import busy_machine_threads
 class EmbeddingStream:
     """Base of a family's streaming state. Subclasses implement ``_push`` and ``_close``.
 
-    ``live``: the windows are a live stream's (:func:`stream`), run by the model's
-    ``stream_runtime`` when it has one; else (long files embedded block by block) as the
-    model's batch jobs.
+    ``live``: the windows are a live stream's (:func:`stream`); else (long files embedded
+    block by block) they are the model's ``batch_job``. :attr:`job` is the kind of job
+    (:data:`hear_mn.model.JOBS`) whose engine runs them.
     """
+
+    batch_job = "timestamps"
 
     def __init__(self, model: EmbeddingModel) -> None:
         model.require_float32()
@@ -45,8 +46,13 @@ class EmbeddingStream:
     def output_settings(self) -> dict[str, object]:
         """The model's :meth:`~hear_mn.model.EmbeddingModel.output_settings` with the
         ``backend`` that runs this stream's windows ("torch", "onnxruntime")."""
-        runtime = (self.live and self.model.stream_runtime) or self.model.runtime
+        runtime = self.model.runtime_for(self.job)
         return {**self.model.output_settings(), "backend": runtime.name if runtime else "torch"}
+
+    @property
+    def job(self) -> str:
+        """The kind of job of this stream's windows: "live", or its ``batch_job``."""
+        return "live" if self.live else self.batch_job
 
     def push(self, chunk: object) -> tuple[torch.Tensor, torch.Tensor]:
         """Add samples; returns the embeddings and timestamps (ms) of newly completed windows.
@@ -136,8 +142,7 @@ def stream(model: EmbeddingModel, sample_rate: int | None = None) -> EmbeddingSt
     single windows where it is installed (MobileNets: ONNX Runtime on the CPU); the stream's
     :meth:`~EmbeddingStream.output_settings` say which.
     """
-    choose_stream_runtime(as_embedding_model(model))
-    started = model.stream()
+    started = as_embedding_model(model).stream()
     started.live = True
     if sample_rate is not None and check_sample_rate(sample_rate) != model.sample_rate:
         started._resampler = StreamResampler(sample_rate, model.sample_rate)

@@ -12,11 +12,12 @@ that runs between two batches.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping
 
 import torch
 
-from hear_mn.model import EmbeddingModel
+from hear_mn.model import AutoEngine, EmbeddingModel
 from hear_mn.run_options import check_backend
 
 ONNX_EXTRA = "pip install 'hear-mn[onnx]' (or pip install onnxruntime onnx)"
@@ -60,8 +61,8 @@ class OnnxRuntime:
                 )
 
     def compile(self, model: EmbeddingModel) -> Callable[[torch.Tensor], torch.Tensor]:
-        """An ONNX Runtime session of ``model``'s graph without frontend, as a function of
-        that graph's input (log-mels)."""
+        """``model``'s graph without frontend in ONNX Runtime, as a function of that graph's
+        input (log-mels); exported once, a session made per thread count it runs at."""
         from hear_mn.export import onnx_bytes
 
         ort = import_onnxruntime()
@@ -70,27 +71,47 @@ class OnnxRuntime:
                 f"backend 'onnxruntime' runs on the CPU, but the model is on {model.device}; "
                 "use backend='torch' on a GPU"
             )
+        graph = onnx_bytes(model, frontend=False)
+        sessions: dict[int, object] = {}
+
+        def run(mels: torch.Tensor) -> torch.Tensor:
+            # Unless threads were given, the session has torch's thread count of this call,
+            # which hear_mn lowers on a busy machine (hear_mn.threads): one session per count.
+            threads = self.threads or torch.get_num_threads()
+            session = sessions.get(threads)
+            if session is None:
+                session = sessions[threads] = self._session(ort, graph, threads)
+            array = mels.detach().to("cpu", torch.float32).contiguous().numpy()
+            return torch.from_numpy(session.run(None, {session.get_inputs()[0].name: array})[0])
+
+        return run
+
+    def _session(self, ort: object, graph: bytes, threads: int) -> object:
+        """A CPU session of ``graph`` on ``threads`` intra-op threads, with :attr:`session_config`."""
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or torch.get_num_threads()
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         for key, value in self.session_config.items():
             options.add_session_config_entry(key, value)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        graph = onnx_bytes(model, frontend=False)
-        session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-        input_name = session.get_inputs()[0].name
+        return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
-        def run(mels: torch.Tensor) -> torch.Tensor:
-            inputs = {input_name: mels.detach().to("cpu", torch.float32).contiguous().numpy()}
-            return torch.from_numpy(session.run(None, inputs)[0])
 
-        return run
+# Making an ONNX Runtime engine is mostly exporting the network: one scene call in
+# onnxruntime from a fresh model took 0.51 s for mn04 (1.0 M parameters), 0.50 s for mn10
+# (4.9 M) and 3.6 s for mn40_ext (68 M) (benchmarks/results/auto*.json), about this much
+# plus this much per parameter. Backend "auto" moves a job after that much time in torch.
+EXPORT_FIXED_SECONDS = 0.4
+EXPORT_SECONDS_PER_PARAMETER = 4.5e-8
 
 
 def set_backend(model: EmbeddingModel, backend: object) -> EmbeddingModel:
     """Run ``model``'s network with ``backend``; returns it. "torch" and "onnxruntime" run
-    every job; "auto" (the default) runs batch jobs in torch and lets each live stream take
-    the engine measured faster for single windows (:func:`choose_stream_runtime`)."""
+    every job; "auto" (the default) runs each kind of job in the engine measured faster for
+    it (the model's :attr:`~hear_mn.model.EmbeddingModel.auto_backends`) where that engine is
+    installed and the model is on the CPU: a live stream's windows from the start, other
+    jobs once they have run in torch as long as making the engine takes (a short job never
+    pays for it); the rest in torch."""
     check_backend(backend)
     if backend not in (*model.backends, "auto"):
         choices = " or ".join(repr(choice) for choice in model.backends)
@@ -98,33 +119,27 @@ def set_backend(model: EmbeddingModel, backend: object) -> EmbeddingModel:
             f"backend {backend!r} does not run {model.name}; it runs with backend={choices}"
         )
     model.runtime = OnnxRuntime() if backend == "onnxruntime" else None
-    model.stream_runtime = None
     model.backend = backend
+    model.set_auto_engines(_auto_engines(model) if backend == "auto" else {})
     return model
 
 
-def onnxruntime_installed() -> bool:
-    """Whether ONNX Runtime can be imported here."""
-    try:
-        import_onnxruntime()
-    except ImportError:
-        return False
-    return True
-
-
-def choose_stream_runtime(model: EmbeddingModel) -> None:
-    """Under backend "auto", give a live stream's windows the model's
-    :attr:`~hear_mn.model.EmbeddingModel.stream_backend` (ONNX Runtime for the MobileNets:
-    0.6 ms per window against torch's 3 ms, see docs/speed.md) where it is installed and the
-    model is on the CPU; else they run as batch jobs do (torch). A session once made is kept
-    (the model drops its graph when the weights change)."""
-    wanted = (
-        model.backend == "auto"
-        and model.stream_backend == "onnxruntime"
-        and model.device.type == "cpu"
-        and onnxruntime_installed()
+def _auto_engines(model: EmbeddingModel) -> dict[str, AutoEngine]:
+    """The jobs backend "auto" moves to ONNX Runtime, with when (see :func:`set_backend`)."""
+    jobs = [job for job, name in model.auto_backends.items() if name == OnnxRuntime.name]
+    if not jobs or not onnxruntime_installed():
+        return {}
+    shared = OnnxRuntime()  # one export, whichever job moves first
+    export = EXPORT_FIXED_SECONDS + EXPORT_SECONDS_PER_PARAMETER * sum(
+        parameter.numel() for parameter in model.parameters()
     )
-    if not wanted:
-        model.stream_runtime = None
-    elif not isinstance(model.stream_runtime, OnnxRuntime):
-        model.stream_runtime = OnnxRuntime()
+    return {job: AutoEngine(shared, 0.0 if job == "live" else export) for job in jobs}
+
+
+def onnxruntime_installed() -> bool:
+    """Whether ONNX Runtime is installed here (found, not imported: importing it takes time
+    that a job which never moves should not pay)."""
+    try:
+        return importlib.util.find_spec("onnxruntime") is not None
+    except (ImportError, ValueError):  # ValueError: a module blocked by sys.modules[name] = None
+        return False

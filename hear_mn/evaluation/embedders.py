@@ -79,6 +79,10 @@ class Embedder:
         """The embedding width, when known before computing."""
         return None
 
+    def start_job(self, n_clips: int) -> None:
+        """Before embedding ``n_clips`` clips of one task (a hear-mn model fixes its engines
+        for the job, :meth:`hear_mn.model.EmbeddingModel.start_batch_job`)."""
+
 
 @dataclass
 class LibraryEmbedder(Embedder):
@@ -93,6 +97,9 @@ class LibraryEmbedder(Embedder):
 
     def embed(self, clips: list[np.ndarray], event: bool) -> list[dict[str, np.ndarray] | str]:
         return embed_clips(self.model, clips, event)
+
+    def start_job(self, n_clips: int) -> None:
+        self.model.start_batch_job(n_clips)
 
     def expected_width(self, event: bool) -> int | None:
         if event:

@@ -27,6 +27,7 @@ SMOKE = {
     "bench_threads.py": [],
     "bench_audiomlp_reference.py": [],
     "bench_backends.py": [],
+    "bench_auto.py": [],
     "bench_dymn.py": [],
     "bench_fraction_of_peak.py": [],
     "bench_gpu.py": [],

@@ -76,9 +76,9 @@ def test_windows_are_processed_in_bounded_chunks(model: MobileNetEmbedder, monke
     seen: list[int] = []
     original = bounded.embed_mels
 
-    def spy(batch: torch.Tensor) -> torch.Tensor:
+    def spy(batch: torch.Tensor, job: str) -> torch.Tensor:
         seen.append(batch.shape[0])
-        return original(batch)
+        return original(batch, job)
 
     monkeypatch.setattr(bounded, "embed_mels", spy)
     spans: list[tuple[int, int]] = []

@@ -248,7 +248,10 @@ def test_without_onnxruntime_the_default_stream_is_torch(model, monkeypatch) -> 
     """backend "auto" where ONNX Runtime is not installed: the live stream runs in torch and
     says so; its windows equal the offline ones."""
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime fails
-    stream = hear_mn.stream(model)
+    without = hear_mn.create_model("mn04_e1_l", pretrained=False, window_batch_size=64)
+    without.load_state_dict(model.state_dict())
+    stream = hear_mn.stream(without)
     assert stream.output_settings()["backend"] == "torch"
-    assert model.stream_runtime is None
-    _assert_stream_equals_offline(model, 9000, CHUNKINGS["hop-sized"])
+    assert without.runtime_for("live") is None
+    assert without.engines() == {"timestamps": "torch", "scene": "torch", "live": "torch"}
+    _assert_stream_equals_offline(without, 9000, CHUNKINGS["hop-sized"])

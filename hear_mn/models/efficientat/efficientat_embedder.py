@@ -12,6 +12,7 @@ Scene embeddings: one pass per clip up to 10 s; longer clips average 10 s window
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 
 import torch
@@ -124,20 +125,28 @@ class EfficientATEmbedder(WindowedEmbedder):
         load_into(self.backbone, state_dict, source=source)
         self.refresh_inference()
 
-    def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
+    def embed_audio(self, audio: torch.Tensor, job: str = "scene") -> torch.Tensor:
         """Frontend + backbone + taps for a batch of equal-length signals: (batch, samples) -> (batch, D)."""
-        return self.embed_mels(self.frontend(audio))
+        return self.embed_mels(self.frontend(audio), job)
 
-    def embed_mels(self, mels: torch.Tensor, live: bool = False) -> torch.Tensor:
+    def embed_mels(self, mels: torch.Tensor, job: str = "timestamps") -> torch.Tensor:
         """Backbone + taps of log-mel input: (batch, n_mels, frames) -> (batch, D).
 
-        The backbone runs only as far as the features need (:attr:`plan`); ``live``: the
-        windows of a live stream, run by :attr:`stream_runtime` when there is one.
+        The backbone runs only as far as the features need (:attr:`plan`), in the engine of
+        ``job`` (:meth:`runtime_for`, :data:`hear_mn.model.JOBS`); in inference only: training
+        mode and autograd always run the torch modules.
         """
-        runtime = (live and self.stream_runtime) or self.runtime
-        if runtime is not None and not (self.backbone.training or torch.is_grad_enabled()):
-            return self._runtime_function(runtime is not self.runtime)(mels)
-        backbone = self.inference_network()
+        if self.backbone.training or torch.is_grad_enabled():
+            return self._torch_pass(self.backbone, mels)
+        runtime = self.runtime_for(job)
+        if runtime is not None:
+            return self._runtime_function(runtime)(mels)
+        start = time.perf_counter()
+        embeddings = self._torch_pass(self.inference_network(), mels)
+        self.spent_in_torch(job, time.perf_counter() - start)
+        return embeddings
+
+    def _torch_pass(self, backbone: nn.Module, mels: torch.Tensor) -> torch.Tensor:
         outputs = backbone(mels[:, None].contiguous(memory_format=torch.channels_last), self.plan)
         return concatenate_taps(self.features, outputs, mels)
 
@@ -167,7 +176,8 @@ class EfficientATEmbedder(WindowedEmbedder):
                 f"clips of {n_samples} samples padded by {windows.pad} on each side are shorter "
                 f"than one window of {windows.size} samples; use a larger pad or smaller window"
             )
-        embeddings = self._embed_windows(audio, n_windows, windows, self._per_pass(windows.size))
+        per_pass = self._per_pass(windows.size)
+        embeddings = self._embed_windows(audio, n_windows, windows, per_pass, "timestamps")
         timestamps = torch.arange(n_windows, device=audio.device) * (
             1000.0 * windows.hop / self.sample_rate
         )
@@ -186,7 +196,8 @@ class EfficientATEmbedder(WindowedEmbedder):
             per_pass = max(1, SCENE_WINDOWS_PER_PASS * windows.size // n_samples)
             return torch.cat([self.embed_audio(audio[a:b]) for a, b in _chunks(n_sounds, per_pass)])
         per_pass = SCENE_WINDOWS_PER_PASS
-        return self._embed_windows(audio, windows.count(n_samples), windows, per_pass).mean(1)
+        n_windows = windows.count(n_samples)
+        return self._embed_windows(audio, n_windows, windows, per_pass, "scene").mean(1)
 
     def inference_network(self) -> nn.Module:
         """The backbone that runs: the plain one in training mode or with autograd on (the
@@ -223,23 +234,12 @@ class EfficientATEmbedder(WindowedEmbedder):
         self.__dict__["_runtime"] = runtime
         self.refresh_inference()
 
-    @property
-    def stream_runtime(self) -> Runtime | None:
-        """The engine of live streams' windows when it is not :attr:`runtime` (None: the
-        same), set per stream by :func:`hear_mn.stream` under backend "auto"."""
-        return self.__dict__.get("_stream_runtime")
-
-    @stream_runtime.setter
-    def stream_runtime(self, runtime: Runtime | None) -> None:
-        self.__dict__["_stream_runtime"] = runtime
-        self.__dict__.pop("_compiled_stream_runtime", None)
-
-    def _runtime_function(self, live: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
-        key = "_compiled_stream_runtime" if live else "_compiled_runtime"
-        function = self.__dict__.get(key)
+    def _runtime_function(self, runtime: Runtime) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``runtime`` compiled from the current weights, made once per runtime."""
+        compiled = self.__dict__.setdefault("_compiled", {})
+        function = compiled.get(runtime)
         if function is None:
-            function = (self.stream_runtime if live else self.runtime).compile(self)
-            self.__dict__[key] = function
+            function = compiled[runtime] = runtime.compile(self)
         return function
 
     @property
@@ -275,25 +275,27 @@ class EfficientATEmbedder(WindowedEmbedder):
         return SceneStream(self)
 
     def embed_sliding_windows(
-        self, signal: torch.Tensor, count: int, windows: Windows | None = None, live: bool = False
+        self,
+        signal: torch.Tensor,
+        count: int,
+        windows: Windows | None = None,
+        job: str = "timestamps",
     ) -> torch.Tensor:
         """Windows ``signal[k * hop : k * hop + size]``, k < count -> (count, D), of the
         timestamp ``windows`` (or others: the scene's); ``window_batch_size`` 160 ms
-        windows' worth at a time. Used by the streams on their buffers (``live``: see
+        windows' worth at a time. Used by the streams on their buffers (``job``: see
         :meth:`embed_mels`).
         """
         windows = windows or self.windows
         size, hop = windows.size, windows.hop
         parts = [
-            self.embed_mels(
-                self.frontend.sliding_windows(signal[a * hop :], b - a, size, hop), live
-            )
+            self.embed_mels(self.frontend.sliding_windows(signal[a * hop :], b - a, size, hop), job)
             for a, b in _chunks(count, self._per_pass(size))
         ]
         return torch.cat(parts) if parts else signal.new_empty(0, self.timestamp_embedding_size)
 
     def _embed_windows(
-        self, audio: torch.Tensor, n_windows: int, windows: Windows, per_pass: int
+        self, audio: torch.Tensor, n_windows: int, windows: Windows, per_pass: int, job: str
     ) -> torch.Tensor:
         """Embeddings of ``windows`` over every sound: (n_sounds, n_windows, D).
 
@@ -306,7 +308,7 @@ class EfficientATEmbedder(WindowedEmbedder):
         )
         for start, stop in _chunks(n_sounds * n_windows, per_pass):
             mels = self.window_mels(audio, start, stop, n_windows, windows)
-            embeddings[start:stop] = self.embed_mels(mels)
+            embeddings[start:stop] = self.embed_mels(mels, job)
         return embeddings.reshape(n_sounds, n_windows, -1)
 
     def window_mels(
@@ -337,8 +339,11 @@ class MobileNetEmbedder(EfficientATEmbedder):
     checkpoint (see :class:`EfficientATEmbedder` for the other settings)."""
 
     family = MOBILENET_FAMILY
-    # Measured: one window 0.6 ms in ONNX Runtime, 3 ms in torch (mn04, 1 thread).
-    stream_backend = "onnxruntime"
+    # Measured faster in ONNX Runtime: single windows of a live stream (mn04, 1 thread: 0.6 ms
+    # against torch's 3 ms, benchmarks/bench_streaming.py) and scene passes (whole calls
+    # 1.13-1.46x, mn04 to mn40, 1 and 2 threads, bench_backends.py; one 10 s clip
+    # 1.2-1.4x, bench_original.py); batches of timestamp windows were even (0.94-1.18x).
+    auto_backends = {"live": "onnxruntime", "scene": "onnxruntime"}
 
     def __init__(self, config: ModelConfig, run: RunOptions | None = None) -> None:
         c = config.checkpoint
@@ -358,7 +363,7 @@ def _centred_windows(
 
 
 # What is made from the weights on first use, dropped when they change, never pickled.
-_MADE_FROM_WEIGHTS = ("_rewritten", "_compiled_runtime", "_compiled_stream_runtime")
+_MADE_FROM_WEIGHTS = ("_rewritten", "_compiled")
 
 
 def _refresh_after_load(module: EfficientATEmbedder, _: object) -> None:

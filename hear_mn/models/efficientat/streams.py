@@ -55,9 +55,14 @@ class WindowedEmbedder(EmbeddingModel):
     scene_windows: Windows
 
     def embed_sliding_windows(
-        self, signal: torch.Tensor, count: int, windows: Windows | None = None, live: bool = False
+        self,
+        signal: torch.Tensor,
+        count: int,
+        windows: Windows | None = None,
+        job: str = "timestamps",
     ) -> torch.Tensor:
-        """Windows ``signal[k * hop : k * hop + size]``, k < count -> (count, D)."""
+        """Windows ``signal[k * hop : k * hop + size]``, k < count -> (count, D), run as
+        ``job`` (:data:`hear_mn.model.JOBS`)."""
         raise NotImplementedError
 
 
@@ -112,7 +117,7 @@ class MobileNetStream(EmbeddingStream):
             return self._empty()
         start = self._done * self.windows.hop - self._buffer_start
         embeddings = self.model.embed_sliding_windows(
-            self._buffer[start:], count, self.windows, self.live
+            self._buffer[start:], count, self.windows, self.job
         )
         self._done += count
         return embeddings
@@ -127,6 +132,8 @@ class SceneStream(MobileNetStream):
     beyond it, the mean of the scene windows (10 s every 2.5 s over the reflect-padded
     signal), summed in float64 as each completes. :meth:`close` gives the (1, D) embedding.
     """
+
+    batch_job = "scene"
 
     def __init__(self, model: WindowedEmbedder) -> None:
         super().__init__(model, model.scene_windows)

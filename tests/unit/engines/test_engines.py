@@ -42,7 +42,9 @@ def _audio(n: int, samples: int, seed: int) -> torch.Tensor:
 def _pair(name: str = "mn04_e1_l", **options: object) -> tuple[object, object]:
     """The same random-weight model with backend torch and onnxruntime."""
     torch.manual_seed(0)
-    torch_model = randomize_batchnorm(hear_mn.create_model(name, pretrained=False, **options))
+    torch_model = randomize_batchnorm(
+        hear_mn.create_model(name, pretrained=False, backend="torch", **options)
+    )
     ort_model = hear_mn.create_model(name, pretrained=False, **options)
     ort_model.load_state_dict(torch_model.state_dict())
     return torch_model, set_backend(ort_model, "onnxruntime")
@@ -204,3 +206,130 @@ def test_the_default_live_stream_runs_in_onnxruntime_and_batches_in_torch() -> N
     assert explicit.output_settings()["backend"] == "onnxruntime"
     assert hear_mn.stream(hear_mn.kwmlp.load_model()).output_settings()["backend"] == "torch"
     assert set_backend(hear_mn.kwmlp.load_model(), "auto").backend == "auto"
+
+
+def _auto_pair(monkeypatch, fixed_seconds: float) -> tuple[object, object]:
+    """A torch model and the same weights under backend "auto", whose scene jobs move to
+    ONNX Runtime after ``fixed_seconds`` in torch (the export estimate, made small)."""
+    from hear_mn.engines import ort
+
+    monkeypatch.setattr(ort, "EXPORT_FIXED_SECONDS", fixed_seconds)
+    monkeypatch.setattr(ort, "EXPORT_SECONDS_PER_PARAMETER", 0.0)
+    torch_model, _ = _pair()
+    model = hear_mn.create_model("mn04_e1_l", pretrained=False)
+    model.load_state_dict(torch_model.state_dict())
+    return torch_model, model
+
+
+def test_auto_moves_scene_jobs_to_onnxruntime_once_they_paid_for_it(monkeypatch) -> None:
+    """backend "auto": scene jobs start in torch (a short job never pays for an export) and
+    move to ONNX Runtime once their time in torch reaches the estimated export; timestamps
+    stay in torch, bit for bit; engines() says which runs what."""
+    from hear_mn.engines import ort
+
+    torch_model, model = _auto_pair(monkeypatch, fixed_seconds=3600.0)
+    clips, signal = _audio(2, 32000, seed=11), _audio(1, 23000, seed=12)
+    first = model.get_scene_embeddings(clips)
+    assert torch.equal(first, torch_model.get_scene_embeddings(clips))
+    assert model.engines() == {"timestamps": "torch", "scene": "torch", "live": "onnxruntime"}
+    assert not model.__dict__.get("_compiled")  # nothing exported yet
+    monkeypatch.setattr(ort, "EXPORT_FIXED_SECONDS", 0.05)  # an export estimate of 50 ms
+    set_backend(model, "auto")
+    for _ in range(200):
+        if model.engines()["scene"] == "onnxruntime":
+            break
+        model.get_scene_embeddings(clips)
+    assert model.engines()["scene"] == "onnxruntime"
+    moved = model.get_scene_embeddings(clips)
+    assert isinstance(model.runtime_for("scene"), OnnxRuntime)
+    assert relative_error(moved, first) <= 1e-5
+    offline, _ = model.get_timestamp_embeddings(signal)
+    assert torch.equal(offline, torch_model.get_timestamp_embeddings(signal)[0])
+    assert "backend" not in model.output_settings()  # outputs of either engine are reused
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.engines()["scene"] == "onnxruntime"
+    assert relative_error(restored.get_scene_embeddings(clips), moved) <= 1e-6
+
+
+def test_a_short_auto_job_stays_in_torch_and_chosen_backends_never_move(monkeypatch) -> None:
+    torch_model, model = _auto_pair(monkeypatch, fixed_seconds=3600.0)
+    clips = _audio(3, 16000, seed=13)
+    for _ in range(3):
+        assert torch.equal(
+            model.get_scene_embeddings(clips), torch_model.get_scene_embeddings(clips)
+        )
+    assert model.engines()["scene"] == "torch"
+    model.settle_engines()  # what a batch job does first: the job's engine from its start
+    assert model.engines()["scene"] == "onnxruntime"
+    for chosen, engine in (("torch", "torch"), ("onnxruntime", "onnxruntime")):
+        set_backend(model, chosen)
+        model.settle_engines()
+        assert set(model.engines().values()) == {engine}
+
+
+@pytest.mark.parametrize("min_files, engine", [(2, "onnxruntime"), (3, "torch")])
+def test_a_batch_job_under_auto_runs_every_file_in_one_engine_chosen_by_its_size(
+    monkeypatch, tmp_path, min_files: int, engine: str
+) -> None:
+    """embed_files (also the CLI, Ray's driver, the evaluator and classifier features) fixes
+    the engines at its start: a job of AUTO_MOVE_MIN_FILES files or more moves scene jobs to
+    ONNX Runtime at once, a smaller one never moves, however long it runs, so a file's
+    numbers do not depend on where in the job it came."""
+    import soundfile
+
+    import hear_mn.batch
+    import hear_mn.model
+
+    monkeypatch.setattr(hear_mn.model, "AUTO_MOVE_MIN_FILES", min_files)
+    torch_model, model = _auto_pair(monkeypatch, fixed_seconds=0.0 if engine == "torch" else 3600)
+    audio = _audio(2, 16000, seed=14).numpy()
+    for index, clip in enumerate(audio):
+        soundfile.write(tmp_path / f"{index}.wav", clip, 32000, subtype="FLOAT")
+    hear_mn.batch.embed_files(sorted(tmp_path.glob("*.wav")), model, tmp_path / "out")
+    assert model.engines()["scene"] == engine
+    written = [np.load(tmp_path / "out" / f"{i}.wav.npz")["embedding"] for i in (0, 1)]
+    expected = torch_model.get_scene_embeddings(torch.from_numpy(audio))
+    if engine == "torch":  # the export estimate was spent at once, yet the job did not move
+        assert torch.equal(torch.from_numpy(np.stack(written)), expected)
+    else:
+        assert relative_error(torch.from_numpy(np.stack(written)), expected) <= 1e-5
+
+
+def test_onnxruntime_sessions_follow_the_thread_count_of_each_call(monkeypatch) -> None:
+    """Unless threads are given, each call's session has torch's thread count of that call
+    (which hear_mn lowers on a busy machine): one export, one session per count."""
+    made: list[int] = []
+    original = OnnxRuntime._session
+
+    def spy(self, ort, graph, threads):
+        made.append(threads)
+        return original(self, ort, graph, threads)
+
+    monkeypatch.setattr(OnnxRuntime, "_session", spy)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's count: hear_mn does not lower it
+    torch_model, ort_model = _pair()
+    clips = _audio(1, 16000, seed=15)
+    expected = torch_model.get_scene_embeddings(clips)
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 1, 2):
+            torch.set_num_threads(threads)
+            assert relative_error(ort_model.get_scene_embeddings(clips), expected) <= 1e-5
+    finally:
+        torch.set_num_threads(previous)
+    assert made == [1, 2]
+    pinned = OnnxRuntime(threads=1)
+    ort_model.runtime = pinned
+    ort_model.get_scene_embeddings(clips)
+    assert made == [1, 2, 1]
+
+
+def test_auto_moves_no_job_of_a_model_its_engine_cannot_run(monkeypatch) -> None:
+    """A float64 model (benchmarks/precision_margin.py runs one) stays in torch under
+    "auto", however long its jobs ran; back in float32 on the CPU the due job moves."""
+    _, model = _auto_pair(monkeypatch, fixed_seconds=0.0)
+    model.double()
+    assert model.runtime_for("scene") is None
+    assert model.engines() == {"timestamps": "torch", "scene": "torch", "live": "torch"}
+    model.float()
+    assert isinstance(model.runtime_for("scene"), OnnxRuntime)
