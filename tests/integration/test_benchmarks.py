@@ -41,6 +41,7 @@ SMOKE = {
     "bench_long_file_memory.py": [],
     "studies/bench_decode.py": [],
     "studies/bench_quantization.py": [],
+    "studies/window_reuse.py": [],
     "studies/bench_fit_memory.py": [],
 }
 # Ray binds its servers to every interface: these run in a loopback-only namespace.
