@@ -253,25 +253,41 @@ class EmbeddingModel(torch.nn.Module):
         """The engine of ``job``'s network passes now (None: torch's modules): the one
         backend "auto" moved the job to (:meth:`set_auto_engines`), else :attr:`runtime`.
         A job whose engine is due (its time in torch reached the cost of making it) moves
-        here, while the model is float32 on the CPU (the engines' graphs are)."""
-        moved = self.__dict__.get("_job_runtimes", {})
-        if job in moved:
-            return moved[job]
-        pending = self.__dict__.get("_auto_engines", {}).get(job)
-        if pending is not None and pending.spent >= pending.after_seconds:
+        here. Moved jobs run in their engine while the model is float32 on the CPU (the
+        engines' graphs are), else in torch."""
+        moved = self.__dict__.get("_job_runtimes", {}).get(job)
+        if not self._float32_on_cpu():
+            return self.runtime
+        if moved is None:
+            pending = self.__dict__.get("_auto_engines", {}).get(job)
+            if pending is None or pending.spent < pending.after_seconds:
+                return self.runtime
+            moved = self.__dict__.setdefault("_job_runtimes", {})[job] = pending.runtime
+            del self.__dict__["_auto_engines"][job]
+            logger.info(
+                "%s: backend auto runs %s jobs in %s from now on", self.name, job, moved.name
+            )
+        return moved
+
+    def _float32_on_cpu(self) -> bool:
+        """Whether the parameters are float32 on the CPU (known until :meth:`_apply`)."""
+        known = self.__dict__.get("_is_float32_on_cpu")
+        if known is None:
             parameter = next(self.parameters(), None)
-            if parameter is not None and parameter.is_cpu and parameter.dtype == torch.float32:
-                self.__dict__.setdefault("_job_runtimes", {})[job] = pending.runtime
-                del self.__dict__["_auto_engines"][job]
-                logger.info(
-                    "%s: %s jobs now run in %s (%.2f s spent in torch)",
-                    self.name,
-                    job,
-                    pending.runtime.name,
-                    pending.spent,
-                )
-                return pending.runtime
-        return self.runtime
+            known = parameter is not None and parameter.is_cpu and parameter.dtype == torch.float32
+            self.__dict__["_is_float32_on_cpu"] = known
+        return known
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without what it knows of its parameters' device (loading may move them)."""
+        state = super().__getstate__()
+        return {key: value for key, value in state.items() if key != "_is_float32_on_cpu"}
+
+    def _apply(self, fn: Callable, *args: object, **kwargs: object) -> EmbeddingModel:
+        """``.to``, ``.cuda``, ``.double``, ...: the parameters' device and type may change."""
+        applied = super()._apply(fn, *args, **kwargs)
+        self.__dict__.pop("_is_float32_on_cpu", None)
+        return applied
 
     def set_auto_engines(self, engines: Mapping[str, AutoEngine]) -> None:
         """The engines backend "auto" moves jobs to (:class:`AutoEngine`); every job runs in

@@ -264,7 +264,7 @@ class EfficientATEmbedder(WindowedEmbedder):
     def __getstate__(self) -> dict[str, object]:
         """Pickled without the rewritten backbone and the runtime's compiled graph (they are
         made again where they are needed)."""
-        return {k: v for k, v in self.__dict__.items() if k not in _MADE_FROM_WEIGHTS}
+        return {k: v for k, v in super().__getstate__().items() if k not in _MADE_FROM_WEIGHTS}
 
     def stream(self) -> MobileNetStream:
         """Streaming timestamp embeddings (see :mod:`hear_mn.streaming`)."""

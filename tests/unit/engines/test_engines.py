@@ -333,3 +333,9 @@ def test_auto_moves_no_job_of_a_model_its_engine_cannot_run(monkeypatch) -> None
     assert model.engines() == {"timestamps": "torch", "scene": "torch", "live": "torch"}
     model.float()
     assert isinstance(model.runtime_for("scene"), OnnxRuntime)
+    model.double()  # a job already moved runs in torch again while the engine cannot run it
+    clips = _audio(1, 8000, seed=16).double()
+    assert model.engines()["scene"] == "torch"
+    model.float()
+    assert model.engines()["scene"] == "onnxruntime"
+    assert relative_error(model.get_scene_embeddings(clips.float()), model(clips.float())) <= 1e-5
