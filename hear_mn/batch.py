@@ -333,7 +333,7 @@ def plan_embedding(
     report = EmbedReport(out_dir)
     settings = output_settings(model, timestamps)
     jobs = _split_done(_plan(inputs, out_dir, report), settings, overwrite, report)
-    model.start_batch_job(len(jobs))
+    model.start_batch_job()
     # Writes of an earlier run that was killed (not interrupted) leave temporary files.
     remove_stale_temporaries(job.output for job in jobs)
     replaced = {}

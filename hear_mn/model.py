@@ -27,12 +27,6 @@ logger = logging.getLogger("hear_mn")
 # engine: batch timestamp windows, scene passes (clips, 10 s windows of long ones, scene
 # streams) and the windows of a live stream (:func:`hear_mn.stream`).
 JOBS: tuple[str, ...] = ("timestamps", "scene", "live")
-# A batch job of at least this many files to compute moves backend "auto"'s jobs to their
-# faster engine at its start; a smaller one runs wholly where they run now. Making the
-# engine costs about one export (0.5 s for mn10, 3.6 s for mn40_ext); 64 scene calls of one
-# 10 s clip take about 0.9 s in torch for mn04 and 9 s for mn40_ext at 2 threads
-# (benchmarks/results/original.json, auto_mn40.json).
-AUTO_MOVE_MIN_FILES = 64
 
 
 class Runtime(Protocol):
@@ -306,11 +300,13 @@ class EmbeddingModel(torch.nn.Module):
         for engine in pending.values():
             engine.spent = max(engine.spent, engine.after_seconds)
 
-    def start_batch_job(self, n_files: int) -> None:
-        """Before a batch job of ``n_files`` files to compute (a folder, a Ray dataset, an
-        evaluation task): :meth:`settle_engines`, moving them when the job holds at least
-        :data:`AUTO_MOVE_MIN_FILES` files."""
-        self.settle_engines(move=n_files >= AUTO_MOVE_MIN_FILES)
+    def start_batch_job(self) -> None:
+        """Before a batch job (a folder, a Ray dataset, an evaluation task, a classifier's
+        examples): its jobs run where they run now, to its end (:meth:`settle_engines` without
+        moving). A job's size is not known ahead, and moving costs a fresh process about
+        1 s (the engine's import and export; ``hear-mn embed`` of 70 files took 1.4x as long
+        with onnxruntime as with torch), so a batch job that wants ONNX Runtime asks for it."""
+        self.settle_engines(move=False)
 
     def spent_in_torch(self, job: str, seconds: float) -> None:
         """Count ``seconds`` of ``job`` run in torch towards moving it (:class:`AutoEngine`)."""

@@ -215,7 +215,7 @@ def embed_examples(
         if progress is not None:
             progress(example.path, found[1])
     remove_stale_temporaries(output for _, output in jobs)
-    model.start_batch_job(len(jobs))
+    model.start_batch_job()
     sample_rate = int(model.sample_rate)
 
     def keep(example: Example, output: Path, arrays: dict, seconds: float, record: dict) -> None:

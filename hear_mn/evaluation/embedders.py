@@ -79,9 +79,9 @@ class Embedder:
         """The embedding width, when known before computing."""
         return None
 
-    def start_job(self, n_clips: int) -> None:
-        """Before embedding ``n_clips`` clips of one task (a hear-mn model fixes its engines
-        for the job, :meth:`hear_mn.model.EmbeddingModel.start_batch_job`)."""
+    def start_job(self) -> None:
+        """Before embedding a task's clips (a hear-mn model fixes its engines for the job,
+        :meth:`hear_mn.model.EmbeddingModel.start_batch_job`)."""
 
 
 @dataclass
@@ -98,8 +98,8 @@ class LibraryEmbedder(Embedder):
     def embed(self, clips: list[np.ndarray], event: bool) -> list[dict[str, np.ndarray] | str]:
         return embed_clips(self.model, clips, event)
 
-    def start_job(self, n_clips: int) -> None:
-        self.model.start_batch_job(n_clips)
+    def start_job(self) -> None:
+        self.model.start_batch_job()
 
     def expected_width(self, event: bool) -> int | None:
         if event:

@@ -354,7 +354,7 @@ def embed_task(
             progress(job.path, audio_seconds)
 
     start = time.perf_counter()
-    embedder.start_job(len(todo))
+    embedder.start_job()
     size = batch_size or task_batch_size(task, embedder.sample_rate)
     if ray_options is None:
         results = _local_results(embedder, todo, event, size)

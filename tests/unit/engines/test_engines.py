@@ -267,32 +267,35 @@ def test_a_short_auto_job_stays_in_torch_and_chosen_backends_never_move(monkeypa
         assert set(model.engines().values()) == {engine}
 
 
-@pytest.mark.parametrize("min_files, engine", [(2, "onnxruntime"), (3, "torch")])
-def test_a_batch_job_under_auto_runs_every_file_in_one_engine_chosen_by_its_size(
-    monkeypatch, tmp_path, min_files: int, engine: str
+@pytest.mark.parametrize("moved_before", [False, True])
+def test_a_batch_job_under_auto_runs_every_file_where_its_jobs_ran_at_its_start(
+    monkeypatch, tmp_path, moved_before: bool
 ) -> None:
     """embed_files (also the CLI, Ray's driver, the evaluator and classifier features) fixes
-    the engines at its start: a job of AUTO_MOVE_MIN_FILES files or more moves scene jobs to
-    ONNX Runtime at once, a smaller one never moves, however long it runs, so a file's
-    numbers do not depend on where in the job it came."""
+    the engines at its start: its scene jobs never move during it, however long it runs (an
+    export mid-job would cost a fresh process about 1 s, and a file's numbers must not depend
+    on where in the job it came); a job already moved stays in its engine."""
     import soundfile
 
-    import hear_mn.batch
-    import hear_mn.model
+    from hear_mn.batch import embed_files
 
-    monkeypatch.setattr(hear_mn.model, "AUTO_MOVE_MIN_FILES", min_files)
-    torch_model, model = _auto_pair(monkeypatch, fixed_seconds=0.0 if engine == "torch" else 3600)
+    torch_model, model = _auto_pair(monkeypatch, fixed_seconds=0.0)  # due at once
+    if moved_before:
+        model.get_scene_embeddings(_audio(1, 8000, seed=17))  # a call moves the due job
     audio = _audio(2, 16000, seed=14).numpy()
     for index, clip in enumerate(audio):
         soundfile.write(tmp_path / f"{index}.wav", clip, 32000, subtype="FLOAT")
-    hear_mn.batch.embed_files(sorted(tmp_path.glob("*.wav")), model, tmp_path / "out")
+    embed_files(sorted(tmp_path.glob("*.wav")), model, tmp_path / "out")
+    engine = "onnxruntime" if moved_before else "torch"
     assert model.engines()["scene"] == engine
-    written = [np.load(tmp_path / "out" / f"{i}.wav.npz")["embedding"] for i in (0, 1)]
+    written = torch.from_numpy(
+        np.stack([np.load(tmp_path / "out" / f"{i}.wav.npz")["embedding"] for i in (0, 1)])
+    )
     expected = torch_model.get_scene_embeddings(torch.from_numpy(audio))
-    if engine == "torch":  # the export estimate was spent at once, yet the job did not move
-        assert torch.equal(torch.from_numpy(np.stack(written)), expected)
-    else:
-        assert relative_error(torch.from_numpy(np.stack(written)), expected) <= 1e-5
+    if moved_before:
+        assert relative_error(written, expected) <= 1e-5
+    else:  # the job's time in torch was due for a move at once, yet it did not move
+        assert torch.equal(written, expected)
 
 
 def test_onnxruntime_sessions_follow_the_thread_count_of_each_call(monkeypatch) -> None:
