@@ -208,9 +208,8 @@ def add_model_options(
             "--backend",
             choices=BACKENDS,
             default="auto",
-            help="engine of the network: auto (default: scenes in onnxruntime where installed, "
-            "timestamps in torch), torch or onnxruntime (MobileNets on the CPU; "
-            "pip install 'hear-mn[onnx]')",
+            help="engine of the network: auto (default: torch for these batch jobs), torch or "
+            "onnxruntime (MobileNets on the CPU; pip install 'hear-mn[onnx]')",
         )
         parser.add_argument(
             "--batch-size",
