@@ -34,7 +34,9 @@ def predict_files(
     batch_size: int = 8,
     progress: Callable[[Path, float], None] | None = None,
 ) -> Iterator[Outcome]:
-    """Each file's probabilities (whole, or per ``window`` seconds), or why it failed."""
+    """Each file's probabilities (whole, or per ``window`` seconds), or why it failed;
+    every file's embeddings from one engine (a batch job: ``start_batch_job``)."""
+    classifier.model.start_batch_job()
     for path in paths:
         try:
             prediction = classifier.predict_file(path, window=window, batch_size=batch_size)
@@ -62,6 +64,8 @@ def predict_on_ray(
     of Ray actors (``options``: a :class:`~hear_mn.engines.ray_data.RayOptions`), in the
     order the rows arrive: the same numbers as :func:`predict_files`."""
     from hear_mn.engines.ray_data import dataset_of_inputs
+
+    classifier.model.start_batch_job()  # the actors get the model as it is now
 
     if window is not None:
         from hear_mn.classifier.ray_windows import window_rows

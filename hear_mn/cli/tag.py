@@ -142,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         problems.append(str(error))
     try:
         model = load_model(args, "l")
+        model.start_batch_job()  # every file in one engine (docs/python.md)
     except CLIError as error:
         problems.append(str(error))
     if problems:

@@ -227,3 +227,17 @@ def test_csv_segments_and_multilabel_rows(tmp_path: Path, sounds: Path) -> None:
     got = np.stack([embedded.embeddings[e] for e in data.examples])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert embed_examples(data.examples, model, tmp_path / "cache").reused == 3
+
+
+def test_predicting_files_runs_every_file_in_one_engine(fitted, sounds: Path) -> None:
+    """predict_files is a batch job: a scene job due to move to ONNX Runtime at once does not
+    move during it (hear_mn.model.EmbeddingModel.start_batch_job)."""
+    pytest.importorskip("onnxruntime")
+    from hear_mn.classifier.corpus import predict_files
+    from hear_mn.engines.ort import OnnxRuntime
+    from hear_mn.model import AutoEngine
+
+    fitted.model.set_auto_engines({"scene": AutoEngine(OnnxRuntime(), after_seconds=0.0)})
+    files = sorted(sounds.rglob("*.wav"))[:3]
+    assert all(not isinstance(outcome, tuple) for outcome in predict_files(fitted, files))
+    assert fitted.model.engines()["scene"] == "torch"

@@ -767,3 +767,26 @@ def test_threads_option_sets_torch_threads(
     monkeypatch.setattr(cli_common, "default_threads", lambda: 5)
     assert run_cli(capsys, "embed", source, "--model", MODEL, "--out", tmp_path / "b")[0] == 0
     assert chosen == [3, 5]
+
+
+def test_tag_never_moves_its_engine_mid_job(audio_dir, capsys, monkeypatch) -> None:
+    """hear-mn tag is a batch job: under backend auto, scene calls that are due to move to
+    ONNX Runtime at once still run every file in torch (no export mid-job)."""
+    pytest.importorskip("onnxruntime")
+    import hear_mn.export
+    from hear_mn.engines import ort
+
+    def refused(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("a batch job exported its model mid-job")
+
+    monkeypatch.setattr(ort, "EXPORT_FIXED_SECONDS", 0.0)
+    monkeypatch.setattr(ort, "EXPORT_SECONDS_PER_PARAMETER", 0.0)
+    monkeypatch.setattr(hear_mn.export, "onnx_bytes", refused)
+    weights = require_shared(REFERENCE / "mn04_seed1.pt")
+    monkeypatch.setenv("HEAR_MN_OFFLINE", "1")
+    code, stdout, stderr = run_cli(
+        capsys, *("tag", audio_dir, "--model", MODEL, "--weights", weights, "--json")
+    )
+    assert "exported" not in stderr
+    assert code == 1 and "corrupt.wav" in stderr  # only the broken files fail
+    assert len(json.loads(stdout)["files"]) == len(READABLE)
