@@ -60,7 +60,7 @@ class Stream(Protocol):
 class AutoEngine:
     """The engine backend "auto" moves one kind of job to: ``runtime``, once that job has
     spent ``after_seconds`` in torch (``spent`` so far). Making an engine costs about one
-    export of the network (0.5 s for mn10, 3.6 s for mn40_ext), so a short job stays in
+    export of the network (0.4 s for mn10, 3.1 s for mn40_ext), so a short job stays in
     torch and a long one pays that at most once more than it would with the right guess."""
 
     runtime: Runtime
@@ -303,9 +303,10 @@ class EmbeddingModel(torch.nn.Module):
     def start_batch_job(self) -> None:
         """Before a batch job (a folder, a Ray dataset, an evaluation task, a classifier's
         examples): its jobs run where they run now, to its end (:meth:`settle_engines` without
-        moving). A job's size is not known ahead, and moving costs a fresh process about
-        1 s (the engine's import and export; ``hear-mn embed`` of 70 files took 1.4x as long
-        with onnxruntime as with torch), so a batch job that wants ONNX Runtime asks for it."""
+        moving). A batch job's fresh process pays about 1 s to move (the engine's import and
+        export), and ``hear-mn embed`` of mn04 was slower with onnxruntime than with torch
+        even for 400 files of 10 s (benchmarks/bench_cli_backend.py), so a batch job that
+        wants ONNX Runtime asks for it."""
         self.settle_engines(move=False)
 
     def spent_in_torch(self, job: str, seconds: float) -> None:

@@ -98,8 +98,8 @@ class OnnxRuntime:
 
 
 # Making an ONNX Runtime engine is mostly exporting the network: one scene call in
-# onnxruntime from a fresh model took 0.51 s for mn04 (1.0 M parameters), 0.50 s for mn10
-# (4.9 M) and 3.6 s for mn40_ext (68 M) (benchmarks/results/auto*.json), about this much
+# onnxruntime from a fresh model took 0.39 s for mn04 (1.0 M parameters), 0.37 s for mn10
+# (4.9 M) and 3.1 s for mn40_ext (68 M) (benchmarks/results/auto*.json), about this much
 # plus this much per parameter. Backend "auto" moves a job after that much time in torch.
 EXPORT_FIXED_SECONDS = 0.4
 EXPORT_SECONDS_PER_PARAMETER = 4.5e-8

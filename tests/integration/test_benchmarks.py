@@ -28,6 +28,7 @@ SMOKE = {
     "bench_audiomlp_reference.py": [],
     "bench_backends.py": [],
     "bench_auto.py": [],
+    "bench_cli_backend.py": [],
     "bench_dymn.py": [],
     "bench_fraction_of_peak.py": [],
     "bench_gpu.py": [],
