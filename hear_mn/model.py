@@ -289,25 +289,23 @@ class EmbeddingModel(torch.nn.Module):
         self.__dict__["_auto_engines"] = dict(engines)
         self.__dict__["_job_runtimes"] = {}
 
-    def settle_engines(self, move: bool = True) -> None:
-        """Fix where backend "auto"'s jobs run from now on, for a batch job whose numbers
-        must not depend on when a file came (local and Ray runs agree bit for bit):
-        ``move`` every job "auto" would move at once (a long job), or none of them (a
-        short one: they stay where they run now)."""
-        pending = self.__dict__.get("_auto_engines", {})
-        if not move:
-            pending.clear()
-        for engine in pending.values():
+    def settle_engines(self) -> None:
+        """Move every job backend "auto" would move, now, without waiting for its time in
+        torch (what a long run of calls ends in)."""
+        for engine in self.__dict__.get("_auto_engines", {}).values():
             engine.spent = max(engine.spent, engine.after_seconds)
 
     def start_batch_job(self) -> None:
         """Before a batch job (a folder, a Ray dataset, an evaluation task, a classifier's
-        examples): its jobs run where they run now, to its end (:meth:`settle_engines` without
-        moving). A batch job's fresh process pays about 1 s to move (the engine's import and
-        export), and ``hear-mn embed`` of mn04 was slower with onnxruntime than with torch
-        even for 400 files of 10 s (benchmarks/bench_cli_backend.py), so a batch job that
-        wants ONNX Runtime asks for it."""
-        self.settle_engines(move=False)
+        examples): its kinds of job run where they run now, to its end, so that a file's
+        numbers do not depend on when it came (local and Ray runs agree bit for bit); a live
+        stream is no batch job and keeps its engine. A batch job's fresh process pays about
+        1 s to move (the engine's import and export), and ``hear-mn embed`` of mn04 was
+        slower with onnxruntime than with torch even for 400 files of 10 s
+        (benchmarks/bench_cli_backend.py), so a batch job that wants ONNX Runtime asks for it."""
+        pending = self.__dict__.get("_auto_engines", {})
+        for job in [job for job in pending if job != "live"]:
+            del pending[job]
 
     def spent_in_torch(self, job: str, seconds: float) -> None:
         """Count ``seconds`` of ``job`` run in torch towards moving it (:class:`AutoEngine`)."""

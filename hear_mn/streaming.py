@@ -46,8 +46,7 @@ class EmbeddingStream:
     def output_settings(self) -> dict[str, object]:
         """The model's :meth:`~hear_mn.model.EmbeddingModel.output_settings` with the
         ``backend`` that runs this stream's windows ("torch", "onnxruntime")."""
-        runtime = self.model.runtime_for(self.job)
-        return {**self.model.output_settings(), "backend": runtime.name if runtime else "torch"}
+        return {**self.model.output_settings(), "backend": self.model.engines()[self.job]}
 
     @property
     def job(self) -> str:

@@ -342,7 +342,7 @@ class MobileNetEmbedder(EfficientATEmbedder):
     # Measured faster in ONNX Runtime: single windows of a live stream (mn04, 1 thread: 0.6 ms
     # against torch's 3 ms, benchmarks/bench_streaming.py) and scene passes (whole calls
     # 1.13-1.46x, mn04 to mn40, 1 and 2 threads, bench_backends.py; one 10 s clip
-    # 1.2-1.4x, bench_original.py); batches of timestamp windows were even (0.94-1.18x).
+    # 1.2-1.5x, bench_original.py); batches of timestamp windows were even (0.94-1.18x).
     auto_backends = {"live": "onnxruntime", "scene": "onnxruntime"}
 
     def __init__(self, config: ModelConfig, run: RunOptions | None = None) -> None:

@@ -259,7 +259,7 @@ def test_a_short_auto_job_stays_in_torch_and_chosen_backends_never_move(monkeypa
             model.get_scene_embeddings(clips), torch_model.get_scene_embeddings(clips)
         )
     assert model.engines()["scene"] == "torch"
-    model.settle_engines()  # what a batch job does first: the job's engine from its start
+    model.settle_engines()  # every job "auto" would move, moved now
     assert model.engines()["scene"] == "onnxruntime"
     for chosen, engine in (("torch", "torch"), ("onnxruntime", "onnxruntime")):
         set_backend(model, chosen)
@@ -288,6 +288,7 @@ def test_a_batch_job_under_auto_runs_every_file_where_its_jobs_ran_at_its_start(
     embed_files(sorted(tmp_path.glob("*.wav")), model, tmp_path / "out")
     engine = "onnxruntime" if moved_before else "torch"
     assert model.engines()["scene"] == engine
+    assert model.engines()["live"] == "onnxruntime"  # a later live stream is not a batch job
     written = torch.from_numpy(
         np.stack([np.load(tmp_path / "out" / f"{i}.wav.npz")["embedding"] for i in (0, 1)])
     )
